@@ -1,0 +1,19 @@
+//! gmnscope: a workbench for weight-space learning.
+//!
+//! The core library (everything but `ui`) never depends on the UI:
+//! - [`checkpoint`]: model files -> `TensorStore` (named tensors, lazy bytes);
+//! - [`arch`]: `TensorStore` -> `Architecture` (ordered layers);
+//! - [`graph`]: `Architecture` -> `ParamGraph` (GMN parameter-graph rules);
+//! - [`cka`]: centred kernel alignment between layer activations;
+//! - [`demo`]: the embedded default model the app opens with no files.
+//!
+//! `ui` (feature `gui`) renders state and sends commands; it holds no numerics.
+
+pub mod arch;
+pub mod checkpoint;
+pub mod cka;
+pub mod demo;
+pub mod graph;
+pub mod npz_writer;
+#[cfg(feature = "gui")]
+pub mod ui;

@@ -1,0 +1,1 @@
+// cka_reference tests

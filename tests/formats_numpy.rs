@@ -1,0 +1,1 @@
+// formats_numpy tests

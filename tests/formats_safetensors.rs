@@ -1,0 +1,1 @@
+// formats_safetensors tests
