@@ -1,0 +1,7 @@
+//! Subcommands of the binary: each parses its own arguments (clap) and returns `anyhow::Result`.
+//! Errors are printed once, by `main`, as one line; the exit code is then 2.
+
+pub mod cka;
+pub mod graph;
+pub mod gui;
+pub mod inspect;
