@@ -12,8 +12,17 @@
 pub mod arch;
 pub mod checkpoint;
 pub mod cka;
+pub mod data;
 pub mod demo;
 pub mod graph;
+pub mod jobs;
+pub mod layout;
+#[cfg(feature = "burn")]
+pub mod models;
 pub mod npz_writer;
+pub mod render;
+pub mod rng;
+#[cfg(feature = "burn")]
+pub mod train;
 #[cfg(feature = "gui")]
 pub mod ui;

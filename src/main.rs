@@ -14,6 +14,12 @@ struct Cli {
     command: Option<Command>,
     /// Model files to open in the app.
     files: Vec<std::path::PathBuf>,
+    /// App: once the workspace has loaded, save a screenshot of the window as PNG and exit.
+    #[arg(long, value_name = "OUT.png")]
+    screenshot: Option<std::path::PathBuf>,
+    /// App: exit after this many frames of the loaded workspace (with --screenshot: frames before it).
+    #[arg(long, value_name = "N")]
+    quit_after_frames: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -24,6 +30,12 @@ enum Command {
     Graph(cli::graph::GraphArgs),
     /// Layer-by-layer CKA between two activation files.
     Cka(cli::cka::CkaArgs),
+    /// Fit a zoo of SIREN INRs to images (IDX files or the procedural demo set).
+    FitInrs(cli::fit_inrs::FitInrsArgs),
+    /// Train a graph metanetwork on a zoo.
+    Train(cli::train::TrainArgs),
+    /// Run a trained graph metanetwork on a model file.
+    Infer(cli::infer::InferArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,7 +45,10 @@ fn main() -> ExitCode {
         Some(Command::Inspect(args)) => cli::inspect::run(&args),
         Some(Command::Graph(args)) => cli::graph::run(&args),
         Some(Command::Cka(args)) => cli::cka::run(&args),
-        None => cli::gui::run(&cli.files),
+        Some(Command::FitInrs(args)) => cli::fit_inrs::run(&args),
+        Some(Command::Train(args)) => cli::train::run(&args),
+        Some(Command::Infer(args)) => cli::infer::run(&args),
+        None => cli::gui::run(&cli.files, cli.screenshot.as_deref(), cli.quit_after_frames),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

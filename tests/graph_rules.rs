@@ -1,1 +1,843 @@
-// graph_rules tests
+//! Architecture recovery and the GMN parameter-graph rules (shared/papers.md §2) on in-memory
+//! checkpoints: reference counts, graph invariants (DAG, weakly connected, #edges >= #params),
+//! exact inversion graph -> weights, kernel coordinates, shared attention neurons, permutation
+//! equivariance, ONNX operator graphs, and implicit edges for a BERT-base-sized model.
+
+use std::collections::HashMap;
+
+use gmnscope::arch::{self, Architecture, Input, LayerKind, NormKind};
+use gmnscope::checkpoint::{ByteView, DType, Format, OpNode, TensorInfo, TensorStore};
+use gmnscope::graph::{self, EdgeType, EdgeValues, NodeRole, NodeType, ParamGraph};
+use petgraph::graph::{DiGraph, NodeIndex};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// A tensor spec: (name, shape, values).
+type Spec = (String, Vec<usize>, Vec<f32>);
+
+fn f32_tensor(name: &str, shape: &[usize], values: &[f32]) -> TensorInfo {
+    assert_eq!(values.len(), shape.iter().product::<usize>(), "{name}");
+    let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    TensorInfo { name: name.into(), dtype: DType::F32, shape: shape.to_vec(), data: ByteView::from_vec(bytes) }
+}
+
+fn i64_tensor(name: &str, shape: &[usize]) -> TensorInfo {
+    let n: usize = shape.iter().product();
+    let bytes = (0..n as i64).flat_map(|v| v.to_le_bytes()).collect();
+    TensorInfo { name: name.into(), dtype: DType::I64, shape: shape.to_vec(), data: ByteView::from_vec(bytes) }
+}
+
+fn store_of(specs: &[Spec]) -> TensorStore {
+    let tensors = specs.iter().map(|(n, s, v)| f32_tensor(n, s, v)).collect();
+    TensorStore::new("mem.safetensors", Format::Safetensors, tensors).unwrap()
+}
+
+/// Deterministic pseudo-random values in (-1, 1), distinct enough that a misplaced weight shows.
+struct Rng(u64);
+
+impl Rng {
+    fn values(&mut self, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn spec(&mut self, name: &str, shape: &[usize]) -> Spec {
+        (name.to_string(), shape.to_vec(), self.values(shape.iter().product()))
+    }
+}
+
+fn linear(rng: &mut Rng, name: &str, inp: usize, out: usize) -> Vec<Spec> {
+    vec![rng.spec(&format!("{name}.weight"), &[out, inp]), rng.spec(&format!("{name}.bias"), &[out])]
+}
+
+fn batch_norm(rng: &mut Rng, name: &str, c: usize) -> Vec<Spec> {
+    ["weight", "bias", "running_mean", "running_var"]
+        .iter()
+        .map(|leaf| rng.spec(&format!("{name}.{leaf}"), &[c]))
+        .collect()
+}
+
+fn layer_norm(rng: &mut Rng, name: &str, d: usize) -> Vec<Spec> {
+    vec![rng.spec(&format!("{name}.weight"), &[d]), rng.spec(&format!("{name}.bias"), &[d])]
+}
+
+fn recover_and_build(store: &TensorStore) -> (Architecture, ParamGraph) {
+    let arch = arch::recover(store);
+    let g = graph::build(&arch, store).unwrap_or_else(|e| panic!("{e}\n{arch:#?}"));
+    (arch, g)
+}
+
+/// The explicit neuron-level graph as petgraph (small models only).
+fn explicit_petgraph(g: &ParamGraph) -> DiGraph<(), ()> {
+    let mut pg = DiGraph::with_capacity(g.num_nodes(), g.num_edges());
+    for _ in 0..g.num_nodes() {
+        pg.add_node(());
+    }
+    g.for_each_edge(|s, d, _| {
+        pg.add_edge(NodeIndex::new(s), NodeIndex::new(d), ());
+    });
+    pg
+}
+
+/// The reference invariants: DAG, weakly connected, every node on an edge, #edges >= #params.
+fn assert_invariants(g: &ParamGraph) {
+    let pg = explicit_petgraph(g);
+    assert!(!petgraph::algo::is_cyclic_directed(&pg), "parameter graph must be a DAG");
+    assert_eq!(petgraph::algo::connected_components(&pg), 1, "parameter graph must be weakly connected");
+    let mut touched = vec![false; g.num_nodes()];
+    g.for_each_edge(|s, d, _| {
+        touched[s] = true;
+        touched[d] = true;
+    });
+    assert!(touched.iter().all(|&t| t), "every node lies on an edge");
+    assert!(g.num_edges() >= g.num_parameters());
+    assert_eq!(g.edges().count(), g.num_edges());
+    assert_eq!(g.node_features().len(), g.num_nodes());
+}
+
+/// Graph -> weights must give back every parameter tensor bit for bit, in parameter order.
+fn assert_exact_inversion(g: &ParamGraph, store: &TensorStore, expected_order: &[&str]) {
+    let (_, features) = g.explicit_edges();
+    let weights = g.to_weights_from_features(&features).unwrap();
+    let names: Vec<&str> = weights.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names, expected_order, "parameter order");
+    for (name, shape, values) in &weights {
+        let t = store.get(name).unwrap();
+        assert_eq!(&t.shape, shape, "{name}");
+        let original = t.to_f32();
+        assert!(
+            original.iter().zip(values).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{name} not reconstructed exactly"
+        );
+    }
+    assert!(g.to_weights(&features.iter().map(|f| f[0]).take(g.num_edges() - 1).collect::<Vec<_>>()).is_err());
+}
+
+fn kinds(arch: &Architecture) -> Vec<String> {
+    arch.layers.iter().map(|l| l.kind.name()).collect()
+}
+
+/// Every tensor is owned by exactly one layer or listed as unrecognised.
+fn assert_every_tensor_placed_once(arch: &Architecture, store: &TensorStore) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for name in arch.layers.iter().flat_map(|l| l.tensors.iter()).chain(&arch.unrecognized) {
+        *seen.entry(name.as_str()).or_default() += 1;
+    }
+    for t in store.tensors() {
+        assert_eq!(seen.get(t.name.as_str()), Some(&1), "{} placed {:?} times", t.name, seen.get(t.name.as_str()));
+    }
+    assert_eq!(seen.len(), store.len());
+}
+
+// ---------------------------------------------------------------------------------------------
+// MLPs
+
+fn siren_specs(rng: &mut Rng, naming: impl Fn(usize) -> String) -> Vec<Spec> {
+    let widths = [2usize, 32, 32, 1];
+    widths.windows(2).enumerate().flat_map(|(i, w)| linear(rng, &naming(i), w[0], w[1])).collect()
+}
+
+#[test]
+fn siren_2_32_32_1_counts_features_and_inversion() {
+    let specs = siren_specs(&mut Rng(1), |i| format!("seq.{i}"));
+    let store = store_of(&specs);
+    let (arch, g) = recover_and_build(&store);
+    assert_eq!(kinds(&arch), ["linear", "linear", "linear"]);
+    assert_eq!(arch.layers[0].input, Input::Fresh);
+    assert_eq!(arch.layers[1].input, Input::Layer(0));
+    assert_eq!(arch.layers[2].input, Input::Layer(1));
+    assert!(arch.unrecognized.is_empty() && arch.notes.is_empty());
+    // Nodes: 2 inputs + 32 + 32 + 1 neurons + 3 bias nodes = 70. Edges: one per parameter = 1,185.
+    assert_eq!(g.num_nodes(), 70);
+    assert_eq!(g.num_parameters(), 1185);
+    assert_eq!(g.num_edges(), 1185);
+    assert_invariants(&g);
+
+    // Node ids: inputs 0-1, seq.0 neurons 2-33, its bias 34, seq.1 35-66, bias 67, output 68, bias 69.
+    let x = g.node_features();
+    assert_eq!(x[0], [0, 0, 0]);
+    assert_eq!(x[1], [0, 1, 0]);
+    assert_eq!(x[2], [1, -1, 0], "hidden neurons carry no order");
+    assert_eq!(x[34], [1, -1, 1], "bias node of layer 0 sits with its outputs");
+    assert_eq!(x[66], [2, -1, 0]);
+    assert_eq!(x[68], [3, 0, 0], "the final output carries its order");
+    assert_eq!(x[69], [3, -1, 1]);
+
+    // Edge 2*5+1 of the stream is W0[5, 1]: input 1 -> neuron 5 of layer 1 (node 7).
+    let edges: Vec<_> = g.edges().collect();
+    let w0 = store.get("seq.0.weight").unwrap().to_f32();
+    assert_eq!((edges[11].src, edges[11].dst), (1, 7));
+    assert_eq!(edges[11].features, [w0[11], 0.0, 0.0, -1.0, -1.0, -1.0]);
+    // First bias edge: bias node 34 -> neuron 0 of layer 1, type lin_bias.
+    let b0 = store.get("seq.0.bias").unwrap().to_f32();
+    assert_eq!((edges[64].src, edges[64].dst), (34, 2));
+    assert_eq!(edges[64].features, [b0[0], 0.0, 1.0, -1.0, -1.0, -1.0]);
+
+    let order = ["seq.0.weight", "seq.0.bias", "seq.1.weight", "seq.1.bias", "seq.2.weight", "seq.2.bias"];
+    assert_exact_inversion(&g, &store, &order);
+}
+
+#[test]
+fn siren_with_nested_linear_names_is_the_same_graph() {
+    let a = store_of(&siren_specs(&mut Rng(2), |i| format!("seq.{i}")));
+    let b = store_of(&siren_specs(&mut Rng(2), |i| format!("net.{i}.linear")));
+    let (arch, gb) = recover_and_build(&b);
+    assert_eq!(arch.layers[0].name, "net.0.linear");
+    let (_, ga) = recover_and_build(&a);
+    assert_eq!(ga.node_features(), gb.node_features());
+    assert_eq!(ga.explicit_edges(), gb.explicit_edges());
+}
+
+#[test]
+fn permuting_hidden_neurons_gives_an_isomorphic_graph() {
+    let (inp, h, out) = (3usize, 5usize, 2usize);
+    let mut rng = Rng(3);
+    let specs: Vec<Spec> = [linear(&mut rng, "0", inp, h), linear(&mut rng, "2", h, out)].concat();
+    let perm = [3usize, 0, 4, 1, 2];
+    // Permute rows of W0 and b0 and columns of W1: the same function, scrambled weights.
+    let mut permuted = specs.clone();
+    for (new, &old) in perm.iter().enumerate() {
+        permuted[0].2[new * inp..(new + 1) * inp].copy_from_slice(&specs[0].2[old * inp..(old + 1) * inp]);
+        permuted[1].2[new] = specs[1].2[old];
+        for o in 0..out {
+            permuted[2].2[o * h + new] = specs[2].2[o * h + old];
+        }
+    }
+    let (_, g1) = recover_and_build(&store_of(&specs));
+    let (_, g2) = recover_and_build(&store_of(&permuted));
+    assert_eq!(g1.node_features(), g2.node_features(), "hidden neurons are interchangeable");
+    // Node ids: inputs 0..3, hidden 3..8 (permuted), bias 8, outputs 9..11, bias 11.
+    let relabel = |n: usize| if (3..8).contains(&n) { 3 + perm.iter().position(|&p| p == n - 3).unwrap() } else { n };
+    let key = |s: usize, d: usize, f: [f32; 6]| (s, d, f.map(f32::to_bits));
+    let mut e1: Vec<_> = g1.edges().map(|e| key(relabel(e.src), relabel(e.dst), e.features)).collect();
+    let mut e2: Vec<_> = g2.edges().map(|e| key(e.src, e.dst, e.features)).collect();
+    e1.sort();
+    e2.sort();
+    assert_eq!(e1, e2, "the permutation is a graph isomorphism");
+    let mut f1: Vec<_> = g1.edges().map(|e| e.features.map(f32::to_bits)).collect();
+    let mut f2: Vec<_> = g2.edges().map(|e| e.features.map(f32::to_bits)).collect();
+    f1.sort();
+    f2.sort();
+    assert_eq!(f1, f2, "same multiset of edge features");
+    assert_ne!(g1.explicit_edges().1, g2.explicit_edges().1, "but a different edge list order");
+}
+
+// ---------------------------------------------------------------------------------------------
+// CNNs and ResNet blocks
+
+fn conv(rng: &mut Rng, name: &str, inp: usize, out: usize, k: usize) -> Spec {
+    rng.spec(&format!("{name}.weight"), &[out, inp, k, k])
+}
+
+/// A ResNet BasicBlock(1 -> 2 channels, 3x3 convs, BN, 1x1 conv + BN shortcut), torchvision-like names.
+fn basic_block_1_to_2() -> Vec<Spec> {
+    let mut rng = Rng(4);
+    let mut specs = vec![conv(&mut rng, "layer1.0.conv1", 1, 2, 3)];
+    specs.extend(batch_norm(&mut rng, "layer1.0.bn1", 2));
+    specs.push(conv(&mut rng, "layer1.0.conv2", 2, 2, 3));
+    specs.extend(batch_norm(&mut rng, "layer1.0.bn2", 2));
+    specs.push(conv(&mut rng, "layer1.0.shortcut.0", 1, 2, 1));
+    specs.extend(batch_norm(&mut rng, "layer1.0.shortcut.1", 2));
+    specs
+}
+
+#[test]
+fn basic_block_1_to_2_is_13_nodes_68_parameters_70_edges() {
+    let mut tensors: Vec<TensorInfo> = basic_block_1_to_2().iter().map(|(n, s, v)| f32_tensor(n, s, v)).collect();
+    for bn in ["bn1", "bn2", "shortcut.1"] {
+        tensors.push(i64_tensor(&format!("layer1.0.{bn}.num_batches_tracked"), &[]));
+    }
+    let store = TensorStore::new("block.pt", Format::PytorchZip, tensors).unwrap();
+    let (arch, g) = recover_and_build(&store);
+    assert_eq!(
+        kinds(&arch),
+        ["conv2d", "batch-norm", "conv2d", "batch-norm", "conv2d", "batch-norm", "residual"],
+        "{arch:#?}"
+    );
+    assert!(arch.unrecognized.is_empty());
+    assert_every_tensor_placed_once(&arch, &store);
+    // The shortcut reads the block input (what conv1 reads) and sits beside conv2.
+    assert_eq!(arch.layers[4].input, Input::InputOf(0));
+    assert_eq!(arch.layers[4].parallel_to, Some(2));
+    match &arch.layers[1].kind {
+        LayerKind::Norm { buffers, .. } => assert_eq!(buffers.len(), 3, "running stats are owned as buffers"),
+        k => panic!("{k:?}"),
+    }
+
+    // Derivation (papers.md §2 rules):
+    //   nodes: 1 input channel + 2 conv1 channels + 2 conv2 channels + 2 shortcut-conv channels
+    //          + 3 norms x (gamma, beta) = 1 + 2 + 2 + 2 + 6 = 13 (the convs have no bias nodes);
+    //   parameters: conv1 2*1*3*3 = 18, bn1 2+2, conv2 2*2*3*3 = 36, bn2 2+2, shortcut conv
+    //          2*1*1*1 = 2, shortcut bn 2+2 -> 18 + 4 + 36 + 4 + 2 + 4 = 68 (running stats are buffers);
+    //   edges: one per parameter (68) + 2 residual edges shortcut -> block output = 70.
+    assert_eq!(g.num_nodes(), 13);
+    assert_eq!(g.num_parameters(), 68);
+    assert_eq!(g.num_edges(), 70);
+    assert_invariants(&g);
+
+    // Node ids: 0 input; 1-2 conv1; 3-4 bn1 gamma/beta; 5-6 conv2; 7-8 bn2; 9-10 shortcut conv;
+    // 11-12 shortcut bn. Weight edges follow the [out, in, kh, kw] storage order.
+    let (index, features) = g.explicit_edges();
+    let mut expected: Vec<[usize; 2]> = Vec::new();
+    let rep = |e: [usize; 2], n: usize, v: &mut Vec<[usize; 2]>| v.extend(std::iter::repeat_n(e, n));
+    rep([0, 1], 9, &mut expected);
+    rep([0, 2], 9, &mut expected);
+    expected.extend([[3, 1], [3, 2], [4, 1], [4, 2]]);
+    for (o, i) in [(5, 1), (5, 2), (6, 1), (6, 2)] {
+        rep([i, o], 9, &mut expected);
+    }
+    expected.extend([[7, 5], [7, 6], [8, 5], [8, 6]]);
+    expected.extend([[0, 9], [0, 10], [11, 9], [11, 10], [12, 9], [12, 10]]);
+    expected.extend([[9, 5], [10, 6]]);
+    assert_eq!(index, expected);
+
+    let x = g.node_features();
+    assert_eq!(x[0], [0, 0, NodeType::Channel as i64]);
+    assert_eq!(x[1], [1, -1, 2]);
+    assert_eq!(x[3], [1, -1, NodeType::BnGamma as i64]);
+    assert_eq!(x[4], [1, -1, NodeType::BnBeta as i64]);
+    assert_eq!(x[5], [2, 0, 2], "block outputs are the final outputs");
+    assert_eq!(x[6], [2, 1, 2]);
+    assert_eq!(x[9], [2, -1, 2], "shortcut channels share the block output's layer index");
+    assert_eq!(x[12], [2, -1, 5]);
+
+    // Conv parallel edges carry their kernel coordinates: edge k of conv1 is W[0, 0, k/3, k%3].
+    let w1 = store.get("layer1.0.conv1.weight").unwrap().to_f32();
+    for k in 0..9 {
+        assert_eq!(features[k], [w1[k], 0.0, EdgeType::ConvWeight as i64 as f32, (k / 3) as f32, (k % 3) as f32, -1.0]);
+    }
+    // Shortcut conv (1x1) edges: layer index 1, kernel position (0, 0).
+    assert_eq!(&features[62][1..], &[1.0, 2.0, 0.0, 0.0, -1.0]);
+    // Residual edges: value 1, type residual, layer index of the block input (0).
+    assert_eq!(features[68], [1.0, 0.0, 4.0, -1.0, -1.0, -1.0]);
+    assert_eq!(features[69], [1.0, 0.0, 4.0, -1.0, -1.0, -1.0]);
+
+    let order = [
+        "layer1.0.conv1.weight",
+        "layer1.0.bn1.weight",
+        "layer1.0.bn1.bias",
+        "layer1.0.conv2.weight",
+        "layer1.0.bn2.weight",
+        "layer1.0.bn2.bias",
+        "layer1.0.shortcut.0.weight",
+        "layer1.0.shortcut.1.weight",
+        "layer1.0.shortcut.1.bias",
+    ];
+    assert_exact_inversion(&g, &store, &order);
+}
+
+#[test]
+fn cnn_conv_bn_conv_bn_linear() {
+    let mut rng = Rng(5);
+    let mut specs = vec![conv(&mut rng, "features.0", 3, 4, 3), rng.spec("features.0.bias", &[4])];
+    specs.extend(batch_norm(&mut rng, "features.1", 4));
+    specs.extend([conv(&mut rng, "features.3", 4, 8, 3), rng.spec("features.3.bias", &[8])]);
+    specs.extend(batch_norm(&mut rng, "features.4", 8));
+    specs.extend(linear(&mut rng, "classifier", 8, 10));
+    let store = store_of(&specs);
+    let (arch, g) = recover_and_build(&store);
+    assert_eq!(kinds(&arch), ["conv2d", "batch-norm", "conv2d", "batch-norm", "linear"]);
+    assert_eq!(arch.layers[4].input, Input::Layer(3), "global pooling: conv channels feed the Linear");
+    // Nodes: 3 + (4 + bias) + 2 + (8 + bias) + 2 + (10 + bias) = 32.
+    assert_eq!(g.num_nodes(), 32);
+    // Parameters (running stats excluded): 108+4 + 4+4 + 288+8 + 8+8 + 80+10 = 522.
+    assert_eq!(g.num_parameters(), 522);
+    assert_eq!(g.num_edges(), 522);
+    assert_invariants(&g);
+    let x = g.node_features();
+    assert_eq!(x[7], [1, -1, NodeType::ChannelBias as i64]);
+    assert_eq!(x[8], [1, -1, NodeType::BnGamma as i64], "norm nodes take the index of the neurons they scale");
+    let order = [
+        "features.0.weight",
+        "features.0.bias",
+        "features.1.weight",
+        "features.1.bias",
+        "features.3.weight",
+        "features.3.bias",
+        "features.4.weight",
+        "features.4.bias",
+        "classifier.weight",
+        "classifier.bias",
+    ];
+    assert_exact_inversion(&g, &store, &order);
+}
+
+#[test]
+fn flatten_after_conv_is_recorded_as_a_chain_break() {
+    let mut rng = Rng(6);
+    let mut specs = vec![conv(&mut rng, "conv", 1, 4, 3)];
+    specs.extend(linear(&mut rng, "fc", 4 * 5 * 5, 10));
+    let store = store_of(&specs);
+    let (arch, g) = recover_and_build(&store);
+    assert_eq!(arch.layers[1].input, Input::Fresh);
+    assert_eq!(arch.chain_breaks(), 1);
+    assert!(arch.notes.iter().any(|n| n.contains("flattened conv map") && n.contains("100 = 4 channels x 25")));
+    // Two input groups (1 channel, 100 flattened features), each ordered.
+    let inputs: Vec<_> = g.node_blocks().iter().filter(|b| b.role == NodeRole::Input).map(|b| b.len).collect();
+    assert_eq!(inputs, [1, 100]);
+    assert_eq!(g.num_edges(), 36 + 1000 + 10);
+    assert_exact_inversion(&g, &store, &["conv.weight", "fc.weight", "fc.bias"]);
+}
+
+#[test]
+fn resnet_with_identity_and_downsample_blocks() {
+    let mut rng = Rng(7);
+    let mut specs = vec![conv(&mut rng, "conv1", 1, 8, 3)];
+    specs.extend(batch_norm(&mut rng, "bn1", 8));
+    for (p, cin, cout) in [("layer1.0", 8, 8), ("layer2.0", 8, 16)] {
+        specs.push(conv(&mut rng, &format!("{p}.conv1"), cin, cout, 3));
+        specs.extend(batch_norm(&mut rng, &format!("{p}.bn1"), cout));
+        specs.push(conv(&mut rng, &format!("{p}.conv2"), cout, cout, 3));
+        specs.extend(batch_norm(&mut rng, &format!("{p}.bn2"), cout));
+        if cin != cout {
+            specs.push(conv(&mut rng, &format!("{p}.downsample.0"), cin, cout, 1));
+            specs.extend(batch_norm(&mut rng, &format!("{p}.downsample.1"), cout));
+        }
+    }
+    specs.extend(linear(&mut rng, "fc", 16, 10));
+    let store = store_of(&specs);
+    let (arch, g) = recover_and_build(&store);
+    let residuals: Vec<_> = arch.layers.iter().filter(|l| matches!(l.kind, LayerKind::Residual { .. })).collect();
+    assert_eq!(residuals.len(), 2);
+    // The identity block adds the block input (the stem's BN output = stem conv neurons).
+    assert_eq!(
+        residuals[0].kind,
+        LayerKind::Residual { from: Input::Layer(1), block_input: Input::Layer(1), features: 8 }
+    );
+    assert_eq!(arch.layers.last().unwrap().input, Input::Layer(arch.layers.len() - 2), "fc reads the last block");
+    assert_invariants(&g);
+    assert_eq!(g.num_edges(), g.num_parameters() + 8 + 16);
+    let order: Vec<&str> = specs.iter().map(|(n, _, _)| n.as_str()).filter(|n| !n.contains("running")).collect();
+    assert_exact_inversion(&g, &store, &order);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transformers
+
+/// `nn.TransformerEncoderLayer` names (fused in_proj), d = 4, feed-forward 8.
+fn torch_encoder_layer(rng: &mut Rng, p: &str, d: usize, ff: usize) -> Vec<Spec> {
+    let mut specs = vec![
+        rng.spec(&format!("{p}.self_attn.in_proj_weight"), &[3 * d, d]),
+        rng.spec(&format!("{p}.self_attn.in_proj_bias"), &[3 * d]),
+    ];
+    specs.extend(linear(rng, &format!("{p}.self_attn.out_proj"), d, d));
+    specs.extend(linear(rng, &format!("{p}.linear1"), d, ff));
+    specs.extend(linear(rng, &format!("{p}.linear2"), ff, d));
+    specs.extend(layer_norm(rng, &format!("{p}.norm1"), d));
+    specs.extend(layer_norm(rng, &format!("{p}.norm2"), d));
+    specs
+}
+
+#[test]
+fn fused_attention_q_k_v_share_attention_neurons() {
+    let (d, ff) = (4usize, 8usize);
+    let mut rng = Rng(8);
+    let mut specs = linear(&mut rng, "input_proj", 3, d);
+    specs.extend(torch_encoder_layer(&mut rng, "layers.0", d, ff));
+    let store = store_of(&specs);
+    let (arch, g) = recover_and_build(&store);
+    assert_eq!(
+        kinds(&arch),
+        ["linear", "attention", "residual", "layer-norm", "linear", "linear", "residual", "layer-norm"],
+        "post-LN order for nn.TransformerEncoderLayer"
+    );
+    assert!(arch.notes.iter().any(|n| n.contains("post-LN")));
+    assert_invariants(&g);
+    // Residual edges: d (attention) + d (feed-forward).
+    assert_eq!(g.num_edges(), g.num_parameters() + 2 * d);
+
+    let attn = g.node_blocks().iter().position(|b| b.role == NodeRole::Attention).unwrap();
+    let attn_block = &g.node_blocks()[attn];
+    assert_eq!((attn_block.len, attn_block.node_type), (d, NodeType::AttentionNeuron));
+    let qkv: Vec<_> = g.edge_blocks().iter().filter(|e| e.dst == attn && e.edge_type == EdgeType::LinWeight).collect();
+    assert_eq!(qkv.len(), 3, "q, k and v all end on the same attention neurons");
+    assert!(qkv.iter().all(|e| e.src == qkv[0].src));
+    let offsets: Vec<usize> = qkv
+        .iter()
+        .map(|e| match e.values {
+            EdgeValues::Dense { offset, .. } => offset,
+            _ => usize::MAX,
+        })
+        .collect();
+    assert_eq!(offsets, [0, d * d, 2 * d * d]);
+    let attn_bias: Vec<_> = g.node_blocks().iter().filter(|b| b.node_type == NodeType::AttentionBias).collect();
+    assert_eq!(attn_bias.len(), 3, "one bias node each for q, k, v");
+
+    // Between input neuron i and attention neuron j: exactly 3 parallel edges carrying q/k/v[j, i].
+    let w = store.get("layers.0.self_attn.in_proj_weight").unwrap().to_f32();
+    let src0 = g.node_blocks()[qkv[0].src].start;
+    let dst0 = attn_block.start;
+    let (i, j) = (2usize, 1usize);
+    let mut values: Vec<f32> =
+        g.edges().filter(|e| e.src == src0 + i && e.dst == dst0 + j).map(|e| e.features[0]).collect();
+    let mut want = vec![w[j * d + i], w[d * d + j * d + i], w[2 * d * d + j * d + i]];
+    values.sort_by(f32::total_cmp);
+    want.sort_by(f32::total_cmp);
+    assert_eq!(values, want);
+
+    let order: Vec<&str> = specs.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_exact_inversion(&g, &store, &order);
+}
+
+/// Hugging Face BERT names; `old_ln` uses the TF-era `gamma/beta` LayerNorm leaves.
+fn bert_specs(
+    rng: &mut Rng,
+    prefix: &str,
+    vocab: usize,
+    d: usize,
+    ff: usize,
+    layers: usize,
+    old_ln: bool,
+) -> Vec<Spec> {
+    let ln = |rng: &mut Rng, name: &str| {
+        let (g, b) = if old_ln { ("gamma", "beta") } else { ("weight", "bias") };
+        vec![rng.spec(&format!("{name}.{g}"), &[d]), rng.spec(&format!("{name}.{b}"), &[d])]
+    };
+    let e = format!("{prefix}embeddings");
+    let mut specs = vec![
+        rng.spec(&format!("{e}.word_embeddings.weight"), &[vocab, d]),
+        rng.spec(&format!("{e}.position_embeddings.weight"), &[16, d]),
+        rng.spec(&format!("{e}.token_type_embeddings.weight"), &[2, d]),
+    ];
+    specs.extend(ln(rng, &format!("{e}.LayerNorm")));
+    for l in 0..layers {
+        let p = format!("{prefix}encoder.layer.{l}");
+        for proj in ["query", "key", "value"] {
+            specs.extend(linear(rng, &format!("{p}.attention.self.{proj}"), d, d));
+        }
+        specs.extend(linear(rng, &format!("{p}.attention.output.dense"), d, d));
+        specs.extend(ln(rng, &format!("{p}.attention.output.LayerNorm")));
+        specs.extend(linear(rng, &format!("{p}.intermediate.dense"), d, ff));
+        specs.extend(linear(rng, &format!("{p}.output.dense"), ff, d));
+        specs.extend(ln(rng, &format!("{p}.output.LayerNorm")));
+    }
+    specs.extend(linear(rng, &format!("{prefix}pooler.dense"), d, d));
+    specs
+}
+
+#[test]
+fn bert_style_encoder_with_heads() {
+    let (vocab, d, ff, layers) = (30usize, 8usize, 16usize, 2usize);
+    let mut rng = Rng(9);
+    let mut specs = bert_specs(&mut rng, "bert.", vocab, d, ff, layers, false);
+    // BertForPreTraining heads: MLM (transform + decoder with its bias stored beside it) and NSP.
+    specs.push(rng.spec("cls.predictions.bias", &[vocab]));
+    specs.extend(linear(&mut rng, "cls.predictions.transform.dense", d, d));
+    specs.extend(layer_norm(&mut rng, "cls.predictions.transform.LayerNorm", d));
+    specs.push(rng.spec("cls.predictions.decoder.weight", &[vocab, d]));
+    specs.extend(linear(&mut rng, "cls.seq_relationship", d, 2));
+    let mut tensors: Vec<TensorInfo> = specs.iter().map(|(n, s, v)| f32_tensor(n, s, v)).collect();
+    tensors.insert(3, i64_tensor("bert.embeddings.position_ids", &[1, 16]));
+    let store = TensorStore::new("bert.bin", Format::PytorchZip, tensors).unwrap();
+    let (arch, g) = recover_and_build(&store);
+    assert_eq!(arch.unrecognized, ["bert.embeddings.position_ids"]);
+    assert_every_tensor_placed_once(&arch, &store);
+    let block = ["attention", "residual", "layer-norm", "linear", "linear", "residual", "layer-norm"];
+    let mut want = vec!["embedding", "layer-norm"];
+    for _ in 0..layers {
+        want.extend(block);
+    }
+    want.extend(["linear", "linear", "layer-norm", "linear", "linear"]);
+    assert_eq!(kinds(&arch), want, "{:#?}", arch.layers.iter().map(|l| &l.name).collect::<Vec<_>>());
+    match &arch.layers[0].kind {
+        LayerKind::Embedding { dim, tables } => {
+            assert_eq!(*dim, d);
+            assert_eq!(tables.iter().map(|t| t.num).collect::<Vec<_>>(), [vocab, 16, 2]);
+        }
+        k => panic!("{k:?}"),
+    }
+    // Heads: the MLM transform reads the sequence output (what the pooler reads), NSP the pooler.
+    let index_of = |name: &str| arch.layers.iter().position(|l| l.name == name).unwrap();
+    let pooler = index_of("bert.pooler.dense");
+    assert_eq!(arch.layers[index_of("cls.predictions.transform.dense")].input, arch.layers[pooler].input);
+    assert_eq!(arch.layers[index_of("cls.seq_relationship")].input, Input::Layer(pooler));
+    let decoder = &arch.layers[index_of("cls.predictions.decoder")];
+    assert_eq!(decoder.tensors, ["cls.predictions.decoder.weight", "cls.predictions.bias"]);
+
+    assert_invariants(&g);
+    assert_eq!(g.num_parameters(), store.num_parameters() - 16);
+    assert_eq!(g.num_edges(), g.num_parameters() + 2 * layers * d);
+    // Three input groups (vocabulary rows, positions, token types), all ordered.
+    let inputs: Vec<_> =
+        g.node_blocks().iter().filter(|b| b.role == NodeRole::Input).map(|b| (b.len, b.ordered)).collect();
+    assert_eq!(inputs, [(vocab, true), (16, true), (2, true)]);
+    // Final outputs: the MLM decoder (vocab) and NSP (2) neurons; the pooler feeds NSP.
+    let outputs: Vec<_> =
+        g.node_blocks().iter().filter(|b| b.role == NodeRole::Neurons && b.ordered).map(|b| b.len).collect();
+    assert_eq!(outputs, [vocab, 2]);
+    let order: Vec<&str> = arch.layers.iter().flat_map(|l| l.kind.parameter_tensors()).collect();
+    assert_exact_inversion(&g, &store, &order);
+}
+
+#[test]
+fn bert_with_old_gamma_beta_layer_norms() {
+    let store = store_of(&bert_specs(&mut Rng(10), "", 20, 4, 8, 1, true));
+    let (arch, g) = recover_and_build(&store);
+    assert!(arch.unrecognized.is_empty());
+    let norms = arch.layers.iter().filter(|l| matches!(l.kind, LayerKind::Norm { kind: NormKind::Layer, .. })).count();
+    assert_eq!(norms, 3);
+    assert_invariants(&g);
+}
+
+#[test]
+fn vit_pre_ln_blocks_with_timm_names() {
+    let (d, ff) = (6usize, 12usize);
+    let mut rng = Rng(11);
+    let mut specs = vec![rng.spec("cls_token", &[1, 1, d]), rng.spec("pos_embed", &[1, 5, d])];
+    specs.extend([conv(&mut rng, "patch_embed.proj", 3, d, 4), rng.spec("patch_embed.proj.bias", &[d])]);
+    for b in 0..2 {
+        let p = format!("blocks.{b}");
+        specs.extend(layer_norm(&mut rng, &format!("{p}.norm1"), d));
+        specs.extend(linear(&mut rng, &format!("{p}.attn.qkv"), d, 3 * d));
+        specs.extend(linear(&mut rng, &format!("{p}.attn.proj"), d, d));
+        specs.extend(layer_norm(&mut rng, &format!("{p}.norm2"), d));
+        specs.extend(linear(&mut rng, &format!("{p}.mlp.fc1"), d, ff));
+        specs.extend(linear(&mut rng, &format!("{p}.mlp.fc2"), ff, d));
+    }
+    specs.extend(layer_norm(&mut rng, "norm", d));
+    specs.extend(linear(&mut rng, "head", d, 10));
+    let store = store_of(&specs);
+    let (arch, g) = recover_and_build(&store);
+    assert_eq!(arch.unrecognized, ["cls_token", "pos_embed"]);
+    let block = ["layer-norm", "attention", "residual", "layer-norm", "linear", "linear", "residual"];
+    let mut want = vec!["conv2d"];
+    want.extend(block);
+    want.extend(block);
+    want.extend(["layer-norm", "linear"]);
+    assert_eq!(kinds(&arch), want);
+    assert!(arch.notes.iter().any(|n| n.contains("pre-LN")));
+    assert_invariants(&g);
+    assert_eq!(g.num_edges(), g.num_parameters() + 2 * 2 * d);
+    let order: Vec<&str> = arch.layers.iter().flat_map(|l| l.kind.parameter_tensors()).collect();
+    assert_exact_inversion(&g, &store, &order);
+}
+
+// ---------------------------------------------------------------------------------------------
+// What recovery must not choke on
+
+#[test]
+fn unplaceable_tensors_are_reported_not_fatal() {
+    let mut rng = Rng(12);
+    let mut specs = linear(&mut rng, "fc1", 4, 3);
+    specs.push(rng.spec("temperature", &[]));
+    specs.push(rng.spec("weird.weight", &[1, 1, 1, 1, 1, 1]));
+    specs.push(rng.spec("volume", &[2, 2, 2, 2, 2]));
+    specs.push(rng.spec("foo.weight", &[7]));
+    specs.extend(linear(&mut rng, "fc2", 3, 2));
+    let mut tensors: Vec<TensorInfo> = specs.iter().map(|(n, s, v)| f32_tensor(n, s, v)).collect();
+    tensors.push(i64_tensor("embeddings.position_ids", &[1, 8]));
+    let store = TensorStore::new("odd.safetensors", Format::Safetensors, tensors).unwrap();
+    let (arch, g) = recover_and_build(&store);
+    assert_eq!(kinds(&arch), ["linear", "linear"]);
+    assert_eq!(arch.layers[1].input, Input::Layer(0));
+    assert_eq!(arch.unrecognized, ["temperature", "weird.weight", "volume", "foo.weight", "embeddings.position_ids"]);
+    assert_every_tensor_placed_once(&arch, &store);
+    assert_eq!(g.num_parameters(), 4 * 3 + 3 + 3 * 2 + 2);
+    assert_invariants(&g);
+
+    let empty = TensorStore::new("empty.safetensors", Format::Safetensors, Vec::new()).unwrap();
+    let (arch, g) = recover_and_build(&empty);
+    assert!(arch.layers.is_empty());
+    assert_eq!((g.num_nodes(), g.num_edges()), (0, 0));
+}
+
+#[test]
+fn keras_kernels_are_read_in_hwio_and_in_out_order() {
+    let mut rng = Rng(13);
+    let specs = vec![
+        rng.spec("conv2d/kernel:0", &[3, 3, 1, 4]),
+        rng.spec("conv2d/bias:0", &[4]),
+        rng.spec("dense/kernel:0", &[4, 10]),
+        rng.spec("dense/bias:0", &[10]),
+    ];
+    let store = store_of(&specs);
+    let (arch, g) = recover_and_build(&store);
+    assert_eq!(kinds(&arch), ["conv2d", "linear"]);
+    assert_eq!(arch.layers[1].input, Input::Layer(0));
+    assert_invariants(&g);
+    // HWIO: element k = ((kh * 3 + kw) * 1 + i) * 4 + o; element 6 is (kh 0, kw 1, i 0, o 2).
+    let edges: Vec<_> = g.edges().collect();
+    let w = &specs[0].2;
+    assert_eq!((edges[6].src, edges[6].dst), (0, 1 + 2));
+    assert_eq!(edges[6].features, [w[6], 0.0, 2.0, 0.0, 1.0, -1.0]);
+    // Dense [in, out]: element 13 is (i 1, o 3).
+    let first_dense = g.edge_blocks()[2].first_edge;
+    let e = edges[first_dense + 13];
+    assert_eq!((e.src, e.dst), (1 + 1, 1 + 4 + 1 + 3));
+    assert_eq!(e.features[0], specs[2].2[13]);
+    assert_exact_inversion(&g, &store, &["conv2d/kernel:0", "conv2d/bias:0", "dense/kernel:0", "dense/bias:0"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ONNX operator graphs
+
+fn op(name: &str, op_type: &str, inputs: &[&str], outputs: &[&str]) -> OpNode {
+    OpNode {
+        name: name.into(),
+        op_type: op_type.into(),
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        outputs: outputs.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+#[test]
+fn onnx_mlp_with_opaque_names_and_transposed_weights() {
+    let mut rng = Rng(14);
+    let specs = vec![
+        rng.spec("fc1.weight", &[8, 2]), // Gemm transB=1: [out, in]
+        rng.spec("fc1.bias", &[8]),
+        rng.spec("onnx::Gemm_7", &[8, 3]), // Gemm transB=0: [in, out], told apart by the bias
+        rng.spec("onnx::Gemm_8", &[3]),
+        rng.spec("onnx::MatMul_9", &[3, 4]), // MatMul: always [in, out]; bias in a later Add
+        rng.spec("head.bias", &[4]),
+    ];
+    let tensors = specs.iter().map(|(n, s, v)| f32_tensor(n, s, v)).collect();
+    let ops = vec![
+        op("/fc1/Gemm", "Gemm", &["x", "fc1.weight", "fc1.bias"], &["h1"]),
+        op("/act/Relu", "Relu", &["h1"], &["a1"]),
+        op("/fc2/Gemm", "Gemm", &["a1", "onnx::Gemm_7", "onnx::Gemm_8"], &["h2"]),
+        op("/act2/Sin", "Sin", &["h2"], &["a2"]),
+        op("/head/MatMul", "MatMul", &["a2", "onnx::MatMul_9"], &["m"]),
+        op("/head/Add", "Add", &["m", "head.bias"], &["y"]),
+    ];
+    let store = TensorStore::new("mlp.onnx", Format::Onnx, tensors).unwrap().with_ops(ops);
+    let (arch, g) = recover_and_build(&store);
+    assert_eq!(kinds(&arch), ["linear", "linear", "linear"]);
+    assert_eq!(arch.layers[0].name, "fc1");
+    let dims: Vec<_> = arch
+        .layers
+        .iter()
+        .map(|l| match &l.kind {
+            LayerKind::Linear { in_features, out_features, layout, bias, .. } => {
+                (*in_features, *out_features, *layout, bias.is_some())
+            }
+            k => panic!("{k:?}"),
+        })
+        .collect();
+    use gmnscope::arch::MatrixLayout::{InOut, OutIn};
+    assert_eq!(dims, [(2, 8, OutIn, true), (8, 3, InOut, true), (3, 4, InOut, true)]);
+    assert_eq!(arch.layers[2].input, Input::Layer(1));
+    assert!(arch.unrecognized.is_empty());
+    assert_invariants(&g);
+    assert_eq!(g.num_edges(), 16 + 8 + 24 + 3 + 12 + 4);
+    let order: Vec<&str> = specs.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_exact_inversion(&g, &store, &order);
+}
+
+#[test]
+fn onnx_basic_block_matches_the_hand_checked_counts() {
+    // The BasicBlock(1 -> 2) as an exporter writes it: opaque names, BN with mean/var inputs,
+    // and the residual as an Add of two activations.
+    let mut rng = Rng(15);
+    let mut specs = vec![rng.spec("onnx::Conv_1", &[2, 1, 3, 3])];
+    let bn = |rng: &mut Rng, k: usize| -> Vec<Spec> { (0..4).map(|j| rng.spec(&format!("bn{k}_{j}"), &[2])).collect() };
+    specs.extend(bn(&mut rng, 1));
+    specs.push(rng.spec("onnx::Conv_2", &[2, 2, 3, 3]));
+    specs.extend(bn(&mut rng, 2));
+    specs.push(rng.spec("onnx::Conv_3", &[2, 1, 1, 1]));
+    specs.extend(bn(&mut rng, 3));
+    let tensors = specs.iter().map(|(n, s, v)| f32_tensor(n, s, v)).collect();
+    let ops = vec![
+        op("c1", "Conv", &["x", "onnx::Conv_1"], &["c1"]),
+        op("b1", "BatchNormalization", &["c1", "bn1_0", "bn1_1", "bn1_2", "bn1_3"], &["b1"]),
+        op("r1", "Relu", &["b1"], &["r1"]),
+        op("c2", "Conv", &["r1", "onnx::Conv_2"], &["c2"]),
+        op("b2", "BatchNormalization", &["c2", "bn2_0", "bn2_1", "bn2_2", "bn2_3"], &["b2"]),
+        op("s", "Conv", &["x", "onnx::Conv_3"], &["s"]),
+        op("sb", "BatchNormalization", &["s", "bn3_0", "bn3_1", "bn3_2", "bn3_3"], &["sb"]),
+        op("add", "Add", &["sb", "b2"], &["sum"]),
+        op("out", "Relu", &["sum"], &["y"]),
+    ];
+    let store = TensorStore::new("block.onnx", Format::Onnx, tensors).unwrap().with_ops(ops);
+    let (arch, g) = recover_and_build(&store);
+    assert_eq!(kinds(&arch), ["conv2d", "batch-norm", "conv2d", "batch-norm", "conv2d", "batch-norm", "residual"]);
+    assert_eq!(arch.layers[4].input, Input::InputOf(0), "the shortcut shares the block input");
+    assert_eq!(
+        arch.layers[6].kind,
+        LayerKind::Residual { from: Input::Layer(5), block_input: Input::Layer(5), features: 2 },
+        "the residual flows from the shallow shortcut into the main path"
+    );
+    assert!(arch.unrecognized.is_empty());
+    assert_eq!((g.num_nodes(), g.num_parameters(), g.num_edges()), (13, 68, 70));
+    assert_invariants(&g);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Implicit edges at scale
+
+/// A store of BERT-base shapes whose data is zero-filled lazily: `vec![0u8; n]` is calloc'd, so
+/// untouched pages are never materialised. Building the graph must not read them.
+fn lazy_zero_store(shapes: &[(String, Vec<usize>)]) -> TensorStore {
+    let tensors = shapes
+        .iter()
+        .map(|(name, shape)| TensorInfo {
+            name: name.clone(),
+            dtype: DType::F32,
+            shape: shape.clone(),
+            data: ByteView::from_vec(vec![0u8; 4 * shape.iter().product::<usize>()]),
+        })
+        .collect();
+    TensorStore::new("bert-base.safetensors", Format::Safetensors, tensors).unwrap()
+}
+
+#[test]
+fn bert_base_graph_is_implicit_and_counts_match_the_formula() {
+    let (vocab, pos, d, ff, layers) = (30522usize, 512usize, 768usize, 3072usize, 12usize);
+    let mut shapes: Vec<(String, Vec<usize>)> = vec![
+        ("embeddings.word_embeddings.weight".into(), vec![vocab, d]),
+        ("embeddings.position_embeddings.weight".into(), vec![pos, d]),
+        ("embeddings.token_type_embeddings.weight".into(), vec![2, d]),
+        ("embeddings.LayerNorm.weight".into(), vec![d]),
+        ("embeddings.LayerNorm.bias".into(), vec![d]),
+    ];
+    for l in 0..layers {
+        let p = format!("encoder.layer.{l}");
+        let lin = |shapes: &mut Vec<(String, Vec<usize>)>, n: String, i: usize, o: usize| {
+            shapes.push((format!("{n}.weight"), vec![o, i]));
+            shapes.push((format!("{n}.bias"), vec![o]));
+        };
+        for q in ["query", "key", "value"] {
+            lin(&mut shapes, format!("{p}.attention.self.{q}"), d, d);
+        }
+        lin(&mut shapes, format!("{p}.attention.output.dense"), d, d);
+        shapes.push((format!("{p}.attention.output.LayerNorm.weight"), vec![d]));
+        shapes.push((format!("{p}.attention.output.LayerNorm.bias"), vec![d]));
+        lin(&mut shapes, format!("{p}.intermediate.dense"), d, ff);
+        lin(&mut shapes, format!("{p}.output.dense"), ff, d);
+        shapes.push((format!("{p}.output.LayerNorm.weight"), vec![d]));
+        shapes.push((format!("{p}.output.LayerNorm.bias"), vec![d]));
+    }
+    shapes.push(("pooler.dense.weight".into(), vec![d, d]));
+    shapes.push(("pooler.dense.bias".into(), vec![d]));
+    let store = lazy_zero_store(&shapes);
+
+    let started = std::time::Instant::now();
+    let arch = arch::recover(&store);
+    let g = graph::build(&arch, &store).unwrap();
+    let elapsed = started.elapsed();
+
+    // bert-base-uncased BertModel: 109,482,240 parameters.
+    assert_eq!(g.num_parameters(), 109_482_240);
+    assert_eq!(store.num_parameters(), 109_482_240);
+    // Edges: one per parameter plus two residuals of d edges per encoder layer.
+    assert_eq!(g.num_edges(), 109_482_240 + 2 * layers * d);
+    // Nodes: inputs (vocab + positions + token types), embedding neurons + LN gamma/beta; per layer
+    // d attention neurons + 3 q/k/v bias nodes, d output neurons + bias, LN 2, ff + bias, d + bias,
+    // LN 2; pooler d + bias.
+    let per_layer = (d + 3) + (d + 1) + 2 + (ff + 1) + (d + 1) + 2;
+    assert_eq!(g.num_nodes(), vocab + pos + 2 + d + 2 + layers * per_layer + d + 1);
+    // Blocks, not edges: a handful per layer.
+    assert!(g.edge_blocks().len() < 30 * layers, "{} edge blocks", g.edge_blocks().len());
+    assert_eq!(g.overview().edge_count(), g.edge_blocks().len());
+    assert_eq!(g.overview().node_count(), g.node_blocks().len());
+    assert!(elapsed.as_secs_f64() < 2.0, "building an implicit graph took {elapsed:?}");
+    // Streaming touches one tensor at a time; check the first block only (the word embeddings).
+    let first = g.edges().next().unwrap();
+    assert_eq!((first.src, first.dst), (0, vocab + pos + 2));
+    assert_eq!(first.features, [0.0, 0.0, 0.0, -1.0, -1.0, -1.0]);
+}

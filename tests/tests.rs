@@ -10,3 +10,11 @@ mod cka_reference;
 mod cka_properties;
 mod cli;
 mod corruption;
+#[cfg(feature = "burn")]
+mod gmn_symmetry;
+#[cfg(feature = "burn")]
+mod gmn_train;
+mod data_idx;
+mod data_zoos;
+#[cfg(feature = "gui")]
+mod gui;

@@ -14,6 +14,7 @@ pub mod numpy;
 pub mod onnx;
 pub mod pytorch;
 pub mod safetensors;
+pub mod writer;
 
 pub use blob::{Blob, ByteView};
 pub use dtype::DType;
@@ -176,7 +177,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Opens a model file, choosing the reader from its magic bytes (extension only as a tie-break).
 pub fn open(path: impl AsRef<Path>) -> Result<TensorStore> {
     let path = path.as_ref();
-    let blob = Blob::map_file(path)?;
+    open_blob(path, Blob::map_file(path)?)
+}
+
+/// Opens model bytes already in memory; `path` names them in errors, its extension breaks ties
+/// and (ONNX) locates external data.
+pub fn open_blob(path: &Path, blob: Blob) -> Result<TensorStore> {
     let head = &blob.as_slice()[..blob.len().min(16)];
     let ext = path
         .extension()

@@ -1,5 +1,54 @@
-//! No subcommand: the desktop app. STUB.
+//! No subcommand: the desktop app. `gmnscope` opens the embedded demo models, `gmnscope FILE...`
+//! opens files. Scripted runs (CI smoke tests, README screenshots):
+//! - `--screenshot OUT.png`: once the workspace has loaded, render a few frames (10, or
+//!   `--quit-after-frames N`), save the window as PNG (written to a temp file, then renamed) and exit;
+//! - `--quit-after-frames N`: exit after N frames of the loaded workspace.
+//!
+//! `GMNSCOPE_THEME=light|dark` overrides the saved theme (for screenshots of both). Scripted runs
+//! use a throw-away settings directory, so they neither read nor change the user's saved layout.
 
-pub fn run(_files: &[std::path::PathBuf]) -> anyhow::Result<()> {
-    anyhow::bail!("GUI not implemented yet")
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use gmnscope::ui::state::ThemeChoice;
+use gmnscope::ui::{App, StartupOptions};
+
+pub fn run(files: &[PathBuf], screenshot: Option<&Path>, quit_after_frames: Option<u64>) -> anyhow::Result<()> {
+    let outcome = Arc::new(Mutex::new(None));
+    let theme = match std::env::var("GMNSCOPE_THEME").ok().as_deref() {
+        Some("light") => Some(ThemeChoice::Light),
+        Some("dark") => Some(ThemeChoice::Dark),
+        _ => None,
+    };
+    let startup = StartupOptions {
+        files: files.to_vec(),
+        screenshot: screenshot.map(Path::to_path_buf),
+        quit_after_frames,
+        outcome: outcome.clone(),
+        theme,
+    };
+    let scripted = startup.screenshot.is_some() || startup.quit_after_frames.is_some();
+    let scratch = std::env::temp_dir().join(format!("gmnscope-scripted-{}", std::process::id()));
+    let options = eframe::NativeOptions {
+        renderer: eframe::Renderer::Wgpu,
+        viewport: egui::ViewportBuilder::default()
+            .with_title("gmnscope")
+            .with_inner_size([1400.0, 860.0])
+            .with_min_inner_size([640.0, 400.0])
+            .with_drag_and_drop(true),
+        // A scripted run must not read or overwrite the user's saved layout.
+        persist_window: !scripted,
+        persistence_path: scripted.then(|| scratch.clone()),
+        ..Default::default()
+    };
+    let result = eframe::run_native("gmnscope", options, Box::new(move |cc| Ok(Box::new(App::new(cc, startup)))))
+        .map_err(|e| anyhow::anyhow!("cannot start the window: {e}"));
+    if scripted {
+        std::fs::remove_dir_all(&scratch).ok();
+    }
+    result?;
+    match outcome.lock().ok().and_then(|mut o| o.take()) {
+        Some(error) => anyhow::bail!(error),
+        None => Ok(()),
+    }
 }

@@ -2,6 +2,9 @@
 //! Errors are printed once, by `main`, as one line; the exit code is then 2.
 
 pub mod cka;
+pub mod fit_inrs;
 pub mod graph;
 pub mod gui;
+pub mod infer;
 pub mod inspect;
+pub mod train;

@@ -1,1 +1,32 @@
-//! STUB
+//! The desktop app (feature `gui`): eframe/egui panels over the core library. Holds no numerics:
+//! it renders state and sends commands; the work runs in background jobs that call the core.
+//!
+//! Brief overview:
+//! - [`app::App`]: owns runtime state (open models, jobs, caches) and the persisted
+//!   [`state::AppState`]; `logic` drains jobs and applies [`commands::Command`]s, `ui` lays out.
+//! - One panel per file: [`menu`], [`layer_tree`], [`graph_view`] (custom WGSL through an
+//!   egui-wgpu paint callback, see [`graph_view::renderer`]), [`details`], [`status_bar`],
+//!   [`toasts`], [`dialogs`].
+//! - [`jobs`]: named worker threads with typed events over bounded channels and a cancel flag;
+//!   [`loader`] is the open-model job.
+//! - [`automation`]: `--screenshot` / `--quit-after-frames` for scripted runs.
+//!
+//! Extension points for the views to come: add a [`commands::Tab`] variant and its panel file;
+//! long computations become a [`jobs::spawn`] closure whose result the app stores in `logic`.
+
+pub mod app;
+pub mod automation;
+pub mod colormap;
+pub mod commands;
+pub mod details;
+pub mod dialogs;
+pub mod graph_view;
+pub mod jobs;
+pub mod layer_tree;
+pub mod loader;
+pub mod menu;
+pub mod state;
+pub mod status_bar;
+pub mod toasts;
+
+pub use app::{App, StartupOptions};

@@ -1,0 +1,194 @@
+//! GMN training throughput (graphs / second) on SIREN 2-32-32-1 parameter graphs, hidden 64,
+//! 4 layers, batch 64, burn-flex, against the same model in PyTorch (`benches/peers/gmn_torch.py`,
+//! `torch.set_num_threads(2)`) on the same CPU, in the same run, on the same graphs (written to a
+//! temporary safetensors file the peer reads).
+//!
+//! `cargo bench --bench gmn_train` prints both rates and the ratio. Environment:
+//! `GMN_BENCH_WORKERS` (data-parallel workers, default one per core), `GMN_BENCH_SKIP_PEER=1`.
+//! Our step is the trainer's own (`train::step`): batch, forward, backward, gradient sum, global
+//! clipping, AdamW.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use burn::optim::AdamWConfig;
+use burn::tensor::Device;
+use criterion::Criterion;
+use gmnscope::checkpoint::DType;
+use gmnscope::checkpoint::writer::{OwnedTensor, write_safetensors};
+use gmnscope::data::{Split, Target};
+use gmnscope::models::{BatchTopology, Gmn, GraphInput, Topology};
+use gmnscope::rng::SplitMix64;
+use gmnscope::train::step::{self, StepInput};
+use gmnscope::train::{GraphSet, Sample, TrainConfig};
+
+const WIDTHS: [usize; 4] = [2, 32, 32, 1];
+const BATCH: usize = 64;
+const HIDDEN: usize = 64;
+const LAYERS: usize = 4;
+const GRAPHS: usize = 4 * BATCH;
+
+/// `GRAPHS` random SIRENs (SIREN init) with random labels: throughput does not depend on them.
+fn synthetic_zoo() -> GraphSet {
+    let mut rng = SplitMix64::new(2024);
+    let samples = (0..GRAPHS)
+        .map(|i| {
+            let mut tensors = Vec::new();
+            for l in 0..3 {
+                let (fan_in, out) = (WIDTHS[l], WIDTHS[l + 1]);
+                let bound = if l == 0 { 1.0 / fan_in as f32 } else { (6.0 / fan_in as f32).sqrt() / 30.0 };
+                let w: Vec<f32> = (0..out * fan_in).map(|_| rng.uniform(-bound, bound)).collect();
+                let b: Vec<f32> = (0..out).map(|_| rng.uniform(-0.5, 0.5)).collect();
+                tensors.push(OwnedTensor::f32(format!("seq.{l}.weight"), vec![out, fan_in], &w));
+                tensors.push(OwnedTensor::f32(format!("seq.{l}.bias"), vec![out], &b));
+            }
+            let bytes = gmnscope::checkpoint::writer::to_safetensors_bytes(&tensors);
+            let store = gmnscope::checkpoint::open_blob(
+                std::path::Path::new("inr.safetensors"),
+                gmnscope::checkpoint::Blob::from_vec(bytes),
+            )
+            .expect("valid safetensors");
+            let (topology, weights) = gmnscope::train::dataset::graph_input(&store, false).expect("a SIREN graph");
+            Sample {
+                id: format!("inr{i}"),
+                input: GraphInput { topology: Arc::new(topology), weights },
+                target: Target::Class(rng.below(10) as u8),
+                split: Split::Train,
+            }
+        })
+        .collect();
+    GraphSet::new(samples, Some(10)).expect("a zoo")
+}
+
+fn i64_tensor(name: &str, shape: Vec<usize>, values: &[i64]) -> OwnedTensor {
+    OwnedTensor {
+        name: name.into(),
+        dtype: DType::I64,
+        shape,
+        bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    }
+}
+
+/// Writes the graphs for the PyTorch peer.
+fn write_peer_data(path: &std::path::Path, data: &GraphSet, topo: &Topology, scales: &[f32]) {
+    let n = topo.num_nodes();
+    let e = topo.num_edges();
+    let nodes: Vec<i64> = topo.node_features.iter().flatten().copied().collect();
+    let edges: Vec<f32> = topo.edge_features.iter().flatten().copied().collect();
+    let src: Vec<i64> = topo.src.iter().map(|&v| v as i64).collect();
+    let dst: Vec<i64> = topo.dst.iter().map(|&v| v as i64).collect();
+    let edge_scale: Vec<f32> =
+        topo.edge_features.iter().map(|f| scales.get(f[0] as usize).copied().unwrap_or(1.0)).collect();
+    let weights: Vec<f32> = data.samples.iter().flat_map(|s| s.input.weights.iter().copied()).collect();
+    let labels: Vec<i64> =
+        data.samples.iter().map(|s| if let Target::Class(c) = s.target { c as i64 } else { 0 }).collect();
+    let tensors = vec![
+        i64_tensor("src", vec![e], &src),
+        i64_tensor("dst", vec![e], &dst),
+        i64_tensor("node_features", vec![n, 3], &nodes),
+        OwnedTensor::f32("edge_features", vec![e, 5], &edges),
+        OwnedTensor::f32("edge_scale", vec![e], &edge_scale),
+        OwnedTensor::f32("weights", vec![data.samples.len(), e], &weights),
+        i64_tensor("labels", vec![data.samples.len()], &labels),
+    ];
+    write_safetensors(path, &tensors).expect("write the peer's data");
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+fn main() {
+    gmnscope::train::alloc::tune_for_training();
+    let data = synthetic_zoo();
+    let topo = data.shared.clone().expect("one topology");
+    let workers = std::env::var("GMN_BENCH_WORKERS").ok().and_then(|w| w.parse().ok()).unwrap_or(0);
+    let config = TrainConfig { hidden: HIDDEN, layers: LAYERS, batch_size: BATCH, workers, ..TrainConfig::default() };
+    let mut gmn_config = config.gmn(10);
+    gmn_config.weight_scales = data.weight_scales();
+
+    let device = Device::flex();
+    let autodiff = device.clone().autodiff();
+    let mut model = Gmn::new(&gmn_config, &autodiff).expect("a model");
+    let batch_topology =
+        Arc::new(BatchTopology::new(&[topo.as_ref()], |l| gmn_config.weight_scale(l), &autodiff).expect("topology"));
+    let mut optim = AdamWConfig::new().with_weight_decay(5e-4).init();
+    let input =
+        StepInput { data: &data, shared: Some(&batch_topology), target_mean: 0.0, target_std: 1.0, device: &autodiff };
+    let n_workers = config.worker_count(BATCH);
+    let mut next = 0usize;
+    let mut train_step = || {
+        let indices: Vec<usize> = (0..BATCH).map(|k| (next * BATCH + k) % GRAPHS).collect();
+        next += 1;
+        let (mut grads, _) = step::gradients(&model, &input, &indices, n_workers).expect("a step");
+        step::clip_global_norm(&model, &mut grads, 10.0);
+        model = optim.step(1e-3, model.clone(), grads);
+    };
+
+    let mut per_step = Vec::new();
+    let mut criterion = Criterion::default()
+        .configure_from_args()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(3))
+        .measurement_time(Duration::from_secs(20));
+    criterion.bench_function(
+        &format!("gmn_train/siren-2-32-32-1/h{HIDDEN}-l{LAYERS}-b{BATCH}/flex-w{n_workers}"),
+        |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    train_step();
+                }
+                let elapsed = start.elapsed();
+                per_step.push(elapsed / iters.max(1) as u32);
+                elapsed
+            })
+        },
+    );
+    let ours = BATCH as f64 / median(per_step).as_secs_f64().max(1e-12);
+
+    let peer = if std::env::var("GMN_BENCH_SKIP_PEER").is_ok_and(|v| v == "1") {
+        None
+    } else {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("graphs.safetensors");
+        write_peer_data(&path, &data, &topo, &gmn_config.weight_scales);
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/gmn_torch.py");
+        let out = std::process::Command::new("python3")
+            .arg(script)
+            .arg("--data")
+            .arg(&path)
+            .args(["--batch", &BATCH.to_string(), "--hidden", &HIDDEN.to_string(), "--layers", &LAYERS.to_string()])
+            .args(["--steps", "20", "--warmup", "3", "--threads", "2"])
+            .output();
+        match out {
+            Ok(out) if out.status.success() => {
+                let line = String::from_utf8_lossy(&out.stdout);
+                serde_json::from_str::<serde_json::Value>(line.trim()).ok().and_then(|v| v["graphs_per_s"].as_f64())
+            }
+            Ok(out) => {
+                eprintln!("PyTorch peer failed: {}", String::from_utf8_lossy(&out.stderr));
+                None
+            }
+            Err(e) => {
+                eprintln!("cannot run python3: {e}");
+                None
+            }
+        }
+    };
+    println!(
+        "GMN training, SIREN 2-32-32-1 graphs ({} nodes, {} edges), hidden {HIDDEN}, {LAYERS} layers, batch {BATCH}:",
+        topo.num_nodes(),
+        topo.num_edges()
+    );
+    println!("  gmnscope (burn-flex, {n_workers} workers): {ours:.1} graphs/s");
+    match peer {
+        Some(torch) => {
+            println!("  PyTorch (same model, 2 threads):        {torch:.1} graphs/s");
+            println!("  ratio gmnscope / PyTorch: {:.2}x (goal >= 2x)", ours / torch);
+        }
+        None => println!("  PyTorch peer: not run"),
+    }
+    criterion.final_summary();
+}

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""PyTorch peer of gmnscope's GMN training step (benches/gmn_train.rs).
+
+The same model as src/models (EdgeMPNN, factored algebra, node-major layout): node encoder
+sin(Linear(1,h)(layer)) + sin(Linear(1,h)(order)) + type table; edge encoder Linear(1,h)(scaled
+weight) + sin(Linear(1,h)(layer)) + type table + Linear(3,h)(position); L blocks with pre-LayerNorm,
+SiLU and residuals, whose edge-MLP first linear is split into per-node terms gathered to the edges
+and whose message-MLP last linear runs after the mean; final LayerNorms, mean readout over nodes
+and edges, MLP head, cross-entropy, AdamW (lr 1e-3, wd 5e-4) with global gradient clipping at 10.
+
+Reads the graphs the Rust bench wrote (safetensors), trains `--warmup` + `--steps` steps on
+batches of `--batch` graphs, prints one JSON line: {"graphs_per_s": ..., "step_s": ...}.
+"""
+import argparse
+import json
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.numpy import load_file
+
+
+class Dense(nn.Module):
+    def __init__(self, d_in, d_out, bias=True):
+        super().__init__()
+        bound = 1.0 / max(d_in, 1) ** 0.5
+        self.weight = nn.Parameter(torch.empty(d_in, d_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(d_out).uniform_(-bound, bound)) if bias else None
+
+    def forward(self, x):
+        y = x @ self.weight
+        return y + self.bias if self.bias is not None else y
+
+
+def projection(d_in, d_out, fan_in):
+    bound = 1.0 / fan_in ** 0.5
+    return nn.Parameter(torch.empty(d_in, d_out).uniform_(-bound, bound))
+
+
+class Block(nn.Module):
+    def __init__(self, h):
+        super().__init__()
+        self.node_norm = nn.LayerNorm(h)
+        self.edge_norm = nn.LayerNorm(h)
+        self.edge_src = projection(h, h, 3 * h)
+        self.edge_dst = projection(h, h, 3 * h)
+        self.edge_self = Dense(h, h)
+        self.edge_out = Dense(h, h)
+        self.msg_src = projection(h, h, 2 * h)
+        self.msg_edge = Dense(h, h)
+        self.msg_out = Dense(h, h)
+        self.node_self = Dense(h, h)
+        self.node_agg = projection(h, h, 2 * h)
+        self.node_out = Dense(h, h)
+
+    def forward(self, t, x, e):
+        n, b, h = x.shape
+        m = t["src"].shape[0]
+        xn = self.node_norm(x).reshape(n * b, h)
+        en = self.edge_norm(e).reshape(m * b, h)
+
+        def to_edges(w, index):
+            return (xn @ w).reshape(n, b * h).index_select(0, index).reshape(m * b, h)
+
+        z = F.silu(to_edges(self.edge_src, t["src"]) + to_edges(self.edge_dst, t["dst"]) + self.edge_self(en))
+        e = e + self.edge_out(z).reshape(m, b, h)
+        z = F.silu(to_edges(self.msg_src, t["src"]) + self.msg_edge(e.reshape(m * b, h)))
+        s = torch.zeros(n, b * h, dtype=z.dtype).index_add_(0, t["dst"], z.reshape(m, b * h))
+        mean = (s * t["inv_in_degree"]).reshape(n * b, h)
+        agg = (mean @ self.msg_out.weight).reshape(n, b, h) + self.msg_out.bias.reshape(1, 1, h) * t["has_in"]
+        z = F.silu(self.node_self(xn) + agg.reshape(n * b, h) @ self.node_agg)
+        x = x + self.node_out(z).reshape(n, b, h)
+        return x, e
+
+
+class Gmn(nn.Module):
+    def __init__(self, h, layers, outputs, node_types=17, edge_types=14):
+        super().__init__()
+        self.h = h
+        self.node_layer = Dense(1, h)
+        self.node_order = Dense(1, h)
+        self.node_types = nn.Parameter(torch.randn(node_types, h))
+        self.edge_weight = Dense(1, h)
+        self.edge_layer = Dense(1, h, bias=False)
+        self.edge_types = nn.Parameter(torch.randn(edge_types, h))
+        self.edge_position = Dense(3, h, bias=False)
+        self.blocks = nn.ModuleList([Block(h) for _ in range(layers)])
+        self.final_node_norm = nn.LayerNorm(h)
+        self.final_edge_norm = nn.LayerNorm(h)
+        self.head_hidden = Dense(2 * h, h)
+        self.head_out = Dense(h, outputs)
+
+    def forward(self, t, weights):
+        # weights: [E, B, 1]
+        h = self.h
+        m, b, _ = weights.shape
+        x0 = (torch.sin(self.node_layer(t["node_layer"])) + torch.sin(self.node_order(t["node_order"]))
+              + self.node_types.index_select(0, t["node_type"]))
+        x = x0.reshape(-1, 1, h).repeat(1, b, 1)
+        fixed = (torch.sin(self.edge_layer(t["edge_layer"])) + self.edge_types.index_select(0, t["edge_type"])
+                 + self.edge_position(t["edge_position"]) + self.edge_weight.bias)
+        e = (weights * t["edge_scale"].reshape(m, 1, 1)) * self.edge_weight.weight.reshape(1, 1, h) \
+            + fixed.reshape(m, 1, h)
+        for block in self.blocks:
+            x, e = block(t, x, e)
+        emb = torch.cat([self.final_node_norm(x).mean(0), self.final_edge_norm(e).mean(0)], dim=1)
+        return self.head_out(F.silu(self.head_hidden(emb)))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    d = load_file(args.data)
+    src, dst = torch.from_numpy(d["src"]).long(), torch.from_numpy(d["dst"]).long()
+    nodes = torch.from_numpy(d["node_features"]).long()  # [N, 3]
+    edges = torch.from_numpy(d["edge_features"]).float()  # [E, 5]
+    all_weights = torch.from_numpy(d["weights"]).float()  # [G, E]
+    labels = torch.from_numpy(d["labels"]).long()
+    scales = torch.from_numpy(d["edge_scale"]).float().reshape(-1, 1)
+    n = nodes.shape[0]
+    in_degree = torch.zeros(n).index_add_(0, dst, torch.ones(dst.shape[0]))
+    t = {
+        "src": src,
+        "dst": dst,
+        "node_layer": nodes[:, 0:1].float(),
+        "node_order": nodes[:, 1:2].float(),
+        "node_type": nodes[:, 2].clamp(0, 16),
+        "edge_layer": edges[:, 0:1],
+        "edge_type": edges[:, 1].long().clamp(0, 13),
+        "edge_position": edges[:, 2:5].contiguous(),
+        "edge_scale": scales,
+        "inv_in_degree": torch.where(in_degree > 0, 1.0 / in_degree.clamp(min=1), torch.zeros(n)).reshape(n, 1),
+        "has_in": (in_degree > 0).float().reshape(n, 1, 1),
+    }
+    classes = int(labels.max().item()) + 1
+    model = Gmn(args.hidden, args.layers, max(classes, 2))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=5e-4)
+    g = all_weights.shape[0]
+
+    def step(i):
+        idx = torch.arange(i * args.batch, (i + 1) * args.batch) % g
+        w = all_weights[idx].t().contiguous().unsqueeze(-1)  # [E, B, 1]
+        loss = F.cross_entropy(model(t, w), labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        return loss.item()
+
+    for i in range(args.warmup):
+        step(i)
+    times = []
+    for i in range(args.steps):
+        t0 = time.perf_counter()
+        step(args.warmup + i)
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    median = times[len(times) // 2]
+    print(json.dumps({"graphs_per_s": args.batch / median, "step_s": median, "threads": args.threads,
+                      "torch": torch.__version__}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+//! The subset of `onnx.proto` gmnscope needs, decoded with [`super::proto`].
+//!
+//! Owns: field numbers (checked against onnx.proto of onnx 1.23) and protobuf merge semantics
+//! (a repeated `graph` field merges; repeated fields append). Nothing below a node is decoded:
+//! attributes, including subgraphs of `If`/`Loop`, are skipped unparsed, so nesting depth is at
+//! most ModelProto > GraphProto > TensorProto > StringStringEntryProto whatever the input holds.
+//! Payloads stay as ranges into the model bytes; [`super::tensor`] turns them into tensors.
+
+use std::ops::Range;
+
+use super::proto::{DecodeError, DecodeResult, Field, Fields, Value};
+use crate::checkpoint::OpNode;
+
+mod field {
+    // ModelProto
+    pub const MODEL_IR_VERSION: u32 = 1;
+    pub const MODEL_GRAPH: u32 = 7;
+    // GraphProto
+    pub const GRAPH_NODE: u32 = 1;
+    pub const GRAPH_NAME: u32 = 2;
+    pub const GRAPH_INITIALIZER: u32 = 5;
+    pub const GRAPH_INPUT: u32 = 11;
+    pub const GRAPH_OUTPUT: u32 = 12;
+    // NodeProto
+    pub const NODE_INPUT: u32 = 1;
+    pub const NODE_OUTPUT: u32 = 2;
+    pub const NODE_NAME: u32 = 3;
+    pub const NODE_OP_TYPE: u32 = 4;
+    // ValueInfoProto
+    pub const VALUE_INFO_NAME: u32 = 1;
+    // TensorProto
+    pub const TENSOR_DIMS: u32 = 1;
+    pub const TENSOR_DATA_TYPE: u32 = 2;
+    pub const TENSOR_FLOAT_DATA: u32 = 4;
+    pub const TENSOR_INT32_DATA: u32 = 5;
+    pub const TENSOR_INT64_DATA: u32 = 7;
+    pub const TENSOR_NAME: u32 = 8;
+    pub const TENSOR_RAW_DATA: u32 = 9;
+    pub const TENSOR_DOUBLE_DATA: u32 = 10;
+    pub const TENSOR_UINT64_DATA: u32 = 11;
+    pub const TENSOR_EXTERNAL_DATA: u32 = 13;
+    pub const TENSOR_DATA_LOCATION: u32 = 14;
+    // StringStringEntryProto
+    pub const ENTRY_KEY: u32 = 1;
+    pub const ENTRY_VALUE: u32 = 2;
+}
+
+/// `TensorProto.DataLocation.EXTERNAL`.
+pub const DATA_LOCATION_EXTERNAL: u64 = 1;
+
+/// A GraphProto, reduced to names, the node list and the initializers.
+#[derive(Debug, Default)]
+pub struct Graph {
+    pub name: String,
+    pub nodes: Vec<OpNode>,
+    pub initializers: Vec<TensorProto>,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+}
+
+/// One piece of a repeated scalar field: a packed run or a single unpacked value (raw bits).
+/// Protobuf allows both encodings, even mixed, for the same field.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Piece {
+    Packed(Range<usize>),
+    Single(u64),
+}
+
+/// A TensorProto with its payload left in place.
+#[derive(Debug, Default)]
+pub struct TensorProto {
+    pub name: String,
+    pub dims: Vec<i64>,
+    pub data_type: i32,
+    pub raw_data: Option<Range<usize>>,
+    pub float_data: Vec<Piece>,
+    pub double_data: Vec<Piece>,
+    pub int32_data: Vec<Piece>,
+    pub int64_data: Vec<Piece>,
+    pub uint64_data: Vec<Piece>,
+    pub external_data: Vec<(String, String)>,
+    pub data_location: u64,
+}
+
+/// Decodes the graph of a ModelProto (`bytes` is the whole file); a model without one is an error.
+pub fn decode_model(bytes: &[u8]) -> DecodeResult<Graph> {
+    let mut graph = Graph::default();
+    let mut has_graph = false;
+    for field in Fields::new(bytes, 0..bytes.len()) {
+        let field = field?;
+        if field.number == field::MODEL_GRAPH {
+            merge_graph(bytes, field.bytes()?, &mut graph)?;
+            has_graph = true;
+        }
+    }
+    if !has_graph {
+        return Err(DecodeError { offset: bytes.len(), message: "the model has no graph (field 7)".into() });
+    }
+    Ok(graph)
+}
+
+/// Cheap structural check: the message starts with `ir_version` (tag 0x08) and every top-level
+/// field frames correctly, one of them being a graph. Sub-messages are not entered.
+pub fn looks_like_model(bytes: &[u8]) -> bool {
+    if bytes.first() != Some(&((field::MODEL_IR_VERSION as u8) << 3)) {
+        return false;
+    }
+    let mut has_graph = false;
+    for field in Fields::new(bytes, 0..bytes.len()) {
+        match field {
+            Ok(f) if f.number == field::MODEL_GRAPH => has_graph = matches!(f.value, Value::Bytes(_)),
+            Ok(f) if f.number <= 32 => {}
+            _ => return false,
+        }
+    }
+    has_graph
+}
+
+fn merge_graph(buf: &[u8], range: Range<usize>, graph: &mut Graph) -> DecodeResult<()> {
+    for field in Fields::new(buf, range) {
+        let field = field?;
+        match field.number {
+            field::GRAPH_NODE => graph.nodes.push(decode_node(buf, field.bytes()?)?),
+            field::GRAPH_NAME => graph.name = field.string(buf)?,
+            field::GRAPH_INITIALIZER => graph.initializers.push(decode_tensor(buf, field.bytes()?)?),
+            field::GRAPH_INPUT => graph.inputs.push(value_info_name(buf, field.bytes()?)?),
+            field::GRAPH_OUTPUT => graph.outputs.push(value_info_name(buf, field.bytes()?)?),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn decode_node(buf: &[u8], range: Range<usize>) -> DecodeResult<OpNode> {
+    let mut node = OpNode { name: String::new(), op_type: String::new(), inputs: Vec::new(), outputs: Vec::new() };
+    for field in Fields::new(buf, range) {
+        let field = field?;
+        match field.number {
+            field::NODE_INPUT => node.inputs.push(field.string(buf)?),
+            field::NODE_OUTPUT => node.outputs.push(field.string(buf)?),
+            field::NODE_NAME => node.name = field.string(buf)?,
+            field::NODE_OP_TYPE => node.op_type = field.string(buf)?,
+            _ => {}
+        }
+    }
+    Ok(node)
+}
+
+fn value_info_name(buf: &[u8], range: Range<usize>) -> DecodeResult<String> {
+    let mut name = String::new();
+    for field in Fields::new(buf, range) {
+        let field = field?;
+        if field.number == field::VALUE_INFO_NAME {
+            name = field.string(buf)?;
+        }
+    }
+    Ok(name)
+}
+
+fn decode_tensor(buf: &[u8], range: Range<usize>) -> DecodeResult<TensorProto> {
+    let mut t = TensorProto::default();
+    for field in Fields::new(buf, range) {
+        let field = field?;
+        match field.number {
+            field::TENSOR_DIMS => match &field.value {
+                Value::Bytes(packed) => {
+                    for v in super::proto::packed_varints(buf, packed.clone()) {
+                        t.dims.push(v? as i64);
+                    }
+                }
+                _ => t.dims.push(field.varint()? as i64),
+            },
+            // int32 on the wire is a sign-extended varint; truncation recovers the value.
+            field::TENSOR_DATA_TYPE => t.data_type = field.varint()? as i32,
+            field::TENSOR_FLOAT_DATA => t.float_data.push(piece(&field)?),
+            field::TENSOR_INT32_DATA => t.int32_data.push(piece(&field)?),
+            field::TENSOR_INT64_DATA => t.int64_data.push(piece(&field)?),
+            field::TENSOR_NAME => t.name = field.string(buf)?,
+            field::TENSOR_RAW_DATA => t.raw_data = Some(field.bytes()?),
+            field::TENSOR_DOUBLE_DATA => t.double_data.push(piece(&field)?),
+            field::TENSOR_UINT64_DATA => t.uint64_data.push(piece(&field)?),
+            field::TENSOR_EXTERNAL_DATA => t.external_data.push(decode_entry(buf, field.bytes()?)?),
+            field::TENSOR_DATA_LOCATION => t.data_location = field.varint()?,
+            _ => {}
+        }
+    }
+    Ok(t)
+}
+
+fn piece(field: &Field) -> DecodeResult<Piece> {
+    Ok(match &field.value {
+        Value::Bytes(range) => Piece::Packed(range.clone()),
+        Value::Varint(v) | Value::Fixed64(v) => Piece::Single(*v),
+        Value::Fixed32(v) => Piece::Single(u64::from(*v)),
+    })
+}
+
+fn decode_entry(buf: &[u8], range: Range<usize>) -> DecodeResult<(String, String)> {
+    let (mut key, mut value) = (String::new(), String::new());
+    for field in Fields::new(buf, range) {
+        let field = field?;
+        match field.number {
+            field::ENTRY_KEY => key = field.string(buf)?,
+            field::ENTRY_VALUE => value = field.string(buf)?,
+            _ => {}
+        }
+    }
+    Ok((key, value))
+}

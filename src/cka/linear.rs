@@ -1,0 +1,163 @@
+//! Linear-kernel HSIC terms for lists of layers, in whichever form is cheaper:
+//! - feature space (`||Yc^T Xc||_F^2`, p x p products, memory independent of n) — the usual case;
+//! - Gram form (`<Xc Xc^T, Yc Yc^T>`, one n x n matrix per layer) — only when the examples are
+//!   fewer than the widths make worthwhile and every Gram matrix fits in the memory budget.
+//!
+//! Each layer's centring, self term and diagonal are computed once and shared by its whole
+//! row/column of the matrix.
+
+use super::centre::Centring;
+use super::feature::{Layer, Pairs, cross_frobenius};
+use super::gemm::{Real, a_at};
+use super::hsic::{Diagonal, HsicTerms, hsic_from_inner};
+use super::{ActivationsView, Estimator, Precision, Result, Side};
+
+/// Below this many multiply-adds, `Precision::Auto` computes in f64 (it costs milliseconds).
+const AUTO_F64_MAX_WORK: f64 = 2e8;
+
+/// Which product form a linear CKA matrix uses (exposed for benchmarks and tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinearForm {
+    Feature,
+    Gram,
+}
+
+/// The work plan for a matrix: form and element type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinearPlan {
+    pub form: LinearForm,
+    pub f64: bool,
+}
+
+/// Picks the form from n and the widths (multiply-add counts of both, Gram only if it fits).
+pub fn plan(
+    n: usize,
+    widths_a: &[usize],
+    widths_b: &[usize],
+    symmetric: bool,
+    precision: Precision,
+    budget: usize,
+) -> LinearPlan {
+    let nf = n as f64;
+    let (pa, pb): (f64, f64) = (widths_a.iter().sum::<usize>() as f64, widths_b.iter().sum::<usize>() as f64);
+    let sq = |w: &[usize]| w.iter().map(|&p| (p as f64).powi(2)).sum::<f64>();
+    let feature = if symmetric { nf * pa * pa / 2.0 } else { nf * (pa * pb + 0.6 * (sq(widths_a) + sq(widths_b))) };
+    let grams = if symmetric { widths_a.len() } else { widths_a.len() + widths_b.len() };
+    let pairs = (widths_a.len() * widths_b.len()) as f64;
+    let gram = nf * nf * (if symmetric { pa } else { pa + pb }) + 4.0 * nf * nf * pairs;
+    let use_f64 = match precision {
+        Precision::F64 => true,
+        Precision::F32 => false,
+        Precision::Auto => feature.min(gram) < AUTO_F64_MAX_WORK,
+    };
+    let elem = if use_f64 { 8.0 } else { 4.0 };
+    let gram_bytes = grams as f64 * nf * nf * elem;
+    let form = if gram < feature && gram_bytes <= budget as f64 { LinearForm::Gram } else { LinearForm::Feature };
+    LinearPlan { form, f64: use_f64 }
+}
+
+/// HSIC terms (linear kernel) between every layer of `a` and every layer of `b`. `symmetric`
+/// means `b` is `a` (its terms are then computed once). Inputs are validated by the caller.
+pub(crate) fn linear_terms(
+    a: &[ActivationsView<'_>],
+    b: &[ActivationsView<'_>],
+    symmetric: bool,
+    estimator: Estimator,
+    precision: Precision,
+    budget: usize,
+) -> Result<HsicTerms> {
+    let n = a[0].n();
+    let centre = |side, layers: &[ActivationsView<'_>]| -> Result<Vec<Centring>> {
+        layers.iter().enumerate().map(|(i, v)| Centring::of(v, side, i)).collect()
+    };
+    let ca = centre(Side::A, a)?;
+    let cb = if symmetric { Vec::new() } else { centre(Side::B, b)? };
+    let la: Vec<Layer<'_>> = a.iter().zip(&ca).map(|(&view, centring)| Layer { view, centring }).collect();
+    let lb: Vec<Layer<'_>> = if symmetric {
+        la.clone()
+    } else {
+        b.iter().zip(&cb).map(|(&view, centring)| Layer { view, centring }).collect()
+    };
+    let widths = |l: &[Layer<'_>]| l.iter().map(|l| l.view.p()).collect::<Vec<_>>();
+    let plan = plan(n, &widths(&la), &widths(&lb), symmetric, precision, budget);
+    let raw = match (plan.form, plan.f64) {
+        (LinearForm::Feature, true) => feature_raw::<f64>(&la, &lb, symmetric, n, budget),
+        (LinearForm::Feature, false) => feature_raw::<f32>(&la, &lb, symmetric, n, budget),
+        (LinearForm::Gram, true) => gram_raw::<f64>(&la, &lb, symmetric, n),
+        (LinearForm::Gram, false) => gram_raw::<f32>(&la, &lb, symmetric, n),
+    };
+    let diag = |layers: &[Layer<'_>]| -> Vec<Diagonal> {
+        match estimator {
+            Estimator::Unbiased => layers.iter().map(|l| Diagonal::new(l.centring.row_sq_norms(&l.view))).collect(),
+            Estimator::Biased => vec![Diagonal::default(); layers.len()],
+        }
+    };
+    let da = diag(&la);
+    let db = if symmetric { da.clone() } else { diag(&lb) };
+    let (ra, rb) = (la.len(), lb.len());
+    let mut terms = HsicTerms::zeros(ra, rb);
+    for i in 0..ra {
+        for j in 0..rb {
+            terms.cross[i * rb + j] = hsic_from_inner(raw.cross[i * rb + j], &da[i], &db[j], n, estimator);
+        }
+    }
+    for i in 0..ra {
+        terms.row_self[i] = hsic_from_inner(raw.self_a[i], &da[i], &da[i], n, estimator);
+    }
+    for j in 0..rb {
+        terms.col_self[j] = hsic_from_inner(raw.self_b[j], &db[j], &db[j], n, estimator);
+    }
+    Ok(terms)
+}
+
+/// `<K_i, L_j>` for all pairs and `<K_i, K_i>` for each layer.
+struct RawInner {
+    cross: Vec<f64>,
+    self_a: Vec<f64>,
+    self_b: Vec<f64>,
+}
+
+fn feature_raw<T: Real>(a: &[Layer<'_>], b: &[Layer<'_>], symmetric: bool, n: usize, budget: usize) -> RawInner {
+    if symmetric {
+        let cross = cross_frobenius::<T>(a, a, Pairs::Symmetric, n, budget);
+        let diag: Vec<f64> = (0..a.len()).map(|i| cross[i * a.len() + i]).collect();
+        return RawInner { cross, self_a: diag.clone(), self_b: diag };
+    }
+    let cross = cross_frobenius::<T>(a, b, Pairs::All, n, budget);
+    let self_of = |l: &[Layer<'_>]| {
+        let all = cross_frobenius::<T>(l, l, Pairs::SelfOnly, n, budget);
+        (0..l.len()).map(|i| all[i * l.len() + i]).collect::<Vec<f64>>()
+    };
+    RawInner { cross, self_a: self_of(a), self_b: self_of(b) }
+}
+
+/// Gram form: one centred n x n Gram matrix per layer, then inner products between them.
+fn gram_raw<T: Real>(a: &[Layer<'_>], b: &[Layer<'_>], symmetric: bool, n: usize) -> RawInner {
+    let gram = |l: &Layer<'_>| -> Vec<T> {
+        let mut centred = vec![T::default(); n * l.view.p()];
+        l.centring.pack(&l.view, 0, n, &mut centred, l.view.p(), 0);
+        let mut k = vec![T::default(); n * n];
+        a_at(&centred, n, l.view.p(), &mut k);
+        k
+    };
+    let inner = |x: &[T], y: &[T]| x.iter().zip(y).map(|(u, v)| u.to_f64() * v.to_f64()).sum::<f64>();
+    let ka: Vec<Vec<T>> = a.iter().map(gram).collect();
+    let kb: Vec<Vec<T>> = if symmetric { Vec::new() } else { b.iter().map(gram).collect() };
+    let kb_ref = if symmetric { &ka } else { &kb };
+    // Scales: K_scaled = s^2 K, so <K_i, L_j> = <.,.>_scaled / (s_i s_j)^2.
+    let unscale = |x: &Layer<'_>, y: &Layer<'_>| (x.centring.scale * y.centring.scale).powi(2);
+    let mut cross = vec![0.0; a.len() * b.len()];
+    for (i, ki) in ka.iter().enumerate() {
+        for (j, lj) in kb_ref.iter().enumerate() {
+            if symmetric && j < i {
+                cross[i * b.len() + j] = cross[j * b.len() + i];
+            } else {
+                cross[i * b.len() + j] = inner(ki, lj) / unscale(&a[i], &b[j]);
+            }
+        }
+    }
+    let self_a: Vec<f64> = ka.iter().zip(a).map(|(k, l)| inner(k, k) / unscale(l, l)).collect();
+    let self_b =
+        if symmetric { self_a.clone() } else { kb.iter().zip(b).map(|(k, l)| inner(k, k) / unscale(l, l)).collect() };
+    RawInner { cross, self_a, self_b }
+}

@@ -1,0 +1,131 @@
+//! `gmnscope infer`: run a trained graph metanetwork on one model file: the prediction (class
+//! and probabilities, or the regressed value), the graph embedding, and a summary of the node
+//! features after every GMN layer (mean / std / mean L2 norm per node).
+
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct InferArgs {
+    /// Training run directory (written by `gmnscope train`).
+    #[arg(long)]
+    pub gmn: PathBuf,
+    /// Model file to classify / score (any format `inspect` reads).
+    pub file: PathBuf,
+    /// Print JSON (keys: prediction, probabilities, value, embedding, layers, ...).
+    #[arg(long)]
+    pub json: bool,
+    /// flex (default) or wgpu.
+    #[arg(long, default_value = "flex")]
+    pub device: String,
+}
+
+#[cfg(not(feature = "burn"))]
+pub fn run(_args: &InferArgs) -> anyhow::Result<()> {
+    anyhow::bail!("this gmnscope was built without the `burn` feature: GMN inference is not available")
+}
+
+#[cfg(feature = "burn")]
+pub fn run(args: &InferArgs) -> anyhow::Result<()> {
+    use std::sync::Arc;
+
+    use anyhow::Context as _;
+    use gmnscope::models::GmnBatch;
+    use gmnscope::train::step::to_vec;
+    use gmnscope::train::{DeviceChoice, Task, dataset, device, load_run};
+
+    let choice: DeviceChoice = args.device.parse().map_err(anyhow::Error::msg)?;
+    let (device, _) = device::resolve(choice);
+    let (info, model) = load_run(&args.gmn, &device)?;
+    let store = gmnscope::checkpoint::open(&args.file)?;
+    let (topology, weights) = dataset::graph_input(&store, info.gmn.undirected)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{}: cannot build its parameter graph", args.file.display()))?;
+    let batch_topology = model.topology(&[&topology], &device).map_err(anyhow::Error::msg)?;
+    let batch =
+        GmnBatch::shared(Arc::new(batch_topology), &[weights.as_slice()], &device).map_err(anyhow::Error::msg)?;
+    let out = model.forward_states(&batch, true);
+    let raw = to_vec(out.output);
+    let embedding = to_vec(out.embedding);
+    let layers: Vec<serde_json::Value> = out
+        .node_states
+        .into_iter()
+        .enumerate()
+        .map(|(layer, state)| {
+            let [n, _, h] = state.dims();
+            let s = layer_summary(&to_vec(state), n, h);
+            serde_json::json!({"layer": layer, "mean": s.0, "std": s.1, "norm": s.2})
+        })
+        .collect();
+
+    let mut report = serde_json::json!({
+        "file": args.file.display().to_string(),
+        "run": args.gmn.display().to_string(),
+        "nodes": topology.num_nodes(),
+        "edges": topology.num_edges(),
+        "embedding": embedding,
+        "layers": layers,
+    });
+    match info.task {
+        Task::Classification { .. } => {
+            let probabilities = softmax(&raw);
+            let class = gmnscope::train::metrics::argmax(&probabilities);
+            report["task"] = "classification".into();
+            report["prediction"] = class.into();
+            report["probabilities"] = probabilities.into();
+        }
+        Task::Regression => {
+            let value = raw.first().copied().unwrap_or(f32::NAN) * info.target_std + info.target_mean;
+            report["task"] = "regression".into();
+            report["prediction"] = value.into();
+            report["value"] = value.into();
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!("{} ({} nodes, {} edges)", args.file.display(), topology.num_nodes(), topology.num_edges());
+    if let Some(p) = report["probabilities"].as_array() {
+        let probs: Vec<String> =
+            p.iter().enumerate().map(|(i, v)| format!("{i}: {:.3}", v.as_f64().unwrap_or(0.0))).collect();
+        println!("prediction: class {} (probabilities {})", report["prediction"], probs.join(", "));
+    } else {
+        println!("prediction: {}", report["prediction"]);
+    }
+    println!(
+        "embedding: {} values, L2 norm {:.4}",
+        embedding.len(),
+        embedding.iter().map(|v| v * v).sum::<f32>().sqrt()
+    );
+    println!("node features per GMN layer (layer 0 = encoder):");
+    for l in report["layers"].as_array().into_iter().flatten() {
+        println!(
+            "  layer {}: mean {:+.4}  std {:.4}  mean node norm {:.4}",
+            l["layer"],
+            l["mean"].as_f64().unwrap_or(f64::NAN),
+            l["std"].as_f64().unwrap_or(f64::NAN),
+            l["norm"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    Ok(())
+}
+
+/// Mean, standard deviation and mean per-node L2 norm of `n` nodes x `h` features.
+#[cfg(feature = "burn")]
+fn layer_summary(values: &[f32], n: usize, h: usize) -> (f64, f64, f64) {
+    let count = values.len().max(1) as f64;
+    let mean = values.iter().map(|&v| v as f64).sum::<f64>() / count;
+    let var = values.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / count;
+    let norm =
+        values.chunks(h.max(1)).map(|row| row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt()).sum::<f64>()
+            / n.max(1) as f64;
+    (mean, var.sqrt(), norm)
+}
+
+#[cfg(feature = "burn")]
+fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = logits.iter().map(|&v| (v - max).exp()).collect();
+    let sum: f32 = exps.iter().sum();
+    exps.iter().map(|e| e / sum).collect()
+}

@@ -1,0 +1,166 @@
+//! `gmnscope train`: train a graph metanetwork on a zoo (classification for INR zoos, regression
+//! for CNN zoos), with progress on the terminal, metrics in `RUN/metrics.jsonl` and the model in
+//! `RUN/` (see `train::checkpoint` for the layout).
+
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Zoo directory (gmnscope INR zoo, DWSNets / NFN INRs, or the Small CNN Zoo).
+    #[arg(long)]
+    pub zoo: PathBuf,
+    /// Run directory to create (or continue with --resume).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// auto (wgpu on a hardware GPU, else flex), flex or wgpu.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    #[arg(long, default_value_t = 64)]
+    pub hidden: usize,
+    #[arg(long, default_value_t = 4)]
+    pub layers: usize,
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 5e-4)]
+    pub weight_decay: f64,
+    /// Linear warm-up steps (capped at a tenth of the run).
+    #[arg(long, default_value_t = 1000)]
+    pub warmup: u64,
+    /// Global gradient-norm clipping (0 = off).
+    #[arg(long, default_value_t = 10.0)]
+    pub clip: f64,
+    /// Data-parallel worker threads (0 = one per core, at most 4).
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+    /// nodes, edges or both.
+    #[arg(long, default_value = "both")]
+    pub readout: String,
+    /// Also use every edge reversed.
+    #[arg(long)]
+    pub undirected: bool,
+    /// Continue the run in --out from its latest checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Also checkpoint every N steps (0 = at the end of each epoch only).
+    #[arg(long, default_value_t = 0)]
+    pub checkpoint_every: u64,
+}
+
+#[cfg(not(feature = "burn"))]
+pub fn run(_args: &TrainArgs) -> anyhow::Result<()> {
+    anyhow::bail!("this gmnscope was built without the `burn` feature: GMN training is not available")
+}
+
+#[cfg(feature = "burn")]
+pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::sync::Arc;
+
+    use anyhow::Context as _;
+    use gmnscope::jobs::JobEvent;
+    use gmnscope::models::Readout;
+    use gmnscope::train::{self, GraphSet, Task, TrainConfig, TrainRequest};
+
+    let readout = match args.readout.as_str() {
+        "nodes" => Readout::Nodes,
+        "edges" => Readout::Edges,
+        "both" => Readout::Both,
+        other => anyhow::bail!("--readout must be nodes, edges or both, got '{other}'"),
+    };
+    let config = TrainConfig {
+        hidden: args.hidden,
+        layers: args.layers,
+        readout,
+        undirected: args.undirected,
+        epochs: args.epochs,
+        batch_size: args.batch,
+        lr: args.lr,
+        weight_decay: args.weight_decay,
+        warmup_steps: args.warmup,
+        grad_clip: args.clip,
+        seed: args.seed,
+        device: args.device.parse().map_err(anyhow::Error::msg)?,
+        workers: args.workers,
+        checkpoint_every: args.checkpoint_every,
+        log_every: 10,
+    };
+    config.validate().map_err(anyhow::Error::msg).context("invalid training settings")?;
+
+    let mut stderr = std::io::stderr();
+    let data = GraphSet::from_zoo(&args.zoo, args.undirected, |i, n| {
+        if i == n || i % 256 == 0 {
+            write!(stderr, "\rloading {i}/{n} networks").ok();
+        }
+    })?;
+    eprintln!();
+    let counts = [gmnscope::data::Split::Train, gmnscope::data::Split::Val, gmnscope::data::Split::Test]
+        .map(|s| data.indices(s).len());
+    let task = match data.task {
+        Task::Classification { classes } => format!("classification, {classes} classes"),
+        Task::Regression => "regression".to_string(),
+    };
+    eprintln!(
+        "{}: {} networks (train {}, val {}, test {}), {task}, {} topology",
+        args.zoo.display(),
+        data.samples.len(),
+        counts[0],
+        counts[1],
+        counts[2],
+        if data.shared.is_some() { "one shared" } else { "mixed" }
+    );
+
+    let request = TrainRequest {
+        config,
+        data: Arc::new(data),
+        run_dir: args.out.clone(),
+        resume: args.resume,
+        zoo: Some(args.zoo.clone()),
+    };
+    let handle = train::spawn(request).context("cannot start the training thread")?;
+    let started = std::time::Instant::now();
+    let result = handle.wait(|event| match event {
+        JobEvent::Started { .. } => {}
+        JobEvent::Progress(p) => {
+            let values: Vec<String> = p.values.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+            let rate = p.done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            write!(
+                stderr,
+                "\r{} | step {}/{} | {} | {rate:.2} steps/s   ",
+                p.message,
+                p.done,
+                p.total,
+                values.join(" ")
+            )
+            .ok();
+        }
+        JobEvent::Metrics(m) => {
+            let values: Vec<String> = m.values.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+            eprintln!("\repoch {}: {}", m.index, values.join("  "));
+        }
+        JobEvent::CheckpointSaved { path, step } => {
+            tracing::info!("checkpoint at step {step}: {}", path.display());
+        }
+        JobEvent::Finished(_) => {}
+    });
+    eprintln!();
+    let outcome = result.map_err(|e| anyhow::anyhow!("training stopped: {e}"))?;
+    println!(
+        "trained {} steps ({} epochs) on {} in {:.1} s; run in {}",
+        outcome.steps,
+        outcome.epochs,
+        outcome.device,
+        started.elapsed().as_secs_f64(),
+        outcome.run_dir.display()
+    );
+    if let (Some(val), Some(epoch)) = (outcome.best_val, outcome.best_epoch) {
+        let test = outcome.test_at_best_val.map_or("n/a".to_string(), |t| format!("{t:.4}"));
+        println!("best validation score {val:.4} at epoch {epoch}; test score there {test}");
+    }
+    Ok(())
+}

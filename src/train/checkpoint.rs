@@ -1,0 +1,203 @@
+//! The run directory: what a training run leaves on disk, and how it is written so that a
+//! cancelled or killed run never leaves a half-written checkpoint.
+//!
+//! ```text
+//! RUN/run.json                      RunInfo: model shape, task, training config, target scaling
+//! RUN/metrics.jsonl                 one JSON object per logged step / epoch (appended)
+//! RUN/latest                        "checkpoints/step-000000123": the newest complete checkpoint
+//! RUN/checkpoints/step-000000123/   model.bpk (burnpack, with parameter ids),
+//!                                   optimizer.bpk (AdamW moments), state.json (step, epoch, ...)
+//! ```
+//! A checkpoint is written into a temporary directory, renamed into place, and only then does
+//! `latest` (itself written to a temp file and renamed) point at it; older checkpoints are
+//! removed afterwards. At every moment `latest` names a complete checkpoint.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::store::{BurnpackStore, ModuleSnapshot};
+use burn::tensor::{Bytes, Device};
+use serde::{Deserialize, Serialize};
+
+use super::config::TrainConfig;
+use super::dataset::Task;
+use crate::checkpoint::writer::write_atomically;
+use crate::models::{Gmn, GmnConfig};
+
+/// Everything needed to rebuild the model and interpret its outputs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub format: String,
+    pub gmn: GmnConfig,
+    pub task: Task,
+    pub train: TrainConfig,
+    /// Regression targets are trained standardised: `value = output * std + mean`.
+    pub target_mean: f32,
+    pub target_std: f32,
+    /// The zoo the run trained on (informational).
+    pub zoo: Option<PathBuf>,
+}
+
+pub const RUN_FORMAT: &str = "gmnscope-gmn-run-1";
+
+/// Where training stands when a checkpoint is taken.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Optimizer steps taken.
+    pub step: u64,
+    /// Epoch in progress (0-based) and the number of its batches already done.
+    pub epoch: usize,
+    pub batch_in_epoch: usize,
+    pub best_val: Option<f64>,
+    pub best_epoch: Option<usize>,
+    pub test_at_best_val: Option<f64>,
+}
+
+/// Failures reading or writing a run directory; always name the path.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct Error {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+fn err(path: &Path, message: impl std::fmt::Display) -> Error {
+    Error { path: path.to_path_buf(), message: message.to_string() }
+}
+
+pub fn write_run_info(run_dir: &Path, info: &RunInfo) -> Result<(), Error> {
+    let path = run_dir.join("run.json");
+    let json = serde_json::to_vec_pretty(info).map_err(|e| err(&path, e))?;
+    write_atomically(&path, |w| std::io::Write::write_all(w, &json)).map_err(|e| err(&path, e))
+}
+
+pub fn read_run_info(run_dir: &Path) -> Result<RunInfo, Error> {
+    let path = run_dir.join("run.json");
+    let bytes = std::fs::read(&path)
+        .map_err(|e| err(&path, format!("cannot read ({e}); is this a training run directory?")))?;
+    let info: RunInfo =
+        serde_json::from_slice(&bytes).map_err(|e| err(&path, format!("not a run description: {e}")))?;
+    if info.format != RUN_FORMAT {
+        return Err(err(&path, format!("unknown run format '{}' (expected {RUN_FORMAT})", info.format)));
+    }
+    info.gmn.validate().map_err(|e| err(&path, e))?;
+    Ok(info)
+}
+
+/// The directory of the newest complete checkpoint, if any.
+pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>, Error> {
+    let pointer = run_dir.join("latest");
+    let name = match std::fs::read_to_string(&pointer) {
+        Ok(name) => name,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(err(&pointer, e)),
+    };
+    let name = name.trim();
+    // The pointer must name a checkpoint inside this run, nothing else.
+    let valid =
+        name.strip_prefix("checkpoints/step-").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    if !valid {
+        return Err(err(&pointer, format!("does not name a checkpoint: '{name}'")));
+    }
+    let dir = run_dir.join(name);
+    if !dir.is_dir() {
+        return Err(err(&pointer, format!("names a missing checkpoint '{name}'")));
+    }
+    Ok(Some(dir))
+}
+
+/// Writes model, optimizer and state as the new latest checkpoint; returns its directory.
+pub fn save(
+    run_dir: &Path,
+    model: &Gmn,
+    optim: Option<&ModuleOptimizer>,
+    state: &TrainState,
+) -> Result<PathBuf, Error> {
+    let checkpoints = run_dir.join("checkpoints");
+    std::fs::create_dir_all(&checkpoints).map_err(|e| err(&checkpoints, e))?;
+    let name = format!("step-{:09}", state.step);
+    let tmp = checkpoints.join(format!(".{name}.tmp-{}", std::process::id()));
+    let final_dir = checkpoints.join(&name);
+    let result = (|| {
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(|e| err(&tmp, e))?;
+        }
+        std::fs::create_dir_all(&tmp).map_err(|e| err(&tmp, e))?;
+        write_file(&tmp.join("model.bpk"), &model_bytes(model).map_err(|e| err(&tmp, e))?)?;
+        if let Some(optim) = optim {
+            let bytes = optim.into_bytes().map_err(|e| err(&tmp, format!("cannot serialise the optimizer: {e}")))?;
+            write_file(&tmp.join("optimizer.bpk"), &bytes)?;
+        }
+        let json = serde_json::to_vec_pretty(state).map_err(|e| err(&tmp, e))?;
+        write_file(&tmp.join("state.json"), &json)?;
+        if final_dir.exists() {
+            std::fs::remove_dir_all(&final_dir).map_err(|e| err(&final_dir, e))?;
+        }
+        std::fs::rename(&tmp, &final_dir).map_err(|e| err(&final_dir, e))
+    })();
+    if let Err(e) = result {
+        std::fs::remove_dir_all(&tmp).ok();
+        return Err(e);
+    }
+    let pointer = run_dir.join("latest");
+    let target = format!("checkpoints/{name}");
+    write_atomically(&pointer, |w| std::io::Write::write_all(w, target.as_bytes())).map_err(|e| err(&pointer, e))?;
+    // Older checkpoints (and temp directories of crashed runs) are no longer needed.
+    if let Ok(entries) = std::fs::read_dir(&checkpoints) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path != final_dir && path.is_dir() {
+                std::fs::remove_dir_all(&path).ok();
+            }
+        }
+    }
+    Ok(final_dir)
+}
+
+/// The model's weights as burnpack bytes (parameter ids included, so optimizer state matches).
+pub fn model_bytes(model: &Gmn) -> Result<Vec<u8>, String> {
+    let mut store = BurnpackStore::from_bytes(None);
+    model.save_into(&mut store).map_err(|e| format!("cannot serialise the model: {e}"))?;
+    store.get_bytes().map(|b| b.to_vec()).map_err(|e| format!("cannot serialise the model: {e}"))
+}
+
+/// Loads a checkpoint's model (built from `config`, weights from `dir/model.bpk`).
+pub fn load_model(dir: &Path, config: &GmnConfig, device: &Device) -> Result<Gmn, Error> {
+    let path = dir.join("model.bpk");
+    let bytes = std::fs::read(&path).map_err(|e| err(&path, e))?;
+    let mut model = Gmn::new(config, device).map_err(|e| err(&path, e))?;
+    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)));
+    let result = model.load_from(&mut store).map_err(|e| err(&path, format!("not a model of this shape: {e}")))?;
+    if !result.missing.is_empty() || !result.errors.is_empty() {
+        return Err(err(
+            &path,
+            format!("does not match the model in run.json (missing {:?}, errors {:?})", result.missing, result.errors),
+        ));
+    }
+    Ok(model.fork(device))
+}
+
+/// Loads the optimizer state saved next to a model (absent file: a fresh optimizer).
+pub fn load_optimizer(dir: &Path, optim: ModuleOptimizer) -> Result<ModuleOptimizer, Error> {
+    let path = dir.join("optimizer.bpk");
+    match std::fs::read(&path) {
+        Ok(bytes) => optim.from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| err(&path, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(optim),
+        Err(e) => Err(err(&path, e)),
+    }
+}
+
+pub fn load_state(dir: &Path) -> Result<TrainState, Error> {
+    let path = dir.join("state.json");
+    let bytes = std::fs::read(&path).map_err(|e| err(&path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| err(&path, format!("not a training state: {e}")))
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let f = std::fs::File::create(path).map_err(|e| err(path, e))?;
+    let mut w = std::io::BufWriter::new(f);
+    std::io::Write::write_all(&mut w, bytes).map_err(|e| err(path, e))?;
+    let f = w.into_inner().map_err(|e| err(path, e.into_error()))?;
+    f.sync_all().map_err(|e| err(path, e))
+}

@@ -1,0 +1,128 @@
+//! Training settings: [`TrainConfig`] is what a job runs with, checked by
+//! [`TrainConfig::validate`] before the job starts (a panel or the CLI edits raw values; only a
+//! validated config reaches the worker).
+
+use serde::{Deserialize, Serialize};
+
+use crate::models::{GmnConfig, Readout};
+
+/// Where tensors live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceChoice {
+    /// wgpu when a hardware GPU adapter exists, otherwise Flex.
+    #[default]
+    Auto,
+    /// burn-flex, pure-Rust CPU: deterministic, the reference for numbers.
+    Flex,
+    /// wgpu on the default adapter (never for numeric checks on a software adapter).
+    Wgpu,
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(DeviceChoice::Auto),
+            "flex" | "cpu" => Ok(DeviceChoice::Flex),
+            "wgpu" | "gpu" => Ok(DeviceChoice::Wgpu),
+            _ => Err(format!("unknown device '{s}' (expected auto, flex or wgpu)")),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    pub hidden: usize,
+    pub layers: usize,
+    pub readout: Readout,
+    pub undirected: bool,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    /// Linear warm-up from 0 to `lr` over this many steps (capped at a tenth of the run).
+    pub warmup_steps: u64,
+    /// Global gradient-norm clipping threshold (0 = off).
+    pub grad_clip: f64,
+    pub seed: u64,
+    pub device: DeviceChoice,
+    /// Data-parallel worker threads per step (0 = one per core, at most 4). Each runs its share
+    /// of the batch on its own copy of the model; gradients are summed in a fixed order, so runs
+    /// stay repeatable for a given worker count.
+    pub workers: usize,
+    /// Also checkpoint every this many steps (0 = only at the end of each epoch).
+    pub checkpoint_every: u64,
+    /// Append a step line to `metrics.jsonl` every this many steps (0 = epochs only).
+    pub log_every: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            hidden: 64,
+            layers: 4,
+            readout: Readout::Both,
+            undirected: false,
+            epochs: 10,
+            batch_size: 64,
+            lr: 1e-3,
+            weight_decay: 5e-4,
+            warmup_steps: 1000,
+            grad_clip: 10.0,
+            seed: 0,
+            device: DeviceChoice::Auto,
+            workers: 0,
+            checkpoint_every: 0,
+            log_every: 10,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.epochs == 0 || self.epochs > 100_000 {
+            return Err(format!("epochs must be in 1..=100000, got {}", self.epochs));
+        }
+        if self.batch_size == 0 || self.batch_size > 65_536 {
+            return Err(format!("batch size must be in 1..=65536, got {}", self.batch_size));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("the learning rate must be positive and finite, got {}", self.lr));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(format!("weight decay must be >= 0, got {}", self.weight_decay));
+        }
+        if !(self.grad_clip.is_finite() && self.grad_clip >= 0.0) {
+            return Err(format!("gradient clipping must be >= 0, got {}", self.grad_clip));
+        }
+        if self.workers > 64 {
+            return Err(format!("at most 64 workers, got {}", self.workers));
+        }
+        self.gmn(2).validate()
+    }
+
+    /// The model shape for `outputs` outputs (weight scales and seed filled in by the trainer).
+    pub fn gmn(&self, outputs: usize) -> GmnConfig {
+        GmnConfig {
+            hidden: self.hidden,
+            layers: self.layers,
+            readout: self.readout,
+            undirected: self.undirected,
+            outputs,
+            weight_scales: Vec::new(),
+            seed: self.seed,
+        }
+    }
+
+    /// Worker threads to use for a batch of `batch` graphs.
+    pub fn worker_count(&self, batch: usize) -> usize {
+        let wanted = if self.workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
+        } else {
+            self.workers
+        };
+        wanted.clamp(1, batch.max(1))
+    }
+}

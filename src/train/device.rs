@@ -1,0 +1,49 @@
+//! Choosing the burn device: wgpu on a hardware GPU adapter, otherwise Flex.
+//!
+//! A software adapter (Mesa lavapipe, `DeviceType::Cpu`) runs wgpu but silently returns wrong
+//! numbers for long loops (DESIGN.md), so `Auto` treats it as "no GPU". `--device wgpu` still
+//! forces wgpu on any adapter.
+
+use burn::tensor::{Device, DeviceKind};
+
+use super::config::DeviceChoice;
+
+/// The resolved device and a short name for logs (`flex`, `wgpu (NVIDIA ...)`).
+pub fn resolve(choice: DeviceChoice) -> (Device, String) {
+    match choice {
+        DeviceChoice::Flex => (Device::flex(), "flex".into()),
+        DeviceChoice::Wgpu => (Device::wgpu(DeviceKind::DefaultDevice), "wgpu".into()),
+        DeviceChoice::Auto => match hardware_gpu() {
+            Some(name) => (Device::wgpu(DeviceKind::DefaultDevice), format!("wgpu ({name})")),
+            None => (Device::flex(), "flex".into()),
+        },
+    }
+}
+
+/// The name of the first hardware (non-CPU) GPU adapter, if any.
+#[cfg(feature = "gui")]
+pub fn hardware_gpu() -> Option<String> {
+    let instance = wgpu::Instance::default();
+    let adapters = block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    adapters.iter().map(|a| a.get_info()).find(|info| info.device_type != wgpu::DeviceType::Cpu).map(|info| info.name)
+}
+
+/// Without the `gui` feature we cannot ask wgpu for its adapters: stay on Flex.
+#[cfg(not(feature = "gui"))]
+pub fn hardware_gpu() -> Option<String> {
+    None
+}
+
+/// Drives a future that needs no reactor (wgpu's adapter enumeration on native) to completion.
+#[cfg(feature = "gui")]
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::yield_now();
+    }
+}

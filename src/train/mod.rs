@@ -1,0 +1,32 @@
+//! Training graph metanetworks (feature `burn`).
+//!
+//! Owns: the training job ([`trainer::spawn`] / [`trainer::run`]), the validated settings
+//! ([`TrainConfig`]), the in-memory zoo ([`GraphSet`]), metrics and `metrics.jsonl`, the run
+//! directory and its checkpoints ([`checkpoint`]), device choice ([`device`]).
+//! Must not import: `ui`. Events go through `jobs`, never straight to a UI.
+//!
+//! Brief overview:
+//! - [`dataset`]: zoo -> weight columns + one shared topology (or several).
+//! - [`step`]: batch, loss, data-parallel gradients (one model copy per worker thread), global
+//!   gradient-norm clipping.
+//! - [`trainer`]: epochs, AdamW (decoupled weight decay) with linear warm-up, evaluation, events,
+//!   cancellation, checkpoints, resume, NaN detection.
+//! - [`checkpoint`]: `RUN/` layout; temp directory + rename, then the `latest` pointer.
+//!
+//! Resume restores the model, the AdamW moments (burnpack keeps parameter ids, which key the
+//! optimizer state) and the position (epoch, batch); a run resumed mid-epoch reports that
+//! epoch's training loss over the batches since the resume only.
+
+pub mod alloc;
+pub mod checkpoint;
+pub mod config;
+pub mod dataset;
+pub mod device;
+pub mod metrics;
+pub mod step;
+pub mod trainer;
+
+pub use checkpoint::{RunInfo, TrainState};
+pub use config::{DeviceChoice, TrainConfig};
+pub use dataset::{GraphSet, Sample, Task};
+pub use trainer::{TrainOutcome, TrainRequest, load_run, run, spawn};

@@ -1,0 +1,259 @@
+//! The right panel: details of the selected layer — description, tensors, weight statistics, a
+//! histogram of its weights (egui_plot) and one parameter tensor as a heatmap texture (conv
+//! kernels flattened to `out x in*k*k`). Heatmaps are computed by a background job
+//! ([`heatmap_job`]) and cached per (model, tensor, theme).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use egui::RichText;
+use egui_plot::{Bar, BarChart, Plot};
+
+use crate::checkpoint::TensorStore;
+use crate::layout::{MatrixView, matrix_view};
+use crate::ui::colormap::Diverging;
+use crate::ui::commands::{Command, CommandQueue};
+use crate::ui::jobs::{JobHandle, Reporter};
+use crate::ui::loader::{LayerSummary, LoadedModel};
+use crate::ui::status_bar::thousands;
+
+/// Largest heatmap side in cells (bigger matrices are pooled, see `layout::matrix_view`).
+const HEATMAP_SIDE: usize = 512;
+
+/// Cache key: model id, tensor name, dark theme.
+pub type HeatmapKey = (u64, String, bool);
+
+/// What a heatmap job produces.
+pub struct HeatmapImage {
+    pub image: egui::ColorImage,
+    pub view: MatrixView,
+}
+
+pub enum HeatmapEntry {
+    Pending(JobHandle<HeatmapImage>),
+    Ready { texture: egui::TextureHandle, view: MatrixView },
+    Failed(String),
+}
+
+#[derive(Default)]
+pub struct HeatmapCache {
+    pub entries: HashMap<HeatmapKey, HeatmapEntry>,
+}
+
+impl HeatmapCache {
+    /// Moves finished jobs into textures; returns errors for toasts.
+    pub fn poll(&mut self, ctx: &egui::Context) -> Vec<String> {
+        let mut errors = Vec::new();
+        for (key, entry) in &mut self.entries {
+            let HeatmapEntry::Pending(job) = entry else { continue };
+            match job.poll() {
+                None => {}
+                Some(Ok(done)) => {
+                    let texture =
+                        ctx.load_texture(format!("heatmap {}", key.1), done.image, egui::TextureOptions::NEAREST);
+                    *entry = HeatmapEntry::Ready { texture, view: done.view };
+                }
+                Some(Err(e)) => {
+                    errors.push(format!("heatmap of {}: {e}", key.1));
+                    *entry = HeatmapEntry::Failed(e);
+                }
+            }
+        }
+        errors
+    }
+
+    /// Drops everything of a closed model.
+    pub fn forget_model(&mut self, model_id: u64) {
+        self.entries.retain(|k, _| k.0 != model_id);
+    }
+
+    pub fn running(&self) -> impl Iterator<Item = &JobHandle<HeatmapImage>> {
+        self.entries.values().filter_map(|e| if let HeatmapEntry::Pending(j) = e { Some(j) } else { None })
+    }
+}
+
+/// The job body: decode one tensor, pool it to at most `HEATMAP_SIDE`², colour it.
+pub fn heatmap_job(
+    store: Arc<TensorStore>,
+    tensor: String,
+    dark: bool,
+) -> impl FnOnce(&Reporter<HeatmapImage>) -> Result<HeatmapImage, String> + Send + 'static {
+    move |reporter| {
+        let t = store.get(&tensor).ok_or_else(|| format!("no tensor named '{tensor}'"))?;
+        reporter.progress("decoding", None);
+        let values = t.to_f32();
+        reporter.check()?;
+        let view = matrix_view(&t.shape, &values, HEATMAP_SIDE).ok_or("tensor is empty")?;
+        let map = Diverging::for_theme(dark);
+        let scale = if view.max_abs > 0.0 { 1.0 / view.max_abs } else { 1.0 };
+        let pixels = view.values.iter().map(|&v| map.map(v * scale)).collect();
+        let image = egui::ColorImage::new([view.cols, view.rows], pixels);
+        Ok(HeatmapImage { image, view })
+    }
+}
+
+/// Which tensor of each layer the panel shows (per model and layer); defaults to the first parameter.
+#[derive(Default)]
+pub struct DetailsPanel {
+    chosen_tensor: HashMap<(u64, usize), String>,
+}
+
+impl DetailsPanel {
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        model: &LoadedModel,
+        selected: Option<usize>,
+        heatmaps: &HeatmapCache,
+        commands: &mut CommandQueue,
+    ) {
+        let Some((index, layer)) = selected.and_then(|i| model.layers.get(i).map(|l| (i, l))) else {
+            ui.add_space(8.0);
+            ui.heading("Layer details");
+            ui.add_space(4.0);
+            ui.label(RichText::new("Select a layer in the tree or click a node in the graph.").weak());
+            return;
+        };
+        egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
+            ui.add_space(4.0);
+            ui.heading(RichText::new(&layer.name).monospace());
+            ui.label(RichText::new(&layer.description).weak());
+            ui.add_space(6.0);
+            stats_grid(ui, layer);
+            ui.add_space(8.0);
+            histogram(ui, model.id, index, layer);
+            ui.add_space(8.0);
+            self.heatmap(ui, model, index, layer, heatmaps, commands);
+        });
+    }
+
+    fn heatmap(
+        &mut self,
+        ui: &mut egui::Ui,
+        model: &LoadedModel,
+        index: usize,
+        layer: &LayerSummary,
+        heatmaps: &HeatmapCache,
+        commands: &mut CommandQueue,
+    ) {
+        let params: Vec<&str> = layer.tensors.iter().filter(|t| t.is_parameter).map(|t| t.name.as_str()).collect();
+        let Some(&first) = params.first() else { return };
+        let chosen = self.chosen_tensor.entry((model.id, index)).or_insert_with(|| first.to_string());
+        ui.horizontal(|ui| {
+            ui.strong("Weights");
+            if params.len() > 1 {
+                egui::ComboBox::from_id_salt(("heatmap_tensor", model.id, index))
+                    .selected_text(short_name(chosen))
+                    .show_ui(ui, |ui| {
+                        for p in &params {
+                            ui.selectable_value(chosen, p.to_string(), short_name(p));
+                        }
+                    });
+            } else {
+                ui.label(RichText::new(short_name(chosen)).monospace().weak());
+            }
+        });
+        let dark = ui.visuals().dark_mode;
+        let key = (model.id, chosen.clone(), dark);
+        match heatmaps.entries.get(&key) {
+            None => {
+                commands.send(Command::ShowTensor(chosen.clone()));
+                ui.spinner();
+            }
+            Some(HeatmapEntry::Pending(_)) => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(RichText::new("computing heatmap…").weak());
+                });
+            }
+            Some(HeatmapEntry::Failed(e)) => {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+            }
+            Some(HeatmapEntry::Ready { texture, view }) => heatmap_image(ui, texture, view),
+        }
+    }
+}
+
+fn short_name(name: &str) -> &str {
+    name.rsplit('.').next().unwrap_or(name)
+}
+
+fn stats_grid(ui: &mut egui::Ui, layer: &LayerSummary) {
+    egui::Grid::new(("layer_stats", &layer.name)).num_columns(2).spacing([16.0, 3.0]).show(ui, |ui| {
+        ui.label(RichText::new("parameters").weak());
+        ui.label(thousands(layer.parameters as u64));
+        ui.end_row();
+        for t in &layer.tensors {
+            let shape: Vec<String> = t.shape.iter().map(usize::to_string).collect();
+            ui.label(RichText::new(short_name(&t.name)).weak());
+            let text = RichText::new(format!("[{}] {}", shape.join("×"), t.dtype)).monospace();
+            ui.label(if t.is_parameter { text } else { text.weak() });
+            ui.end_row();
+        }
+        if let Some(s) = layer.stats {
+            for (name, value) in [
+                ("mean", format!("{:+.5}", s.mean)),
+                ("std", format!("{:.5}", s.std)),
+                ("min", format!("{:+.5}", s.min)),
+                ("max", format!("{:+.5}", s.max)),
+            ] {
+                ui.label(RichText::new(name).weak());
+                ui.label(RichText::new(value).monospace());
+                ui.end_row();
+            }
+            if s.non_finite > 0 {
+                ui.label(RichText::new("non-finite").weak());
+                ui.colored_label(ui.visuals().warn_fg_color, s.non_finite.to_string());
+                ui.end_row();
+            }
+        }
+    });
+}
+
+fn histogram(ui: &mut egui::Ui, model_id: u64, index: usize, layer: &LayerSummary) {
+    let Some(h) = &layer.histogram else { return };
+    ui.strong("Weight histogram");
+    let colour = ui.visuals().selection.bg_fill;
+    let bars: Vec<Bar> = h
+        .counts
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| Bar::new(h.bin_center(i), c as f64).width(h.bin_width().max(1e-12)).fill(colour))
+        .collect();
+    Plot::new(("weight_histogram", model_id, index))
+        .height(140.0)
+        .allow_drag(false)
+        .allow_zoom(false)
+        .allow_scroll(false)
+        .show_y(false)
+        .y_axis_min_width(28.0)
+        .show(ui, |plot| plot.bar_chart(BarChart::new("weights", bars).color(colour)));
+}
+
+fn heatmap_image(ui: &mut egui::Ui, texture: &egui::TextureHandle, view: &MatrixView) {
+    let width = ui.available_width().max(32.0);
+    let aspect = view.rows as f32 / view.cols.max(1) as f32;
+    let size = egui::vec2(width, (width * aspect).clamp(12.0, 480.0));
+    let response = ui.add(egui::Image::new((texture.id(), size)).sense(egui::Sense::hover()));
+    let pooled = view.rows != view.source_rows || view.cols != view.source_cols;
+    ui.label(
+        RichText::new(format!(
+            "{} × {}{} · colour scale ±{:.4}",
+            view.source_rows,
+            view.source_cols,
+            if pooled { format!(" (shown {} × {}, max-|w| pooled)", view.rows, view.cols) } else { String::new() },
+            view.max_abs
+        ))
+        .small()
+        .weak(),
+    );
+    if let Some(pos) = response.hover_pos() {
+        let rect = response.rect;
+        let c = (((pos.x - rect.left()) / rect.width()) * view.cols as f32) as usize;
+        let r = (((pos.y - rect.top()) / rect.height()) * view.rows as f32) as usize;
+        if let Some(v) = view.values.get(r.min(view.rows - 1) * view.cols + c.min(view.cols - 1)) {
+            let (sr, sc) = (r * view.source_rows / view.rows.max(1), c * view.source_cols / view.cols.max(1));
+            response.on_hover_text_at_pointer(format!("row {sr}, col {sc}: {v:+.5}"));
+        }
+    }
+}

@@ -1,0 +1,501 @@
+//! The central panel: the parameter graph, drawn by the WGSL pipelines in [`renderer`] through an
+//! egui paint callback, with pan (drag), zoom (scroll / pinch, around the cursor), fit (F), level
+//! of detail, hover tooltips (CPU hit testing: a spatial grid for nodes, the edge blocks under the
+//! cursor for edges), click-to-select, a selection outline and a legend.
+//!
+//! Per frame the CPU work is O(1) in the number of edges: a camera update, one uniform write and,
+//! when hovering, a bounded hit test. Instance buffers are uploaded once per graph.
+
+pub mod renderer;
+
+use std::collections::HashMap;
+
+use egui::{Color32, Pos2, Rect, RichText, Sense, Stroke, Vec2, pos2, vec2};
+
+use crate::graph::{EdgeType, NodeBlock, NodeType};
+use crate::layout::GraphLayout;
+use crate::ui::colormap::{self, Diverging};
+use crate::ui::commands::{Command, CommandQueue};
+use crate::ui::loader::{EXPLICIT_EDGE_CAP, GraphData, LoadedModel};
+use crate::ui::state::{AppState, EdgeMode};
+use crate::ui::status_bar::thousands;
+use renderer::{EdgeDraw, GraphPaintCallback, ViewUniforms};
+
+/// Graphs with at most this many edges show neuron edges at any zoom in `Auto` mode.
+const AUTO_NEURON_EDGES: usize = 200_000;
+/// Bigger graphs switch to neuron edges once neighbouring neurons are this far apart (points).
+const ZOOMED_IN_POINTS: f32 = 3.0;
+/// Edge hover tests at most this many candidate edges per frame.
+const EDGE_HIT_BUDGET: usize = 50_000;
+
+/// Where the view looks: world point at the centre and points per world unit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Camera {
+    pub center: [f32; 2],
+    pub zoom: f32,
+}
+
+impl Camera {
+    fn fit(layout: &GraphLayout, rect: Rect) -> Self {
+        let [w, h] = layout.bounds.size();
+        let margin = 36.0;
+        let zoom_x = (rect.width() - 2.0 * margin).max(10.0) / w.max(1e-3);
+        let zoom_y = (rect.height() - 2.0 * margin).max(10.0) / h.max(1e-3);
+        Self { center: layout.bounds.center(), zoom: zoom_x.min(zoom_y).clamp(1e-4, 400.0) }
+    }
+
+    fn to_screen(&self, rect: Rect, p: [f32; 2]) -> Pos2 {
+        rect.center() + vec2(p[0] - self.center[0], p[1] - self.center[1]) * self.zoom
+    }
+
+    fn to_world(&self, rect: Rect, p: Pos2) -> [f32; 2] {
+        let d = (p - rect.center()) / self.zoom;
+        [self.center[0] + d.x, self.center[1] + d.y]
+    }
+}
+
+/// What the pointer is over.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Hover {
+    Node(usize),
+    /// Index into the explicit edge list (= position in the edge stream).
+    Edge(usize),
+}
+
+#[derive(Default)]
+pub struct GraphView {
+    cameras: HashMap<u64, Camera>,
+    fit_requested: bool,
+}
+
+impl GraphView {
+    pub fn request_fit(&mut self) {
+        self.fit_requested = true;
+    }
+
+    /// Forgets the camera of a closed model.
+    pub fn forget_model(&mut self, model_id: u64) {
+        self.cameras.remove(&model_id);
+    }
+
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        model: &LoadedModel,
+        selected_layer: Option<usize>,
+        state: &AppState,
+        gpu: bool,
+        commands: &mut CommandQueue,
+    ) {
+        let data = match &model.graph {
+            Ok(data) => data,
+            Err(e) => {
+                ui.centered_and_justified(|ui| {
+                    ui.colored_label(ui.visuals().warn_fg_color, format!("No parameter graph: {e}"));
+                });
+                return;
+            }
+        };
+        let draw = toolbar(ui, data, state, commands);
+        let rect = ui.available_rect_before_wrap();
+        let response = ui.allocate_rect(rect, Sense::click_and_drag());
+        let fit = std::mem::take(&mut self.fit_requested);
+        let camera = self.cameras.entry(model.id).or_insert_with(|| Camera::fit(&data.layout, rect));
+        if fit {
+            *camera = Camera::fit(&data.layout, rect);
+        }
+        navigate(ui, &response, rect, camera);
+        let camera = *camera;
+        let edge_draw = draw.resolve(data, camera.zoom);
+
+        let painter = ui.painter_at(rect);
+        painter.rect_filled(rect, 0.0, background(ui));
+        if gpu {
+            let dark = ui.visuals().dark_mode;
+            let uniforms = uniforms(ui, rect, camera, data, state, dark);
+            painter.add(egui_wgpu::Callback::new_paint_callback(
+                rect,
+                GraphPaintCallback { geometry: data.geometry.clone(), uniforms, edges: edge_draw },
+            ));
+        } else {
+            painter.text(
+                rect.center(),
+                egui::Align2::CENTER_CENTER,
+                "The graph needs the wgpu renderer, which is not available here.",
+                egui::FontId::proportional(14.0),
+                ui.visuals().weak_text_color(),
+            );
+        }
+        if let Some(layer) = selected_layer {
+            outline_layer(&painter, ui, rect, camera, data, layer);
+        }
+
+        let hover = response.hover_pos().and_then(|p| hit_test(data, rect, camera, p, edge_draw));
+        if let Some(h) = hover {
+            highlight(&painter, ui, rect, camera, data, h);
+            response.clone().on_hover_ui_at_pointer(|ui| tooltip(ui, model, data, h));
+        }
+        if response.clicked() {
+            let layer = match hover {
+                Some(Hover::Node(id)) => GraphLayout::block_of_node(&data.graph, id)
+                    .and_then(|b| data.graph.node_blocks().get(b))
+                    .map(|b| b.layer),
+                Some(Hover::Edge(k)) => edge_block_of(data, k).map(|b| b.layer),
+                None => None,
+            };
+            if layer.is_some() {
+                commands.send(Command::SelectLayer(layer));
+            }
+        }
+        if state.show_legend {
+            legend(ui, rect, data, edge_draw);
+        }
+    }
+}
+
+/// What the toolbar asks for; resolved against the graph and zoom each frame.
+struct DrawRequest {
+    mode: EdgeMode,
+}
+
+impl DrawRequest {
+    fn resolve(&self, data: &GraphData, zoom: f32) -> EdgeDraw {
+        let explicit = !data.geometry.edges.is_empty();
+        match self.mode {
+            EdgeMode::Blocks => EdgeDraw::Blocks,
+            EdgeMode::Neurons if explicit => EdgeDraw::Neurons,
+            EdgeMode::Neurons => EdgeDraw::Blocks,
+            EdgeMode::Auto => {
+                let small = data.graph.num_edges() <= AUTO_NEURON_EDGES;
+                if explicit && (small || zoom >= ZOOMED_IN_POINTS) { EdgeDraw::Neurons } else { EdgeDraw::Blocks }
+            }
+        }
+    }
+}
+
+fn toolbar(ui: &mut egui::Ui, data: &GraphData, state: &AppState, commands: &mut CommandQueue) -> DrawRequest {
+    let frame = egui::Frame::new().inner_margin(egui::Margin::symmetric(10, 6)).fill(ui.visuals().panel_fill);
+    frame.show(ui, |ui| ui.horizontal(|ui| {
+        let g = &data.graph;
+        ui.label(RichText::new(format!("{} nodes", thousands(g.num_nodes() as u64))).strong());
+        ui.label(RichText::new("·").weak());
+        ui.label(RichText::new(format!("{} edges", thousands(g.num_edges() as u64))).strong());
+        ui.label(RichText::new("·").weak());
+        ui.label(RichText::new(format!("{} parameters", thousands(g.num_parameters() as u64))).weak());
+        if data.edges.is_none() {
+            ui.label(RichText::new(format!("· over {} edges: layer bands only", thousands(EXPLICIT_EDGE_CAP as u64))).small().color(ui.visuals().warn_fg_color))
+                .on_hover_text("Neuron-level edges are kept implicit for graphs this large; each band is one weight tensor (alpha = density, colour = mean weight).");
+        }
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            if ui.button("⛶ Fit").on_hover_text("Fit the graph in view (F)").clicked() {
+                commands.send(Command::FitView);
+            }
+            let mut mode = state.edge_mode;
+            egui::ComboBox::from_id_salt("edge_mode").selected_text(mode.label()).show_ui(ui, |ui| {
+                for m in EdgeMode::ALL {
+                    ui.selectable_value(&mut mode, m, m.label());
+                }
+            });
+            if mode != state.edge_mode {
+                commands.send(Command::SetEdgeMode(mode));
+            }
+            ui.label(RichText::new("Edges").weak());
+        });
+    }));
+    DrawRequest { mode: state.edge_mode }
+}
+
+fn navigate(ui: &egui::Ui, response: &egui::Response, rect: Rect, camera: &mut Camera) {
+    if response.dragged() {
+        let d = response.drag_delta() / camera.zoom;
+        camera.center[0] -= d.x;
+        camera.center[1] -= d.y;
+    }
+    if let Some(pointer) = response.hover_pos() {
+        let (scroll, pinch) = ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta()));
+        let factor = pinch * (scroll * 0.0025).exp();
+        if (factor - 1.0).abs() > 1e-4 {
+            // Keep the world point under the cursor where it is.
+            let anchor = camera.to_world(rect, pointer);
+            camera.zoom = (camera.zoom * factor).clamp(1e-4, 2000.0);
+            let d = (pointer - rect.center()) / camera.zoom;
+            camera.center = [anchor[0] - d.x, anchor[1] - d.y];
+        }
+    }
+}
+
+fn background(ui: &egui::Ui) -> Color32 {
+    if ui.visuals().dark_mode { Color32::from_rgb(20, 22, 26) } else { Color32::from_rgb(250, 250, 252) }
+}
+
+fn uniforms(ui: &egui::Ui, rect: Rect, camera: Camera, data: &GraphData, state: &AppState, dark: bool) -> ViewUniforms {
+    let ppp = ui.ctx().pixels_per_point();
+    let stops = Diverging::for_theme(dark).stops();
+    let outline = if dark { [0.08, 0.09, 0.11, 1.0] } else { [1.0, 1.0, 1.0, 1.0] };
+    ViewUniforms {
+        center: camera.center,
+        scale: camera.zoom * ppp,
+        srgb_target: 0.0,
+        viewport_px: [rect.width() * ppp, rect.height() * ppp],
+        node_radius_px: (0.36 * camera.zoom).clamp(1.5, 9.0) * ppp,
+        edge_width_px: if camera.zoom > 24.0 { 1.6 } else { 1.0 } * ppp,
+        weight_scale: 1.0 / data.weight_scale,
+        block_scale: 1.0 / data.block_scale,
+        edge_alpha: state.edge_opacity.clamp(0.05, 1.0),
+        _pad: 0.0,
+        negative: stops[0],
+        zero: stops[1],
+        positive: stops[2],
+        outline,
+    }
+}
+
+fn block_rect(rect: Rect, camera: Camera, data: &GraphData, block: usize) -> Option<Rect> {
+    let e = data.layout.blocks.get(block)?;
+    let a = camera.to_screen(rect, [e.x, e.y0]);
+    let b = camera.to_screen(rect, [e.x, e.y1]);
+    Some(Rect::from_two_pos(a, b).expand(6.0))
+}
+
+fn outline_layer(painter: &egui::Painter, ui: &egui::Ui, rect: Rect, camera: Camera, data: &GraphData, layer: usize) {
+    let stroke = Stroke::new(1.5, ui.visuals().selection.stroke.color);
+    for (i, b) in data.graph.node_blocks().iter().enumerate() {
+        if b.layer == layer
+            && let Some(r) = block_rect(rect, camera, data, i)
+            && r.intersects(rect)
+        {
+            painter.rect_stroke(r, 4.0, stroke, egui::StrokeKind::Outside);
+        }
+    }
+}
+
+fn hit_test(data: &GraphData, rect: Rect, camera: Camera, pointer: Pos2, edges: EdgeDraw) -> Option<Hover> {
+    let world = camera.to_world(rect, pointer);
+    let radius = (0.36f32).max(6.0 / camera.zoom);
+    if let Some(id) = data.grid.nearest(&data.layout.positions, world, radius) {
+        return Some(Hover::Node(id));
+    }
+    if edges != EdgeDraw::Neurons {
+        return None;
+    }
+    let list = data.edges.as_ref()?;
+    // Candidates: edge blocks whose x-span contains the pointer, within a per-frame budget.
+    let mut candidates = Vec::new();
+    let mut total = 0usize;
+    for b in data.graph.edge_blocks() {
+        let (Some(s), Some(d)) = (data.layout.blocks.get(b.src), data.layout.blocks.get(b.dst)) else { continue };
+        let (x0, x1) = (s.x.min(d.x), s.x.max(d.x));
+        if world[0] >= x0 && world[0] <= x1 && x1 > x0 {
+            total += b.len;
+            candidates.push(b.first_edge..b.first_edge + b.len);
+        }
+    }
+    if total > EDGE_HIT_BUDGET {
+        return None;
+    }
+    let at = |id: u32| data.layout.positions.get(id as usize).map(|p| camera.to_screen(rect, *p));
+    let mut best: Option<(f32, usize)> = None;
+    for k in candidates.into_iter().flatten() {
+        let Some(e) = list.get(k) else { continue };
+        let (Some(a), Some(b)) = (at(e.src), at(e.dst)) else { continue };
+        let d = distance_to_segment(pointer, a, b);
+        if d <= 4.0 && best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, k));
+        }
+    }
+    best.map(|(_, k)| Hover::Edge(k))
+}
+
+fn distance_to_segment(p: Pos2, a: Pos2, b: Pos2) -> f32 {
+    let ab = b - a;
+    let t = if ab.length_sq() > 0.0 { ((p - a).dot(ab) / ab.length_sq()).clamp(0.0, 1.0) } else { 0.0 };
+    p.distance(a + ab * t)
+}
+
+fn edge_block_of(data: &GraphData, k: usize) -> Option<&crate::graph::EdgeBlock> {
+    let blocks = data.graph.edge_blocks();
+    let i = blocks.partition_point(|b| b.first_edge + b.len <= k);
+    blocks.get(i)
+}
+
+fn highlight(painter: &egui::Painter, ui: &egui::Ui, rect: Rect, camera: Camera, data: &GraphData, hover: Hover) {
+    let colour = ui.visuals().strong_text_color();
+    match hover {
+        Hover::Node(id) => {
+            if let Some(p) = data.layout.positions.get(id) {
+                let r = (0.36 * camera.zoom).clamp(1.5, 9.0) + 3.0;
+                painter.circle_stroke(camera.to_screen(rect, *p), r, Stroke::new(1.5, colour));
+            }
+        }
+        Hover::Edge(k) => {
+            let Some(e) = data.edges.as_ref().and_then(|l| l.get(k)) else { return };
+            let (Some(a), Some(b)) =
+                (data.layout.positions.get(e.src as usize), data.layout.positions.get(e.dst as usize))
+            else {
+                return;
+            };
+            painter.line_segment([camera.to_screen(rect, *a), camera.to_screen(rect, *b)], Stroke::new(2.5, colour));
+        }
+    }
+}
+
+fn node_type_name(t: NodeType) -> &'static str {
+    match t {
+        NodeType::Neuron => "neuron",
+        NodeType::Bias => "bias",
+        NodeType::Channel => "channel",
+        NodeType::ChannelBias => "channel bias",
+        NodeType::BnGamma => "batch-norm gamma",
+        NodeType::BnBeta => "batch-norm beta",
+        NodeType::LnGamma => "layer-norm gamma",
+        NodeType::LnBeta => "layer-norm beta",
+        NodeType::GnGamma => "group-norm gamma",
+        NodeType::GnBeta => "group-norm beta",
+        NodeType::InGamma => "instance-norm gamma",
+        NodeType::InBeta => "instance-norm beta",
+        NodeType::AttentionNeuron => "attention neuron",
+        NodeType::AttentionBias => "attention bias",
+    }
+}
+
+fn edge_type_name(t: EdgeType) -> &'static str {
+    match t {
+        EdgeType::LinWeight => "linear weight",
+        EdgeType::LinBias => "linear bias",
+        EdgeType::ConvWeight => "conv weight",
+        EdgeType::ConvBias => "conv bias",
+        EdgeType::Residual => "residual",
+        EdgeType::BnGamma => "batch-norm gamma",
+        EdgeType::BnBeta => "batch-norm beta",
+        EdgeType::LnGamma => "layer-norm gamma",
+        EdgeType::LnBeta => "layer-norm beta",
+        EdgeType::GnGamma => "group-norm gamma",
+        EdgeType::GnBeta => "group-norm beta",
+        EdgeType::InGamma => "instance-norm gamma",
+        EdgeType::InBeta => "instance-norm beta",
+    }
+}
+
+fn node_label(data: &GraphData, id: usize) -> Option<(&NodeBlock, usize)> {
+    let b = GraphLayout::block_of_node(&data.graph, id)?;
+    let block = data.graph.node_blocks().get(b)?;
+    Some((block, id - block.start))
+}
+
+fn tooltip(ui: &mut egui::Ui, model: &LoadedModel, data: &GraphData, hover: Hover) {
+    let layer_name = |layer: usize| model.layers.get(layer).map_or("?", |l| l.name.as_str());
+    match hover {
+        Hover::Node(id) => {
+            let Some((block, index)) = node_label(data, id) else { return };
+            ui.strong(format!("{} #{index}", node_type_name(block.node_type)));
+            egui::Grid::new("node_tooltip").num_columns(2).show(ui, |ui| {
+                for (k, v) in [
+                    ("layer", layer_name(block.layer).to_string()),
+                    ("block", block.label.clone()),
+                    ("layer index", block.layer_index.to_string()),
+                    ("node id", id.to_string()),
+                ] {
+                    ui.label(RichText::new(k).weak());
+                    ui.label(v);
+                    ui.end_row();
+                }
+            });
+        }
+        Hover::Edge(k) => {
+            let (Some(e), Some(block)) = (data.edges.as_ref().and_then(|l| l.get(k)), edge_block_of(data, k)) else {
+                return;
+            };
+            ui.strong(format!("weight {:+.6}", e.weight));
+            let end = |id: u32| {
+                node_label(data, id as usize).map_or_else(|| id.to_string(), |(b, i)| format!("{} #{i}", b.label))
+            };
+            egui::Grid::new("edge_tooltip").num_columns(2).show(ui, |ui| {
+                for (k, v) in [
+                    ("type", edge_type_name(block.edge_type).to_string()),
+                    ("layer", layer_name(block.layer).to_string()),
+                    ("from", end(e.src)),
+                    ("to", end(e.dst)),
+                ] {
+                    ui.label(RichText::new(k).weak());
+                    ui.label(v);
+                    ui.end_row();
+                }
+            });
+        }
+    }
+}
+
+/// Bottom-left overlay: the diverging colour bar with its range, and the node colours in use.
+fn legend(ui: &mut egui::Ui, rect: Rect, data: &GraphData, edges: EdgeDraw) {
+    let dark = ui.visuals().dark_mode;
+    let map = Diverging::for_theme(dark);
+    let (scale, title) = match edges {
+        EdgeDraw::Blocks => (data.block_scale, "mean weight per band"),
+        _ => (data.weight_scale, "edge weight"),
+    };
+    let used: Vec<u32> = {
+        let mut v: Vec<u32> = data
+            .graph
+            .node_blocks()
+            .iter()
+            .map(|b| colormap::node_palette_index(b.node_type, b.role, b.ordered))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let area = egui::Area::new(egui::Id::new("graph_legend"))
+        .fixed_pos(rect.left_bottom() + vec2(10.0, -10.0))
+        .pivot(egui::Align2::LEFT_BOTTOM)
+        .order(egui::Order::Middle)
+        .interactable(false);
+    area.show(ui.ctx(), |ui| {
+        egui::Frame::popup(ui.style()).inner_margin(8.0).show(ui, |ui| {
+            ui.label(RichText::new(title).small().strong());
+            let (bar, _) = ui.allocate_exact_size(vec2(180.0, 10.0), Sense::hover());
+            let mut mesh = egui::Mesh::default();
+            let steps = 32;
+            for s in 0..=steps {
+                let t = s as f32 / steps as f32;
+                let x = bar.left() + t * bar.width();
+                let c = map.map(2.0 * t - 1.0);
+                mesh.colored_vertex(pos2(x, bar.top()), c);
+                mesh.colored_vertex(pos2(x, bar.bottom()), c);
+                if s > 0 {
+                    let i = (2 * s) as u32;
+                    mesh.add_triangle(i - 2, i - 1, i);
+                    mesh.add_triangle(i - 1, i, i + 1);
+                }
+            }
+            ui.painter().add(egui::Shape::mesh(mesh));
+            ui.horizontal(|ui| {
+                ui.set_width(180.0);
+                ui.label(RichText::new(format!("{:+.3}", -scale)).small().monospace());
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    ui.label(RichText::new(format!("{:+.3}", scale)).small().monospace());
+                });
+            });
+            if edges != EdgeDraw::Blocks {
+                ui.label(
+                    RichText::new(format!(
+                        "range [{:+.3}, {:+.3}], clipped at p98 |w|",
+                        data.min_weight, data.max_weight
+                    ))
+                    .small()
+                    .weak(),
+                );
+            }
+            ui.add_space(4.0);
+            ui.horizontal_wrapped(|ui| {
+                ui.set_max_width(220.0);
+                for i in used {
+                    let (dot, _) = ui.allocate_exact_size(Vec2::splat(10.0), Sense::hover());
+                    let colour = colormap::NODE_PALETTE.get(i as usize).copied().unwrap_or(Color32::GRAY);
+                    ui.painter().circle_filled(dot.center(), 4.5, colour);
+                    let name = colormap::NODE_PALETTE_NAMES.get(i as usize).copied().unwrap_or("?");
+                    ui.label(RichText::new(name).small());
+                }
+            });
+        });
+    });
+}

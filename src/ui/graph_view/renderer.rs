@@ -1,0 +1,341 @@
+//! The graph's GPU side: WGSL pipelines created once (from the app's wgpu render state) and kept
+//! in egui-wgpu's `callback_resources`; per-graph instance buffers uploaded once (keyed by the
+//! graph's id); per frame only the small [`ViewUniforms`] buffer is written. Draws: ONE instanced
+//! call for the edges (neuron-level lines, or block bands at overview zoom), ONE for the nodes.
+
+use std::sync::Arc;
+
+use egui_wgpu::wgpu;
+use wgpu::util::DeviceExt as _;
+
+use crate::graph::ParamGraph;
+use crate::layout::{BlockQuad, EdgeSegment, GraphLayout};
+use crate::ui::colormap;
+
+/// One neuron-level edge: endpoints in world units and the weight.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct EdgeInstance {
+    pub src: [f32; 2],
+    pub dst: [f32; 2],
+    pub weight: f32,
+}
+
+/// One edge block band: `[src_x, src_y0, src_y1, dst_x]`, `[dst_y0, dst_y1, mean weight, density]`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BlockInstance {
+    pub a: [f32; 4],
+    pub b: [f32; 4],
+}
+
+/// One node: world position, palette index (see `colormap::NODE_PALETTE`), flags (reserved).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct NodeInstance {
+    pub pos: [f32; 2],
+    pub palette: u32,
+    pub flags: u32,
+}
+
+/// Everything the GPU needs about one graph, built on the loader's worker thread.
+pub struct GpuGeometry {
+    /// Unique per loaded graph: the key of its GPU buffers.
+    pub id: u64,
+    pub nodes: Vec<NodeInstance>,
+    /// Empty when the graph has more edges than the explicit-edge cap.
+    pub edges: Vec<EdgeInstance>,
+    pub blocks: Vec<BlockInstance>,
+}
+
+impl GpuGeometry {
+    pub fn build(
+        id: u64,
+        graph: &ParamGraph,
+        layout: &GraphLayout,
+        edges: Option<&[EdgeSegment]>,
+        quads: &[BlockQuad],
+    ) -> Self {
+        let mut nodes = Vec::with_capacity(graph.num_nodes());
+        for b in graph.node_blocks() {
+            let palette = colormap::node_palette_index(b.node_type, b.role, b.ordered);
+            for id in b.range() {
+                let pos = layout.positions.get(id).copied().unwrap_or([0.0, 0.0]);
+                nodes.push(NodeInstance { pos, palette, flags: 0 });
+            }
+        }
+        let at = |id: u32| layout.positions.get(id as usize).copied().unwrap_or([0.0, 0.0]);
+        let edges = edges
+            .unwrap_or(&[])
+            .iter()
+            .map(|e| EdgeInstance { src: at(e.src), dst: at(e.dst), weight: e.weight })
+            .collect();
+        let blocks = quads
+            .iter()
+            .map(|q| BlockInstance {
+                a: [q.src[0], q.src[1], q.src[2], q.dst[0]],
+                b: [q.dst[1], q.dst[2], q.mean_weight, q.density],
+            })
+            .collect();
+        Self { id, nodes, edges, blocks }
+    }
+}
+
+/// The per-frame uniform block; must match `struct View` in shaders/edges.wgsl and nodes.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct ViewUniforms {
+    pub center: [f32; 2],
+    pub scale: f32,
+    pub srgb_target: f32,
+    pub viewport_px: [f32; 2],
+    pub node_radius_px: f32,
+    pub edge_width_px: f32,
+    pub weight_scale: f32,
+    pub block_scale: f32,
+    pub edge_alpha: f32,
+    pub _pad: f32,
+    pub negative: [f32; 4],
+    pub zero: [f32; 4],
+    pub positive: [f32; 4],
+    pub outline: [f32; 4],
+}
+
+/// What to draw this frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EdgeDraw {
+    Neurons,
+    Blocks,
+    None,
+}
+
+/// The paint callback: which graph, how to look at it, and which edge level to draw.
+pub struct GraphPaintCallback {
+    pub geometry: Arc<GpuGeometry>,
+    pub uniforms: ViewUniforms,
+    pub edges: EdgeDraw,
+}
+
+struct GraphBuffers {
+    id: u64,
+    nodes: Option<(wgpu::Buffer, u32)>,
+    edges: Option<(wgpu::Buffer, u32)>,
+    blocks: Option<(wgpu::Buffer, u32)>,
+}
+
+/// Pipelines and buffers, stored once in `callback_resources`.
+pub struct GraphRenderer {
+    edge_pipeline: wgpu::RenderPipeline,
+    block_pipeline: wgpu::RenderPipeline,
+    node_pipeline: wgpu::RenderPipeline,
+    uniforms: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+    /// Most recently used last; a few graphs stay resident so switching tabs is instant.
+    graphs: Vec<GraphBuffers>,
+    srgb_target: bool,
+}
+
+const RESIDENT_GRAPHS: usize = 4;
+
+impl GraphRenderer {
+    /// Creates the pipelines and registers them with egui's renderer. Call once at start-up.
+    pub fn install(render_state: &egui_wgpu::RenderState) {
+        let renderer = Self::new(&render_state.device, render_state.target_format);
+        render_state.renderer.write().callback_resources.insert(renderer);
+    }
+
+    fn new(device: &wgpu::Device, target: wgpu::TextureFormat) -> Self {
+        let edges_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("gmnscope edges.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(include_str!("../../../shaders/edges.wgsl").into()),
+        });
+        let nodes_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("gmnscope nodes.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(include_str!("../../../shaders/nodes.wgsl").into()),
+        });
+        let uniforms = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("gmnscope graph view uniforms"),
+            contents: bytemuck::bytes_of(&ViewUniforms::zeroed_view()),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        });
+        let bind_group_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("gmnscope graph view bind group layout"),
+            entries: &[wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::VERTEX | wgpu::ShaderStages::FRAGMENT,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: std::num::NonZeroU64::new(size_of::<ViewUniforms>() as u64),
+                },
+                count: None,
+            }],
+        });
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("gmnscope graph view bind group"),
+            layout: &bind_group_layout,
+            entries: &[wgpu::BindGroupEntry { binding: 0, resource: uniforms.as_entire_binding() }],
+        });
+        let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("gmnscope graph view pipeline layout"),
+            bind_group_layouts: &[Some(&bind_group_layout)],
+            immediate_size: 0,
+        });
+        let pipeline = |label: &str,
+                        module: &wgpu::ShaderModule,
+                        vs: &str,
+                        fs: &str,
+                        stride: u64,
+                        attributes: &[wgpu::VertexAttribute]| {
+            device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+                label: Some(label),
+                layout: Some(&layout),
+                vertex: wgpu::VertexState {
+                    module,
+                    entry_point: Some(vs),
+                    compilation_options: wgpu::PipelineCompilationOptions::default(),
+                    buffers: &[Some(wgpu::VertexBufferLayout {
+                        array_stride: stride,
+                        step_mode: wgpu::VertexStepMode::Instance,
+                        attributes,
+                    })],
+                },
+                primitive: wgpu::PrimitiveState {
+                    topology: wgpu::PrimitiveTopology::TriangleList,
+                    cull_mode: None,
+                    ..Default::default()
+                },
+                depth_stencil: None,
+                multisample: wgpu::MultisampleState::default(),
+                fragment: Some(wgpu::FragmentState {
+                    module,
+                    entry_point: Some(fs),
+                    compilation_options: wgpu::PipelineCompilationOptions::default(),
+                    targets: &[Some(wgpu::ColorTargetState {
+                        format: target,
+                        // Premultiplied alpha, like egui's own pipeline.
+                        blend: Some(wgpu::BlendState::PREMULTIPLIED_ALPHA_BLENDING),
+                        write_mask: wgpu::ColorWrites::ALL,
+                    })],
+                }),
+                multiview_mask: None,
+                cache: None,
+            })
+        };
+        let edge_pipeline = pipeline(
+            "gmnscope edges",
+            &edges_module,
+            "vs_edge",
+            "fs_edge",
+            size_of::<EdgeInstance>() as u64,
+            &wgpu::vertex_attr_array![0 => Float32x2, 1 => Float32x2, 2 => Float32],
+        );
+        let block_pipeline = pipeline(
+            "gmnscope edge blocks",
+            &edges_module,
+            "vs_block",
+            "fs_edge",
+            size_of::<BlockInstance>() as u64,
+            &wgpu::vertex_attr_array![0 => Float32x4, 1 => Float32x4],
+        );
+        let node_pipeline = pipeline(
+            "gmnscope nodes",
+            &nodes_module,
+            "vs_node",
+            "fs_node",
+            size_of::<NodeInstance>() as u64,
+            &wgpu::vertex_attr_array![0 => Float32x2, 1 => Uint32, 2 => Uint32],
+        );
+        Self {
+            edge_pipeline,
+            block_pipeline,
+            node_pipeline,
+            uniforms,
+            bind_group,
+            graphs: Vec::new(),
+            srgb_target: target.is_srgb(),
+        }
+    }
+
+    /// Uploads a graph's instance buffers the first time it is drawn (the only per-graph upload).
+    fn ensure_uploaded(&mut self, device: &wgpu::Device, geometry: &GpuGeometry) {
+        if let Some(pos) = self.graphs.iter().position(|g| g.id == geometry.id) {
+            let entry = self.graphs.remove(pos);
+            self.graphs.push(entry);
+            return;
+        }
+        let upload = |label: &str, bytes: &[u8], count: usize| {
+            (count > 0 && count <= u32::MAX as usize).then(|| {
+                let buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents: bytes,
+                    usage: wgpu::BufferUsages::VERTEX,
+                });
+                (buffer, count as u32)
+            })
+        };
+        let entry = GraphBuffers {
+            id: geometry.id,
+            nodes: upload("gmnscope nodes", bytemuck::cast_slice(&geometry.nodes), geometry.nodes.len()),
+            edges: upload("gmnscope edges", bytemuck::cast_slice(&geometry.edges), geometry.edges.len()),
+            blocks: upload("gmnscope edge blocks", bytemuck::cast_slice(&geometry.blocks), geometry.blocks.len()),
+        };
+        if self.graphs.len() >= RESIDENT_GRAPHS {
+            self.graphs.remove(0);
+        }
+        self.graphs.push(entry);
+    }
+}
+
+impl ViewUniforms {
+    fn zeroed_view() -> Self {
+        bytemuck::Zeroable::zeroed()
+    }
+}
+
+impl egui_wgpu::CallbackTrait for GraphPaintCallback {
+    fn prepare(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        _screen_descriptor: &egui_wgpu::ScreenDescriptor,
+        _egui_encoder: &mut wgpu::CommandEncoder,
+        resources: &mut egui_wgpu::CallbackResources,
+    ) -> Vec<wgpu::CommandBuffer> {
+        let Some(renderer) = resources.get_mut::<GraphRenderer>() else {
+            tracing::warn!("graph renderer was not installed; nothing drawn");
+            return Vec::new();
+        };
+        renderer.ensure_uploaded(device, &self.geometry);
+        let mut uniforms = self.uniforms;
+        uniforms.srgb_target = if renderer.srgb_target { 1.0 } else { 0.0 };
+        queue.write_buffer(&renderer.uniforms, 0, bytemuck::bytes_of(&uniforms));
+        Vec::new()
+    }
+
+    fn paint(
+        &self,
+        _info: egui::PaintCallbackInfo,
+        render_pass: &mut wgpu::RenderPass<'static>,
+        resources: &egui_wgpu::CallbackResources,
+    ) {
+        let Some(renderer) = resources.get::<GraphRenderer>() else { return };
+        let Some(buffers) = renderer.graphs.iter().find(|g| g.id == self.geometry.id) else { return };
+        render_pass.set_bind_group(0, &renderer.bind_group, &[]);
+        let edges = match self.edges {
+            EdgeDraw::Neurons => buffers.edges.as_ref().map(|b| (&renderer.edge_pipeline, b)),
+            EdgeDraw::Blocks => buffers.blocks.as_ref().map(|b| (&renderer.block_pipeline, b)),
+            EdgeDraw::None => None,
+        };
+        if let Some((pipeline, (buffer, count))) = edges {
+            render_pass.set_pipeline(pipeline);
+            render_pass.set_vertex_buffer(0, buffer.slice(..));
+            render_pass.draw(0..6, 0..*count);
+        }
+        if let Some((buffer, count)) = &buffers.nodes {
+            render_pass.set_pipeline(&renderer.node_pipeline);
+            render_pass.set_vertex_buffer(0, buffer.slice(..));
+            render_pass.draw(0..6, 0..*count);
+        }
+    }
+}

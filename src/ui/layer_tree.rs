@@ -1,0 +1,153 @@
+//! The left panel: the recovered layers of the active model, searchable by layer or tensor name,
+//! each with its kind, tensor shapes, parameter count and weight statistics, then the tensors no
+//! layer claimed ("unrecognized").
+
+use egui::{RichText, collapsing_header::CollapsingState};
+
+use crate::ui::commands::{Command, CommandQueue};
+use crate::ui::loader::{LayerSummary, LoadedModel, TensorSummary};
+use crate::ui::status_bar::thousands;
+
+#[derive(Default)]
+pub struct LayerTree {
+    pub search: String,
+}
+
+impl LayerTree {
+    /// Id of the search field (Ctrl+F focuses it).
+    pub fn search_id() -> egui::Id {
+        egui::Id::new("gmnscope_layer_search")
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, model: &LoadedModel, selected: Option<usize>, commands: &mut CommandQueue) {
+        let Self { search } = self;
+        ui.add_space(4.0);
+        ui.horizontal(|ui| {
+            ui.heading("Layers");
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                ui.label(RichText::new(format!("{} parameters", thousands(model_parameters(model) as u64))).weak());
+            });
+        });
+        ui.add(
+            egui::TextEdit::singleline(search)
+                .id(Self::search_id())
+                .hint_text("🔍 Search layers and tensors (Ctrl+F)")
+                .desired_width(f32::INFINITY),
+        );
+        let needle = search.trim().to_lowercase();
+        let shown: Vec<usize> = (0..model.layers.len()).filter(|&i| matches(&model.layers[i], &needle)).collect();
+        if !needle.is_empty() {
+            ui.label(RichText::new(format!("{} of {} layers match", shown.len(), model.layers.len())).small().weak());
+        }
+        ui.add_space(2.0);
+        egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
+            for &i in &shown {
+                layer_row(ui, model.id, i, &model.layers[i], selected == Some(i), commands);
+            }
+            let unrecognized: Vec<&TensorSummary> = model
+                .unrecognized
+                .iter()
+                .filter(|t| needle.is_empty() || t.name.to_lowercase().contains(&needle))
+                .collect();
+            if !unrecognized.is_empty() {
+                ui.add_space(6.0);
+                egui::CollapsingHeader::new(
+                    RichText::new(format!("Unrecognized tensors ({})", unrecognized.len())).strong(),
+                )
+                .id_salt(("unrecognized", model.id))
+                .default_open(true)
+                .show(ui, |ui| {
+                    for t in unrecognized {
+                        tensor_line(ui, t);
+                    }
+                });
+            }
+            if !model.notes.is_empty() {
+                ui.add_space(6.0);
+                egui::CollapsingHeader::new(RichText::new(format!("Notes ({})", model.notes.len())).strong())
+                    .id_salt(("notes", model.id))
+                    .show(ui, |ui| {
+                        for note in &model.notes {
+                            ui.add(egui::Label::new(RichText::new(note).small()).wrap());
+                        }
+                    });
+            }
+        });
+    }
+}
+
+fn model_parameters(model: &LoadedModel) -> usize {
+    model.layers.iter().map(|l| l.parameters).sum()
+}
+
+/// Case-insensitive match on the layer name, its kind, or any of its tensor names.
+fn matches(layer: &LayerSummary, needle: &str) -> bool {
+    needle.is_empty()
+        || layer.name.to_lowercase().contains(needle)
+        || layer.kind.contains(needle)
+        || layer.tensors.iter().any(|t| t.name.to_lowercase().contains(needle))
+}
+
+fn layer_row(
+    ui: &mut egui::Ui,
+    model_id: u64,
+    index: usize,
+    layer: &LayerSummary,
+    selected: bool,
+    commands: &mut CommandQueue,
+) {
+    let id = ui.make_persistent_id(("layer", model_id, index));
+    CollapsingState::load_with_default_open(ui.ctx(), id, false)
+        .show_header(ui, |ui| {
+            let label = egui::Button::selectable(selected, RichText::new(&layer.name).monospace());
+            if ui.add(label).on_hover_text(&layer.description).clicked() {
+                commands.send(Command::SelectLayer(if selected { None } else { Some(index) }));
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                ui.label(RichText::new(thousands(layer.parameters as u64)).small().weak());
+                ui.label(RichText::new(&layer.kind).small().color(kind_colour(ui, &layer.kind)));
+            });
+        })
+        .body(|ui| {
+            ui.label(RichText::new(&layer.description).small());
+            for t in &layer.tensors {
+                tensor_line(ui, t);
+            }
+            if let Some(s) = layer.stats {
+                ui.label(
+                    RichText::new(format!(
+                        "mean {:+.4}  std {:.4}\nmin {:+.4}  max {:+.4}",
+                        s.mean, s.std, s.min, s.max
+                    ))
+                    .small()
+                    .monospace()
+                    .weak(),
+                );
+            }
+        });
+}
+
+fn tensor_line(ui: &mut egui::Ui, t: &TensorSummary) {
+    let shape: Vec<String> = t.shape.iter().map(usize::to_string).collect();
+    let text = format!("{}  [{}]  {}", t.name, shape.join("×"), t.dtype);
+    let rich = RichText::new(text).small().monospace();
+    ui.label(if t.is_parameter { rich } else { rich.weak() }).on_hover_text(if t.is_parameter {
+        "parameter"
+    } else {
+        "buffer (not a graph parameter)"
+    });
+}
+
+fn kind_colour(ui: &egui::Ui, kind: &str) -> egui::Color32 {
+    let dark = ui.visuals().dark_mode;
+    let (d, l) = match kind {
+        k if k.starts_with("conv") => ((90, 200, 220), (20, 120, 140)),
+        k if k.ends_with("norm") => ((190, 150, 240), (110, 60, 170)),
+        "attention" => ((110, 210, 150), (30, 130, 70)),
+        "embedding" => ((240, 190, 90), (160, 110, 10)),
+        "residual" => ((170, 170, 170), (100, 100, 100)),
+        _ => ((130, 170, 240), (40, 80, 170)),
+    };
+    let (r, g, b) = if dark { d } else { l };
+    egui::Color32::from_rgb(r, g, b)
+}

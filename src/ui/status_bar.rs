@@ -1,0 +1,98 @@
+//! The bottom bar: rendering device, running jobs (spinner, stage, progress, cancel), and a
+//! one-line summary of the active model.
+
+use egui::RichText;
+
+use crate::ui::commands::{Command, CommandQueue};
+use crate::ui::jobs::JobId;
+use crate::ui::loader::LoadedModel;
+
+/// A running job as the status bar shows it.
+pub struct JobSummary {
+    pub id: JobId,
+    pub name: String,
+    pub stage: String,
+    pub fraction: Option<f32>,
+    pub cancelling: bool,
+}
+
+/// "GPU: <adapter>" or "CPU (software: llvmpipe)" for Mesa's software rasterisers.
+pub fn device_label(info: Option<&egui_wgpu::wgpu::AdapterInfo>) -> String {
+    let Some(info) = info else { return "No GPU renderer".into() };
+    let name = info.name.to_lowercase();
+    if name.contains("llvmpipe")
+        || name.contains("lavapipe")
+        || name.contains("softpipe")
+        || info.device_type == egui_wgpu::wgpu::DeviceType::Cpu
+    {
+        let short = if name.contains("llvmpipe") { "llvmpipe" } else { info.name.as_str() };
+        format!("CPU (software: {short})")
+    } else {
+        format!("GPU: {}", info.name)
+    }
+}
+
+pub fn ui(
+    ui: &mut egui::Ui,
+    device: &str,
+    jobs: &[JobSummary],
+    model: Option<&LoadedModel>,
+    commands: &mut CommandQueue,
+) {
+    ui.horizontal_centered(|ui| {
+        ui.label(RichText::new("🖥").weak()).on_hover_text("Rendering device");
+        ui.label(RichText::new(device).small());
+        for job in jobs {
+            ui.separator();
+            ui.spinner();
+            ui.label(RichText::new(&job.name).small().strong());
+            ui.label(RichText::new(&job.stage).small().weak());
+            if let Some(f) = job.fraction {
+                ui.add(egui::ProgressBar::new(f.clamp(0.0, 1.0)).desired_width(90.0).desired_height(10.0));
+            }
+            let cancel = egui::Button::new(RichText::new("✕").small()).small().frame(false);
+            if !job.cancelling && ui.add(cancel).on_hover_text("Cancel").clicked() {
+                commands.send(Command::CancelJob(job.id));
+            }
+        }
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            if let Some(m) = model {
+                let summary = format!(
+                    "{} · {} tensors · {} values",
+                    m.format.name(),
+                    thousands(m.num_tensors as u64),
+                    thousands(m.num_values as u64)
+                );
+                ui.label(RichText::new(summary).small().weak()).on_hover_text(format!(
+                    "{}\nopened in {:.2} s",
+                    m.store.path.display(),
+                    m.load_secs
+                ));
+            }
+        });
+    });
+}
+
+/// `1234567` -> `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(super::thousands(0), "0");
+        assert_eq!(super::thousands(999), "999");
+        assert_eq!(super::thousands(1000), "1,000");
+        assert_eq!(super::thousands(22_000_123), "22,000,123");
+    }
+}

@@ -1,0 +1,271 @@
+//! GMN training as a background job, on tiny zoos made here (Flex): it learns a weight statistic,
+//! same seed = same losses bit for bit, a NaN stops the run with a clear message, cancelling
+//! keeps a loadable checkpoint, a resumed run continues exactly where an uninterrupted one would,
+//! and the `train` / `infer` commands work end to end.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use gmnscope::data::zoo::native::{self, IndexEntry, ZooIndex};
+use gmnscope::data::{Split, Target};
+use gmnscope::jobs::{JobError, JobEvent};
+use gmnscope::models::GraphInput;
+use gmnscope::rng::SplitMix64;
+use gmnscope::train::{self, DeviceChoice, GraphSet, Sample, TrainConfig, TrainOutcome, TrainRequest};
+
+use crate::gmn_symmetry::{siren_layers, siren_store};
+
+const WIDTHS: [usize; 4] = [2, 8, 8, 1];
+
+/// The label a GMN can learn: whether the SIREN's output bias is positive.
+fn label(layers: &[(Vec<f32>, Vec<f32>)]) -> u8 {
+    (layers[2].1[0] > 0.0) as u8
+}
+
+fn split_of(i: usize) -> Split {
+    match i % 8 {
+        6 => Split::Val,
+        7 => Split::Test,
+        _ => Split::Train,
+    }
+}
+
+/// `n` random SIRENs 2-8-8-1 labelled by [`label`].
+fn tiny_zoo(n: usize, seed: u64) -> GraphSet {
+    let mut rng = SplitMix64::new(seed);
+    let samples = (0..n)
+        .map(|i| {
+            let layers = siren_layers(&mut rng, &WIDTHS);
+            let store = siren_store(&WIDTHS, &layers);
+            let (topology, weights) = train::dataset::graph_input(&store, false).unwrap();
+            Sample {
+                id: format!("inr{i}"),
+                input: GraphInput { topology: Arc::new(topology), weights },
+                target: Target::Class(label(&layers)),
+                split: split_of(i),
+            }
+        })
+        .collect();
+    GraphSet::new(samples, Some(2)).unwrap()
+}
+
+fn config(seed: u64, epochs: usize) -> TrainConfig {
+    TrainConfig {
+        hidden: 16,
+        layers: 2,
+        epochs,
+        batch_size: 16,
+        lr: 3e-3,
+        warmup_steps: 0,
+        seed,
+        device: DeviceChoice::Flex,
+        workers: 2,
+        log_every: 1,
+        ..TrainConfig::default()
+    }
+}
+
+fn train_in(dir: &Path, config: TrainConfig, data: &Arc<GraphSet>, resume: bool) -> Result<TrainOutcome, JobError> {
+    let request = TrainRequest { config, data: data.clone(), run_dir: dir.to_path_buf(), resume, zoo: None };
+    train::spawn(request).unwrap().wait(|_| {})
+}
+
+fn metrics_lines(dir: &Path, kind: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == kind)
+        .collect()
+}
+
+#[test]
+fn training_learns_a_weight_statistic_and_reports_events() {
+    let data = Arc::new(tiny_zoo(96, 1));
+    assert!(data.shared.is_some(), "one architecture: one shared topology");
+    let dir = tempfile::tempdir().unwrap();
+    let request = TrainRequest {
+        config: config(3, 8),
+        data: data.clone(),
+        run_dir: dir.path().to_path_buf(),
+        resume: false,
+        zoo: None,
+    };
+    let handle = train::spawn(request).unwrap();
+    let (mut epochs, mut checkpoints, mut progress) = (Vec::new(), 0, 0);
+    let outcome = handle
+        .wait(|e| match e {
+            JobEvent::Metrics(m) => epochs.push(m.clone()),
+            JobEvent::CheckpointSaved { path, .. } => {
+                assert!(path.join("model.bpk").is_file() && path.join("optimizer.bpk").is_file());
+                checkpoints += 1;
+            }
+            JobEvent::Progress(_) => progress += 1,
+            _ => {}
+        })
+        .unwrap();
+    assert_eq!(outcome.steps, 8 * 5, "72 training networks in batches of 16: 5 steps per epoch");
+    assert_eq!(epochs.len(), 8);
+    assert_eq!(checkpoints, 8);
+    assert!(progress > 0);
+    let first = epochs[0].get("train_loss").unwrap();
+    let last = epochs.last().unwrap();
+    assert!(last.get("train_loss").unwrap() < first, "loss went down: {first} -> {:?}", last.get("train_loss"));
+    let val = last.get("val_accuracy").unwrap();
+    assert!(val >= 0.75, "validation accuracy {val} (chance is ~0.5)");
+    assert_eq!(metrics_lines(dir.path(), "epoch").len(), 8);
+    assert_eq!(metrics_lines(dir.path(), "step").len() as u64, outcome.steps);
+
+    // The saved run loads and predicts.
+    let (info, _model) = train::load_run(dir.path(), &burn::tensor::Device::flex()).unwrap();
+    assert_eq!(info.task, train::Task::Classification { classes: 2 });
+}
+
+#[test]
+fn same_seed_gives_bit_identical_losses() {
+    let data = Arc::new(tiny_zoo(48, 2));
+    let losses = |seed: u64| {
+        let dir = tempfile::tempdir().unwrap();
+        train_in(dir.path(), config(seed, 2), &data, false).unwrap();
+        metrics_lines(dir.path(), "step").iter().map(|v| v["loss"].as_f64().unwrap().to_bits()).collect::<Vec<_>>()
+    };
+    let a = losses(7);
+    assert!(a.len() >= 6);
+    assert_eq!(a, losses(7), "same seed, same bits");
+    assert_ne!(a, losses(8), "another seed, another run");
+}
+
+#[test]
+fn a_nan_weight_stops_the_run_with_a_clear_message() {
+    let mut data = tiny_zoo(32, 3);
+    let i = data.indices(Split::Train)[5];
+    data.samples[i].input.weights[3] = f32::NAN;
+    let dir = tempfile::tempdir().unwrap();
+    let err = train_in(dir.path(), config(1, 3), &Arc::new(data), false).unwrap_err();
+    let JobError::Failed(message) = err else { panic!("expected a failure, got {err:?}") };
+    assert!(message.contains("diverged") && message.contains("NaN"), "{message}");
+}
+
+#[test]
+fn resume_continues_exactly_and_cancel_keeps_a_checkpoint() {
+    let data = Arc::new(tiny_zoo(48, 4));
+    // Uninterrupted: 2 epochs.
+    let full = tempfile::tempdir().unwrap();
+    train_in(full.path(), config(5, 2), &data, false).unwrap();
+    // 1 epoch, then resumed to 2: same epoch-2 numbers (model, AdamW moments and position restored).
+    let split = tempfile::tempdir().unwrap();
+    train_in(split.path(), config(5, 1), &data, false).unwrap();
+    let again = train_in(split.path(), config(5, 2), &data, false).unwrap_err();
+    assert!(again.to_string().contains("--resume"), "{again}");
+    let resumed = train_in(split.path(), config(5, 2), &data, true).unwrap();
+    assert_eq!(resumed.epochs, 2);
+    let (a, b) = (metrics_lines(full.path(), "epoch"), metrics_lines(split.path(), "epoch"));
+    assert_eq!(a.len(), 2);
+    assert_eq!(a[1], b[1], "epoch 2 after a resume equals epoch 2 of the uninterrupted run");
+
+    // Cancel as soon as the first checkpoint is on disk: the job ends Cancelled, the run loads.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(6, 1000);
+    cfg.checkpoint_every = 1;
+    let request =
+        TrainRequest { config: cfg, data: data.clone(), run_dir: dir.path().to_path_buf(), resume: false, zoo: None };
+    let handle = train::spawn(request).unwrap();
+    let cancel = handle.cancel.clone();
+    let result = handle.wait(|e| {
+        if let JobEvent::CheckpointSaved { .. } = e {
+            cancel.cancel();
+        }
+    });
+    assert_eq!(result.unwrap_err(), JobError::Cancelled);
+    let latest = train::checkpoint::latest(dir.path()).unwrap().expect("a checkpoint survives the cancel");
+    let state = train::checkpoint::load_state(&latest).unwrap();
+    assert!(state.step >= 1);
+    assert!(train::load_run(dir.path(), &burn::tensor::Device::flex()).is_ok());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("checkpoints")).unwrap().flatten().collect();
+    assert_eq!(leftovers.len(), 1, "only the latest checkpoint remains, no temp directories");
+}
+
+#[test]
+fn train_and_infer_commands_work_end_to_end() {
+    let zoo = tempfile::tempdir().unwrap();
+    let mut rng = SplitMix64::new(9);
+    let mut entries = Vec::new();
+    for i in 0..24 {
+        let layers = siren_layers(&mut rng, &WIDTHS);
+        let file = native::inr_file_name(i);
+        let mut tensors = Vec::new();
+        for (l, (w, b)) in layers.iter().enumerate() {
+            tensors.push(gmnscope::checkpoint::writer::OwnedTensor::f32(
+                format!("seq.{l}.weight"),
+                vec![WIDTHS[l + 1], WIDTHS[l]],
+                w,
+            ));
+            tensors.push(gmnscope::checkpoint::writer::OwnedTensor::f32(
+                format!("seq.{l}.bias"),
+                vec![WIDTHS[l + 1]],
+                b,
+            ));
+        }
+        gmnscope::checkpoint::writer::write_safetensors(&zoo.path().join(&file), &tensors).unwrap();
+        entries.push(IndexEntry { file, label: label(&layers), split: split_of(i), psnr: 30.0, image_index: i });
+    }
+    ZooIndex {
+        format: native::FORMAT.into(),
+        version: native::VERSION,
+        image_source: "test".into(),
+        num_classes: 2,
+        architecture: "siren 2-8-8-1".into(),
+        omega_0: 30.0,
+        output_offset: 0.5,
+        side: 28,
+        coordinates: "[-1, 1]".into(),
+        steps: 0,
+        lr: 0.0,
+        batch: 1,
+        seed: 0,
+        split_seed: 0,
+        entries,
+    }
+    .write(zoo.path())
+    .unwrap();
+
+    let run = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(crate::common::gmnscope_bin())
+        .args(["train", "--zoo"])
+        .arg(zoo.path())
+        .arg("--out")
+        .arg(run.path())
+        .args(["--epochs", "2", "--hidden", "8", "--layers", "1", "--batch", "8", "--device", "flex", "--seed", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "train failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(run.path().join("run.json").is_file());
+    assert_eq!(metrics_lines(run.path(), "epoch").len(), 2);
+
+    let out = std::process::Command::new(crate::common::gmnscope_bin())
+        .args(["infer", "--json", "--gmn"])
+        .arg(run.path())
+        .arg(zoo.path().join(native::inr_file_name(3)))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "infer failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let probabilities: Vec<f64> =
+        report["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(probabilities.len(), 2);
+    assert!((probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-5);
+    let class = report["prediction"].as_u64().unwrap() as usize;
+    assert!(probabilities[class] >= probabilities[1 - class]);
+    assert_eq!(report["embedding"].as_array().unwrap().len(), 16, "readout both: 2 x hidden");
+    assert_eq!(report["layers"].as_array().unwrap().len(), 2, "encoder + 1 block");
+
+    // A run directory that is not one gives a one-line error naming it.
+    let out = std::process::Command::new(crate::common::gmnscope_bin())
+        .args(["infer", "--gmn"])
+        .arg(zoo.path())
+        .arg(zoo.path().join(native::inr_file_name(3)))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run.json"));
+}
