@@ -15,6 +15,8 @@ pub mod cka;
 pub mod data;
 pub mod demo;
 pub mod graph;
+#[cfg(feature = "burn")]
+pub mod inr;
 pub mod jobs;
 pub mod layout;
 #[cfg(feature = "burn")]

@@ -200,9 +200,11 @@ impl NpzWriter {
         }
 
         let header_offset = self.offset;
-        self.write_raw(&local)?;
+        // Marked open before writing: a failed write leaves the writer refusing further use
+        // rather than producing an archive with a torn entry.
         self.open_array = Some(name.to_string());
         self.names.insert(name.to_string());
+        self.write_raw(&local)?;
         let mut array = ArrayWriter {
             npz: self,
             dtype,
@@ -364,7 +366,7 @@ impl ArrayWriter<'_> {
     /// Little-endian element bytes of the array's dtype (a whole number of elements).
     pub fn write_le_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
         let size = self.dtype.size();
-        if bytes.len() % size != 0 {
+        if !bytes.len().is_multiple_of(size) {
             return Err(invalid(format!(
                 "{} bytes is not a whole number of {} elements",
                 bytes.len(),

@@ -113,14 +113,15 @@ fn minibatch_matches_numpy_mean_of_hsics() {
     {
         let mut acc = MinibatchCka::new(Options { kernel, ..Options::default() });
         for start in (0..=n - batch).step_by(batch) {
-            let slice = |l: &[&Activations]| -> Vec<ActivationsView<'_>> {
-                l.iter().map(|x| x.view().rows(start, start + batch).unwrap()).collect()
-            };
-            acc.push(&slice(&a), &slice(&b)).expect("push");
+            acc.push(&rows(&a, start, batch), &rows(&b, start, batch)).expect("push");
         }
         assert_eq!(acc.batches(), n / batch);
         assert_matrix_close(&acc.estimate().unwrap(), &mb[key], &format!("minibatch/{key}"));
     }
+}
+
+fn rows<'a>(layers: &[&'a Activations], start: usize, len: usize) -> Vec<ActivationsView<'a>> {
+    layers.iter().map(|x| x.view().rows(start, start + len).unwrap()).collect()
 }
 
 // ---- the command line ----

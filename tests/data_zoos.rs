@@ -207,6 +207,7 @@ fn index_with(entries: Vec<IndexEntry>) -> ZooIndex {
         side: 28,
         coordinates: "ij".into(),
         steps: 10,
+        target_psnr: Some(40.0),
         lr: 5e-4,
         batch: 2,
         seed: 0,

@@ -90,9 +90,21 @@ fn mlp_big_endian_zip() {
 }
 
 #[test]
+fn mlp_big_endian_legacy() {
+    open_and_compare("mlp_legacy_big_endian.pt");
+}
+
+#[test]
 fn every_encoding_of_the_mlp_gives_the_same_bytes() {
     let reference = checkpoint::open(fixture("mlp_zip.pt")).unwrap();
-    for name in ["mlp_legacy.pt", "mlp_proto4.pt", "mlp_deflated.pt", "mlp_big_endian.pt", "dataparallel.pth"] {
+    for name in [
+        "mlp_legacy.pt",
+        "mlp_proto4.pt",
+        "mlp_deflated.pt",
+        "mlp_big_endian.pt",
+        "mlp_legacy_big_endian.pt",
+        "dataparallel.pth",
+    ] {
         let other = checkpoint::open(fixture(name)).unwrap();
         assert_eq!(other.len(), reference.len(), "{name}");
         for (a, b) in reference.tensors().iter().zip(other.tensors()) {
@@ -176,8 +188,12 @@ fn views_sharing_one_storage() {
 
 #[test]
 fn parameters_and_tensors_with_python_attributes() {
+    // _rebuild_parameter (requires_grad true/false) and _rebuild_from_type_v2 (a tensor with `.note`).
     let store = open_and_compare("wrapped_tensors.pt");
-    assert_eq!(store.get("tagged").unwrap().to_f64(), [-1.0, -1.0 / 3.0 as f32 as f64, 1.0 / 3.0 as f32 as f64, 1.0]);
+    assert_eq!(store.get("param").unwrap().shape, [2, 2]);
+    assert_eq!(store.get("frozen").unwrap().to_f64(), [1.0; 3]);
+    let tagged = store.get("tagged").unwrap().to_f64();
+    assert_eq!((tagged[0], tagged[3]), (-1.0, 1.0));
 }
 
 #[test]
@@ -265,7 +281,7 @@ fn truncated_files_give_errors() {
 fn corrupted_bytes_never_panic() {
     for name in ["mlp_legacy.pt", "shared_storage_legacy.pt", "shared_storage.pt", "dtypes.pt", "nested_checkpoint.pth"]
     {
-        let original = std::fs::read(fixture(&name)).unwrap();
+        let original = std::fs::read(fixture(name)).unwrap();
         for i in 0..original.len() {
             for flip in [0xffu8, 0x01, 0x80] {
                 let mut bytes = original.clone();
@@ -279,4 +295,16 @@ fn corrupted_bytes_never_panic() {
             }
         }
     }
+}
+
+/// The hand-checked example of papers.md §2, from a real `torch.save` of a standalone BasicBlock:
+/// 13 nodes, 68 parameters, 70 edges (68 + 2 residual edges).
+#[test]
+fn real_basic_block_file_gives_the_hand_checked_graph() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pytorch/resnet_block.pt");
+    let store = gmnscope::checkpoint::open(path).unwrap();
+    let arch = gmnscope::arch::recover(&store);
+    let graph = gmnscope::graph::build(&arch, &store).unwrap();
+    assert_eq!((graph.num_nodes(), graph.num_parameters(), graph.num_edges()), (13, 68, 70));
+    assert!(arch.layers.iter().any(|l| l.name == "residual"), "{:?}", arch.layers);
 }

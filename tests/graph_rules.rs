@@ -480,7 +480,9 @@ fn fused_attention_q_k_v_share_attention_neurons() {
     want.sort_by(f32::total_cmp);
     assert_eq!(values, want);
 
-    let order: Vec<&str> = specs.iter().map(|(n, _, _)| n.as_str()).collect();
+    // Parameter order is the graph's (execution) order: norm1 runs before linear1.
+    let order: Vec<&str> = arch.layers.iter().flat_map(|l| l.kind.parameter_tensors()).collect();
+    assert_eq!(order[6..8], ["layers.0.norm1.weight", "layers.0.norm1.bias"]);
     assert_exact_inversion(&g, &store, &order);
 }
 
@@ -688,7 +690,7 @@ fn op(name: &str, op_type: &str, inputs: &[&str], outputs: &[&str]) -> OpNode {
 #[test]
 fn onnx_mlp_with_opaque_names_and_transposed_weights() {
     let mut rng = Rng(14);
-    let specs = vec![
+    let specs = [
         rng.spec("fc1.weight", &[8, 2]), // Gemm transB=1: [out, in]
         rng.spec("fc1.bias", &[8]),
         rng.spec("onnx::Gemm_7", &[8, 3]), // Gemm transB=0: [in, out], told apart by the bias

@@ -18,3 +18,5 @@ mod data_idx;
 mod data_zoos;
 #[cfg(feature = "gui")]
 mod gui;
+#[cfg(feature = "burn")]
+mod inr_fit;

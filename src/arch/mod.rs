@@ -6,18 +6,18 @@
 //! Must not import: `graph`, `ui` (the graph is built *from* an architecture).
 //!
 //! Brief overview of the pipeline:
-//! 1. [`modules`] groups tensors by module path (`layer1.0.conv1.weight` -> module `layer1.0.conv1`,
+//! 1. `modules` groups tensors by module path (`layer1.0.conv1.weight` -> module `layer1.0.conv1`,
 //!    leaf `weight`), keeping file order.
-//! 2. [`primitives`] turns modules into primitive layers using leaf names AND shapes: Linear
+//! 2. `primitives` turns modules into primitive layers using leaf names AND shapes: Linear
 //!    (2-D `weight`/`kernel`), Conv1d/2d/3d (3/4/5-D `weight`), Norm (1-D `weight`/`gamma` with
 //!    `bias`/`beta` and optional running statistics), Embedding (2-D tables under an `*embed*` /
 //!    `wte`/`wpe` name), Attention (fused `in_proj_weight` + `out_proj`, HF `query/key/value` +
 //!    `attention.output.dense`, `q_proj/k_proj/v_proj` + `out_proj`, timm `qkv` + `proj`).
-//! 3. [`structure`] orders the primitives into blocks and chains them: ResNet blocks
+//! 3. `structure` orders the primitives into blocks and chains them: ResNet blocks
 //!    (`conv1/bn1/conv2/bn2[/conv3/bn3]` with an optional `downsample.*`/`shortcut.*` projection),
 //!    transformer blocks (attention + feed-forward + norms, pre- or post-LN), BERT heads, and plain
 //!    chains for everything else.
-//! 4. For ONNX stores with an operator graph, [`onnx`] replaces steps 1-3: the ops give the layers,
+//! 4. For ONNX stores with an operator graph, `onnx` replaces steps 1-3: the ops give the layers,
 //!    their order and their true inputs (including residual `Add`s) even when initializer names are
 //!    opaque (`onnx::Conv_12`).
 //!

@@ -167,16 +167,17 @@ impl<'s> Recovery<'s> {
         let bias =
             if op.op_type == "Gemm" { self.init(op.inputs.get(2)).filter(|(_, t)| t.shape.len() == 1) } else { None };
         let bias_len = bias.map(|(_, t)| t.num_elements());
+        // Which dimension is `out`: the bias length decides, else the input width (see module docs).
+        let by_bias = bias_len
+            .filter(|&n| a != b && (n == a || n == b))
+            .map(|n| if n == a { MatrixLayout::OutIn } else { MatrixLayout::InOut });
+        let by_width = width
+            .filter(|&w| a != b && (w == a || w == b))
+            .map(|w| if w == b { MatrixLayout::OutIn } else { MatrixLayout::InOut });
         let layout = if op.op_type == "MatMul" {
             MatrixLayout::InOut
-        } else if bias_len == Some(a) && a != b {
-            MatrixLayout::OutIn
-        } else if bias_len == Some(b) && a != b {
-            MatrixLayout::InOut
-        } else if width == Some(a) && a != b {
-            MatrixLayout::InOut
         } else {
-            MatrixLayout::OutIn
+            by_bias.or(by_width).unwrap_or(MatrixLayout::OutIn)
         };
         let (in_features, out_features) = match layout {
             MatrixLayout::OutIn => (b, a),

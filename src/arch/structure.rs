@@ -29,7 +29,14 @@ pub(super) fn assemble(store: &TensorStore, prims: Prims) -> Architecture {
     let name_of = |i: usize| store.tensors().get(i).map(|t| t.name.clone()).unwrap_or_default();
     let layers = merge_embeddings(prims.layers);
     let blocks = find_blocks(&layers);
-    let mut b = Builder { arch: Architecture::default(), tip: None, seq_output: None, pooler: None, store };
+    let mut b = Builder {
+        arch: Architecture::default(),
+        tip: None,
+        seq_output: None,
+        pooler: None,
+        in_transformer: false,
+        store,
+    };
     let mut done = vec![false; layers.len()];
     for i in 0..layers.len() {
         if done.get(i).copied().unwrap_or(true) {
@@ -40,7 +47,11 @@ pub(super) fn assemble(store: &TensorStore, prims: Prims) -> Architecture {
                 let members: Vec<&Prim> = blk.members.iter().filter_map(|&m| layers.get(m)).collect();
                 match blk.kind {
                     BlockKind::ResNet => b.resnet_block(&blk.prefix, &members),
-                    BlockKind::Transformer => b.transformer_block(&blk.prefix, &members),
+                    BlockKind::Transformer => {
+                        b.in_transformer = true;
+                        b.transformer_block(&blk.prefix, &members);
+                        b.in_transformer = false;
+                    }
                 }
                 for &m in &blk.members {
                     if let Some(d) = done.get_mut(m) {
@@ -65,7 +76,9 @@ fn merge_embeddings(prims: Vec<Prim>) -> Vec<Prim> {
     let mut out: Vec<Prim> = Vec::with_capacity(prims.len());
     for p in prims {
         if let (Some(last), LayerKind::Embedding { dim, tables }) = (out.last_mut(), &p.kind) {
-            let same_parent = modules::parent(&last.name) == modules::parent(&p.name);
+            // A merged layer is already named after the shared parent.
+            let last_parent = if last.tensors.len() > 1 { last.name.as_str() } else { modules::parent(&last.name) };
+            let same_parent = last_parent == modules::parent(&p.name);
             if let LayerKind::Embedding { dim: last_dim, tables: last_tables } = &mut last.kind
                 && *last_dim == *dim
                 && same_parent
@@ -136,7 +149,28 @@ fn find_blocks(prims: &[Prim]) -> Vec<Block> {
             add(prefix.to_string(), BlockKind::ResNet, &mut blocks);
         }
     }
+    if let Some(block) = root_block(prims, &taken, is_conv) {
+        blocks.push(block);
+    }
     blocks
+}
+
+/// A residual block saved on its own (`torch.save(BasicBlock(1, 2).state_dict())`): `conv1`,
+/// `conv2` (+ norms, `conv3`) and a `shortcut.*` / `downsample.*` projection at the top level.
+/// The projection is what makes it a block: top-level `conv1`/`conv2` alone are just a CNN.
+/// Only the block's own modules join it, so a head saved beside it stays outside.
+fn root_block(prims: &[Prim], taken: &HashSet<usize>, is_conv: impl Fn(&str) -> bool) -> Option<Block> {
+    const MAIN: [&str; 6] = ["conv1", "bn1", "conv2", "bn2", "conv3", "bn3"];
+    let is_shortcut = |name: &str| SHORTCUT_WORDS.iter().any(|w| modules::is_under(name, w));
+    let has_projection = prims.iter().any(|p| is_shortcut(&p.name) && matches!(p.kind, LayerKind::Conv { .. }));
+    if !(is_conv("conv1") && is_conv("conv2") && has_projection) {
+        return None;
+    }
+    let members: Vec<usize> = (0..prims.len())
+        .filter(|i| !taken.contains(i))
+        .filter(|&i| prims.get(i).is_some_and(|p| MAIN.contains(&p.name.as_str()) || is_shortcut(&p.name)))
+        .collect();
+    Some(Block { prefix: String::new(), kind: BlockKind::ResNet, members })
 }
 
 struct Builder<'s> {
@@ -146,6 +180,8 @@ struct Builder<'s> {
     /// BERT: the sequence output (what the pooler reads) and the pooler output.
     seq_output: Option<Input>,
     pooler: Option<Input>,
+    /// Inside a transformer block an unnamed norm is a LayerNorm even after a conv (ViT patch embedding).
+    in_transformer: bool,
     store: &'s TensorStore,
 }
 
@@ -205,6 +241,7 @@ impl Builder<'_> {
     fn push(&mut self, p: &Prim, input: Input, parallel_to: Option<usize>) -> usize {
         let mut kind = p.kind.clone();
         if p.norm_kind_guessed
+            && !self.in_transformer
             && let LayerKind::Norm { kind: norm, .. } = &mut kind
             && matches!(self.source_kind(input), Some(LayerKind::Conv { .. }))
         {
@@ -239,7 +276,7 @@ impl Builder<'_> {
         }
         let Input::Layer(_) = target else { return target };
         let kind = LayerKind::Residual { from, block_input, features: need };
-        let name = format!("{prefix}.residual");
+        let name = modules::join(prefix, "residual");
         self.arch.layers.push(Layer { name, kind, tensors: Vec::new(), input: target, parallel_to: None });
         Input::Layer(self.arch.layers.len() - 1)
     }
@@ -302,10 +339,14 @@ impl Builder<'_> {
             .filter(|p| !matches!(p.kind, LayerKind::Norm { .. } | LayerKind::Attention { .. }))
             .collect();
         let pre_ln = norms.first().is_some_and(|n| n.order < attn.order);
-        self.note(format!(
-            "transformer blocks such as {prefix}: {} assumed from the order of the stored norms",
-            if pre_ln { "pre-LN (norm before each sublayer)" } else { "post-LN (norm after each residual)" }
-        ));
+        // One note per placement, naming the first block it applies to.
+        let placement =
+            if pre_ln { "pre-LN (norm before each sublayer)" } else { "post-LN (norm after each residual)" };
+        if !self.arch.notes.iter().any(|n| n.contains(placement)) {
+            self.note(format!(
+                "transformer blocks such as {prefix}: {placement} assumed from the order of the stored norms"
+            ));
+        }
         let mut norms = norms.into_iter();
         let mut x = self.tip;
         if pre_ln && let Some(n) = norms.next() {

@@ -167,6 +167,21 @@ mod tests {
     }
 
     #[test]
+    fn corrupted_headers_never_panic() {
+        let good = file(
+            r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"U8","shape":[1],"data_offsets":[8,9]}}"#,
+            9,
+        );
+        for i in 0..good.len() {
+            for value in [0u8, b'9', b'-', b'[', b'"', 0xff] {
+                let mut bad = good.clone();
+                bad[i] = value;
+                let _ = read_bytes(bad);
+            }
+        }
+    }
+
+    #[test]
     fn bad_offsets_and_shapes_are_errors() {
         // Overlapping tensors.
         err(file(

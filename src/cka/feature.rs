@@ -96,13 +96,14 @@ pub(crate) fn cross_frobenius<T: Real>(
                     let lhs =
                         Cols { data: &buf_a[..], rows: end - start, stride: wa, col0: rows.start, width: rows.len() };
                     let rhs = Cols { data: rhs, rows: end - start, stride: wb, col0: cols.start, width: cols.len() };
-                    let offset = rows.start * wb + cols.start;
-                    at_b(lhs, rhs, &mut product, offset, wb, start > 0);
+                    // Column-major product: (i, j) at i + j * wa.
+                    let offset = rows.start + cols.start * wa;
+                    at_b(lhs, rhs, &mut product, offset, wa, start > 0);
                 }
                 start = end;
             }
             for tile in &tiles {
-                let sq = block_sum_of_squares(&product, wb, &tile.rows, &tile.cols);
+                let sq = block_sum_of_squares(&product, wa, &tile.rows, &tile.cols);
                 // The product is (s_a Xc)^T (s_b Yc); undo the power-of-two scales exactly.
                 let scale = a[tile.layer_a].centring.scale * b[tile.layer_b].centring.scale;
                 out[tile.layer_a * lb + tile.layer_b] += tile.weight * sq / (scale * scale);
@@ -229,10 +230,9 @@ fn pack_group<T: Real>(
     }
 }
 
-fn block_sum_of_squares<T: Real>(product: &[T], stride: usize, rows: &Range<usize>, cols: &Range<usize>) -> f64 {
-    rows.clone()
-        .map(|r| {
-            product[r * stride + cols.start..r * stride + cols.end].iter().map(|v| v.to_f64().powi(2)).sum::<f64>()
-        })
+/// Sum of squares (f64) of a block of the column-major product (leading dimension `ld`).
+fn block_sum_of_squares<T: Real>(product: &[T], ld: usize, rows: &Range<usize>, cols: &Range<usize>) -> f64 {
+    cols.clone()
+        .map(|c| product[c * ld + rows.start..c * ld + rows.end].iter().map(|v| v.to_f64().powi(2)).sum::<f64>())
         .sum()
 }

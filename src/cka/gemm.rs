@@ -63,14 +63,18 @@ impl<T> Cols<'_, T> {
 }
 
 /// `dst[i, j] (+)= sum_k a[k, i] * b[k, j]`: the `a.width x b.width` product `A^T B`, written
-/// row-major into `dst` (row stride `dst_stride`, starting at `dst_offset`). With `accumulate`
+/// *column-major* into `dst` (element (i, j) at `dst_offset + i + j * dst_ld`). With `accumulate`
 /// the product is added to what `dst` holds (row chunks of A and B sum to the full product).
+///
+/// Column-major output lets the `gemm` crate use `A^T` (unit stride along i) as its left
+/// operand directly; a row-major output made it transpose the problem, measured ~1.4x slower
+/// for 5120 x 5120 x 10000.
 pub(crate) fn at_b<T: Real>(
     a: Cols<'_, T>,
     b: Cols<'_, T>,
     dst: &mut [T],
     dst_offset: usize,
-    dst_stride: usize,
+    dst_ld: usize,
     accumulate: bool,
 ) {
     a.check();
@@ -80,12 +84,12 @@ pub(crate) fn at_b<T: Real>(
     if m == 0 || n == 0 {
         return;
     }
-    assert!(n <= dst_stride, "destination stride too small");
-    assert!(dst_offset + (m - 1) * dst_stride + n <= dst.len(), "destination too small");
+    assert!(m <= dst_ld, "destination leading dimension too small");
+    assert!(dst_offset + (n - 1) * dst_ld + m <= dst.len(), "destination too small");
     if k == 0 {
         if !accumulate {
-            for i in 0..m {
-                dst[dst_offset + i * dst_stride..][..n].fill(T::default());
+            for j in 0..n {
+                dst[dst_offset + j * dst_ld..][..m].fill(T::default());
             }
         }
         return;
@@ -93,15 +97,15 @@ pub(crate) fn at_b<T: Real>(
     let one = T::from_f64(1.0);
     // SAFETY: the asserts above bound every index: lhs (i, kk) = a[kk*stride + col0 + i] with
     // i < m, kk < k; rhs (kk, j) = b[kk*stride + col0 + j] with j < n; dst (i, j) =
-    // dst[offset + i*dst_stride + j]. `dst` is a unique borrow, so it aliases neither input.
+    // dst[offset + i + j*dst_ld]. `dst` is a unique borrow, so it aliases neither input.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
             dst.as_mut_ptr().add(dst_offset),
+            dst_ld as isize,
             1,
-            dst_stride as isize,
             accumulate,
             a.data.as_ptr().add(a.col0),
             a.stride as isize,
@@ -181,7 +185,8 @@ mod tests {
         let a: Vec<f64> = (0..k * wa).map(|v| (v as f64 * 0.37).sin()).collect();
         let b: Vec<f64> = (0..k * wb).map(|v| (v as f64 * 0.91).cos()).collect();
         let full = naive_at_b(&a, wa, &b, wb, k);
-        // Columns 1..4 of A against columns 2..4 of B, into a 3x2 corner of a 3x5 buffer.
+        // Columns 1..4 of A against columns 2..4 of B, into a corner of a column-major buffer
+        // with leading dimension 5.
         let mut dst = vec![0.0; 15];
         let ca = Cols { data: &a[..], rows: k, stride: wa, col0: 1, width: 3 };
         let cb = Cols { data: &b[..], rows: k, stride: wb, col0: 2, width: 2 };
@@ -190,7 +195,7 @@ mod tests {
         for i in 0..3 {
             for j in 0..2 {
                 let want = 2.0 * full[(i + 1) * wb + (j + 2)];
-                assert!((dst[1 + i * 5 + j] - want).abs() < 1e-12);
+                assert!((dst[1 + i + j * 5] - want).abs() < 1e-12);
             }
         }
         assert_eq!(dst[0], 0.0);

@@ -94,19 +94,24 @@ pub(crate) fn linear_terms(
     };
     let da = diag(&la);
     let db = if symmetric { da.clone() } else { diag(&lb) };
-    let (ra, rb) = (la.len(), lb.len());
-    let mut terms = HsicTerms::zeros(ra, rb);
-    for i in 0..ra {
-        for j in 0..rb {
-            terms.cross[i * rb + j] = hsic_from_inner(raw.cross[i * rb + j], &da[i], &db[j], n, estimator);
-        }
-    }
-    for i in 0..ra {
-        terms.row_self[i] = hsic_from_inner(raw.self_a[i], &da[i], &da[i], n, estimator);
-    }
-    for j in 0..rb {
-        terms.col_self[j] = hsic_from_inner(raw.self_b[j], &db[j], &db[j], n, estimator);
-    }
+    let cross = da
+        .iter()
+        .enumerate()
+        .flat_map(|(i, di)| {
+            let raw = &raw;
+            db.iter().enumerate().map(move |(j, dj)| hsic_from_inner(raw.cross[i * db.len() + j], di, dj, n, estimator))
+        })
+        .collect();
+    let self_terms = |inner: &[f64], d: &[Diagonal]| -> Vec<f64> {
+        inner.iter().zip(d).map(|(&x, d)| hsic_from_inner(x, d, d, n, estimator)).collect()
+    };
+    let terms = HsicTerms {
+        rows: la.len(),
+        cols: lb.len(),
+        cross,
+        row_self: self_terms(&raw.self_a, &da),
+        col_self: self_terms(&raw.self_b, &db),
+    };
     Ok(terms)
 }
 

@@ -113,7 +113,7 @@ fn kernel(
         }
     }
     let median = median_distance(&k, n);
-    if !(median > 0.0) {
+    if median.is_nan() || median <= 0.0 {
         return Ok(None);
     }
     let sigma = sigma_frac * median;

@@ -158,8 +158,9 @@ fn print_text(r: &Report) {
             .shapes
             .iter()
             .map(|(name, shape)| {
-                let leaf = name.rsplit('.').next().unwrap_or(name);
-                format!("{leaf} {shape:?}")
+                // Show the tensor relative to its layer: `query.weight` reads better than `weight`.
+                let short = name.strip_prefix(l.name).map(|s| s.trim_start_matches('.')).filter(|s| !s.is_empty());
+                format!("{} {shape:?}", short.unwrap_or(name))
             })
             .collect();
         println!(

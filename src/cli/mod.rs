@@ -4,7 +4,19 @@
 pub mod cka;
 pub mod fit_inrs;
 pub mod graph;
+#[cfg(feature = "gui")]
 pub mod gui;
+/// Without the `gui` feature the binary is headless: subcommands only.
+#[cfg(not(feature = "gui"))]
+pub mod gui {
+    pub fn run(
+        _files: &[std::path::PathBuf],
+        _screenshot: Option<&std::path::Path>,
+        _quit_after_frames: Option<u64>,
+    ) -> anyhow::Result<()> {
+        anyhow::bail!("this gmnscope was built without the `gui` feature; use a subcommand (see --help)")
+    }
+}
 pub mod infer;
 pub mod inspect;
 pub mod train;

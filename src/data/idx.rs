@@ -293,8 +293,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cases: Vec<(&str, Vec<u8>, &str)> = vec![
             ("labels-as-images", encode(&[2], &[0, 1]), "magic is 2049"),
-            ("truncated", encode(&[2, 2, 2], &[0; 7]), "needs 20 bytes but the file has 19"),
-            ("too-long", encode(&[1, 2, 2], &[0; 5]), "needs 16 bytes but the file has 17"),
+            ("truncated", encode(&[2, 2, 2], &[0; 7]), "needs 24 bytes but the file has 23"),
+            ("too-long", encode(&[1, 2, 2], &[0; 5]), "needs 20 bytes but the file has 21"),
             ("short-header", vec![0, 0, 8, 3, 0, 0], "ends inside the IDX header"),
             (
                 "float-idx",

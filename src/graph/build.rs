@@ -342,7 +342,15 @@ impl Builder<'_> {
                 }
                 let target = self.resolve(layer.input, *features, NodeType::Neuron)?;
                 let src = self.resolve(*from, *features, NodeType::Neuron)?;
-                let block = self.resolve(*block_input, *features, NodeType::Neuron)?;
+                // The block input may be narrower than the output (a projection shortcut).
+                let block_width = match *block_input {
+                    Input::Layer(j) => self.layer_out.get(j).copied().flatten(),
+                    Input::InputOf(j) => self.layer_in.get(j).copied().flatten(),
+                    Input::Fresh => None,
+                }
+                .and_then(|b| self.nodes.get(b))
+                .map_or(0, |b| b.len);
+                let block = self.resolve(*block_input, block_width, NodeType::Neuron)?;
                 if src == target {
                     return Err(self.err("a residual from a group to itself would be a cycle"));
                 }

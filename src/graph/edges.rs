@@ -1,7 +1,7 @@
 //! Explicit edges on request: streaming them block by block (decoding one tensor at a time) and
 //! the exact inverse, edge values -> parameter tensors.
 
-use super::{DenseOrder, EdgeBlock, EdgeValues, Error, ParamGraph};
+use super::{DenseOrder, EdgeBlock, EdgeValues, Error, NamedTensor, ParamGraph};
 
 /// One explicit edge: node ids and `[weight, layer_index, edge_type, p0, p1, p2]`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -130,7 +130,7 @@ impl ParamGraph {
     /// Exact inverse of the construction: rebuilds every parameter tensor (in parameter order,
     /// see [`Self::params`]) from the weight column of the explicit edges, in stream order.
     /// Residual edges carry no parameter and are skipped.
-    pub fn to_weights(&self, values: &[f32]) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>, Error> {
+    pub fn to_weights(&self, values: &[f32]) -> Result<Vec<NamedTensor>, Error> {
         if values.len() != self.num_edges {
             return Err(Error::Inversion(format!(
                 "{} edge values for a graph of {} edges",
@@ -138,7 +138,7 @@ impl ParamGraph {
                 self.num_edges
             )));
         }
-        let mut out: Vec<(String, Vec<usize>, Vec<f32>)> =
+        let mut out: Vec<NamedTensor> =
             self.params.iter().map(|p| (p.name.clone(), p.shape.clone(), vec![0.0; p.num_elements()])).collect();
         for b in &self.edge_blocks {
             let (EdgeValues::Dense { param, offset, .. } | EdgeValues::PerTarget { param, offset }) = &b.values else {
@@ -156,10 +156,7 @@ impl ParamGraph {
     }
 
     /// [`Self::to_weights`] from full edge feature rows (column 0 is the weight).
-    pub fn to_weights_from_features(
-        &self,
-        features: &[[f32; 6]],
-    ) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>, Error> {
+    pub fn to_weights_from_features(&self, features: &[[f32; 6]]) -> Result<Vec<NamedTensor>, Error> {
         let values: Vec<f32> = features.iter().map(|f| f[0]).collect();
         self.to_weights(&values)
     }

@@ -32,6 +32,12 @@
 //! residual edges take the index of the block input. (The reference BasicBlock labels its norm
 //! nodes one lower than the conv outputs they scale; we use the consistent rule.)
 //!
+//! **Parameter order** (of [`ParamGraph::params`] and [`ParamGraph::to_weights`]) is the order the
+//! graph encodes tensors: layers in execution order; within a layer weight then bias (norms:
+//! gamma then beta; attention: q, k, v, then out, a fused `in_proj` counted once). It equals the
+//! state-dict order except where a state dict lists modules in another order than they run
+//! (`nn.TransformerEncoderLayer` stores `norm1` after `linear2`). Tensors come back by name.
+//!
 //! "Final outputs" are the neuron groups no later layer reads (several for multi-head models).
 //! Input groups are every fresh group a layer reads: the network input, each embedding table's
 //! rows, and each chain break recorded by `arch`.
@@ -168,6 +174,9 @@ pub struct EdgeBlock {
     /// Index of the architecture layer the block belongs to.
     pub layer: usize,
 }
+
+/// A reconstructed tensor: name, shape, values (row-major).
+pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
 
 /// A parameter tensor the graph encodes (in parameter order).
 #[derive(Clone, Debug)]

@@ -21,6 +21,21 @@ pub struct Canvas {
     font: FontRef<'static>,
 }
 
+/// Size (pixels), colour and anchoring of a line of text.
+#[derive(Clone, Copy, Debug)]
+pub struct TextStyle {
+    pub size: f32,
+    pub color: Rgb,
+    pub halign: Align,
+    pub valign: Align,
+}
+
+impl TextStyle {
+    pub fn new(size: f32, color: Rgb, halign: Align, valign: Align) -> Self {
+        Self { size, color, halign, valign }
+    }
+}
+
 /// Where a text's anchor point sits relative to the text box.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Align {
@@ -61,9 +76,9 @@ impl Canvas {
         }
         let a = alpha.clamp(0.0, 1.0);
         let i = (y as usize * self.width + x as usize) * 3;
-        for c in 0..3 {
-            let old = self.pixels[i + c] as f32;
-            self.pixels[i + c] = (old + (color[c] as f32 - old) * a).round() as u8;
+        for (px, &target) in self.pixels[i..i + 3].iter_mut().zip(&color) {
+            let old = *px as f32;
+            *px = (old + (target as f32 - old) * a).round() as u8;
         }
     }
 
@@ -101,14 +116,14 @@ impl Canvas {
 
     /// Draws `text` horizontally; (x, y) is the anchor: `halign` along the text, `valign` on the
     /// box from ascent (Start) to descent (End).
-    pub fn text(&mut self, text: &str, x: f32, y: f32, size: f32, color: Rgb, halign: Align, valign: Align) {
-        let (mask, w, h) = self.rasterise(text, size);
-        let (ox, oy) = (offset(x, w as f32, halign), offset(y, h as f32, valign));
+    pub fn text(&mut self, text: &str, x: f32, y: f32, style: TextStyle) {
+        let (mask, w, h) = self.rasterise(text, style.size);
+        let (ox, oy) = (offset(x, w as f32, style.halign), offset(y, h as f32, style.valign));
         for yy in 0..h {
             for xx in 0..w {
                 let a = mask[yy * w + xx];
                 if a > 0.0 {
-                    self.blend(ox as i64 + xx as i64, oy as i64 + yy as i64, color, a);
+                    self.blend(ox as i64 + xx as i64, oy as i64 + yy as i64, style.color, a);
                 }
             }
         }
@@ -116,20 +131,20 @@ impl Canvas {
 
     /// Draws `text` rotated a quarter turn counter-clockwise (reading bottom to top); `halign`
     /// applies along the (now vertical) text, `valign` across it.
-    pub fn text_vertical(&mut self, text: &str, x: f32, y: f32, size: f32, color: Rgb, halign: Align, valign: Align) {
-        let (mask, w, h) = self.rasterise(text, size);
-        // After rotation the box is h wide and w tall; text start is at the bottom.
-        let bottom = match halign {
+    pub fn text_vertical(&mut self, text: &str, x: f32, y: f32, style: TextStyle) {
+        let (mask, w, h) = self.rasterise(text, style.size);
+        // After rotation the box is h wide and w tall; the text starts at the bottom.
+        let bottom = match style.halign {
             Align::Start => y,
             Align::Centre => y + w as f32 / 2.0,
             Align::End => y + w as f32,
         };
-        let left = offset(x, h as f32, valign);
+        let left = offset(x, h as f32, style.valign);
         for yy in 0..h {
             for xx in 0..w {
                 let a = mask[yy * w + xx];
                 if a > 0.0 {
-                    self.blend(left as i64 + yy as i64, bottom as i64 - xx as i64, color, a);
+                    self.blend(left as i64 + yy as i64, bottom as i64 - xx as i64, style.color, a);
                 }
             }
         }
@@ -193,7 +208,7 @@ mod tests {
     #[test]
     fn text_leaves_ink_inside_its_box() {
         let mut c = Canvas::new(200, 60).unwrap();
-        c.text("CKA 0.93", 10.0, 10.0, 20.0, BLACK, Align::Start, Align::Start);
+        c.text("CKA 0.93", 10.0, 10.0, TextStyle::new(20.0, BLACK, Align::Start, Align::Start));
         let (w, h) = c.text_size("CKA 0.93", 20.0);
         let mut inked = 0;
         for y in 0..60 {

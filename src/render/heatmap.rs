@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::Error;
-use super::canvas::{Align, Canvas, INK, Rgb, WHITE};
+use super::canvas::{Align, Canvas, INK, Rgb, TextStyle, WHITE};
 use super::colormap::{luminance, viridis};
 
 const MARGIN: f32 = 24.0;
@@ -89,18 +89,28 @@ impl Heatmap<'_> {
         let height = grid_y + bar_h.max(grid_h + 8.0 + col_label_band + 10.0 + axis_h) + MARGIN;
         let mut canvas = Canvas::new(width.ceil() as usize, height.ceil() as usize)?;
 
-        canvas.text(self.title, width / 2.0, MARGIN, TITLE_SIZE, INK, Align::Centre, Align::Start);
+        canvas.text(self.title, width / 2.0, MARGIN, TextStyle::new(TITLE_SIZE, INK, Align::Centre, Align::Start));
         self.draw_cells(&mut canvas, grid_x, grid_y, cell);
         for (i, label) in self.row_labels.iter().enumerate() {
             let y = grid_y + (i as f32 + 0.5) * cell;
-            canvas.text(label, grid_x - 8.0, y, LABEL_SIZE, INK, Align::End, Align::Centre);
+            canvas.text(label, grid_x - 8.0, y, TextStyle::new(LABEL_SIZE, INK, Align::End, Align::Centre));
         }
         for (j, label) in self.col_labels.iter().enumerate() {
             let x = grid_x + (j as f32 + 0.5) * cell;
             if vertical_cols {
-                canvas.text_vertical(label, x, grid_y + grid_h + 8.0, LABEL_SIZE, INK, Align::End, Align::Centre);
+                canvas.text_vertical(
+                    label,
+                    x,
+                    grid_y + grid_h + 8.0,
+                    TextStyle::new(LABEL_SIZE, INK, Align::End, Align::Centre),
+                );
             } else {
-                canvas.text(label, x, grid_y + grid_h + 6.0, LABEL_SIZE, INK, Align::Centre, Align::Start);
+                canvas.text(
+                    label,
+                    x,
+                    grid_y + grid_h + 6.0,
+                    TextStyle::new(LABEL_SIZE, INK, Align::Centre, Align::Start),
+                );
             }
         }
         let col_title_y = grid_y + grid_h + 8.0 + col_label_band + 10.0;
@@ -108,19 +118,13 @@ impl Heatmap<'_> {
             self.col_title,
             grid_x + grid_w / 2.0,
             col_title_y,
-            AXIS_TITLE_SIZE,
-            INK,
-            Align::Centre,
-            Align::Start,
+            TextStyle::new(AXIS_TITLE_SIZE, INK, Align::Centre, Align::Start),
         );
         canvas.text_vertical(
             self.row_title,
             MARGIN,
             grid_y + grid_h / 2.0,
-            AXIS_TITLE_SIZE,
-            INK,
-            Align::Centre,
-            Align::Start,
+            TextStyle::new(AXIS_TITLE_SIZE, INK, Align::Centre, Align::Start),
         );
         self.draw_colour_bar(&mut canvas, bar_x, grid_y, bar_h, &ticks);
         Ok(canvas)
@@ -139,7 +143,7 @@ impl Heatmap<'_> {
                     let text = v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.2}"));
                     let ink = if luminance(fill) > 0.35 { INK } else { WHITE };
                     let (cx, cy) = (x as f32 + cell / 2.0, y as f32 + cell / 2.0);
-                    canvas.text(&text, cx, cy, value_size, ink, Align::Centre, Align::Centre);
+                    canvas.text(&text, cx, cy, TextStyle::new(value_size, ink, Align::Centre, Align::Centre));
                 }
             }
         }
@@ -164,7 +168,7 @@ impl Heatmap<'_> {
         for (v, label) in ticks {
             let ty = y + ((hi - v) / (hi - lo)) as f32 * (h - 1.0);
             canvas.fill_rect(xi + 18, ty.round() as i64, 5, 1, INK);
-            canvas.text(label, x + 27.0, ty, TICK_SIZE, INK, Align::Start, Align::Centre);
+            canvas.text(label, x + 27.0, ty, TextStyle::new(TICK_SIZE, INK, Align::Start, Align::Centre));
         }
     }
 

@@ -4,9 +4,10 @@
 //! ```text
 //! RUN/run.json                      RunInfo: model shape, task, training config, target scaling
 //! RUN/metrics.jsonl                 one JSON object per logged step / epoch (appended)
-//! RUN/latest                        "checkpoints/step-000000123": the newest complete checkpoint
-//! RUN/checkpoints/step-000000123/   model.bpk (burnpack, with parameter ids),
-//!                                   optimizer.bpk (AdamW moments), state.json (step, epoch, ...)
+//! RUN/latest                        "checkpoints/step-000000123-e2-b0": the newest complete one
+//! RUN/checkpoints/step-000000123-e2-b0/   (step, epoch, batch in epoch): model.bpk (burnpack,
+//!                                   with parameter ids), optimizer.bpk (AdamW moments),
+//!                                   state.json (step, epoch, best validation score, ...)
 //! ```
 //! A checkpoint is written into a temporary directory, renamed into place, and only then does
 //! `latest` (itself written to a temp file and renamed) point at it; older checkpoints are
@@ -95,8 +96,9 @@ pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>, Error> {
     };
     let name = name.trim();
     // The pointer must name a checkpoint inside this run, nothing else.
-    let valid =
-        name.strip_prefix("checkpoints/step-").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let valid = name
+        .strip_prefix("checkpoints/step-")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
     if !valid {
         return Err(err(&pointer, format!("does not name a checkpoint: '{name}'")));
     }
@@ -116,9 +118,14 @@ pub fn save(
 ) -> Result<PathBuf, Error> {
     let checkpoints = run_dir.join("checkpoints");
     std::fs::create_dir_all(&checkpoints).map_err(|e| err(&checkpoints, e))?;
-    let name = format!("step-{:09}", state.step);
+    // One name per training position. A position saved twice (a cancel right after a periodic
+    // checkpoint) holds the same model: the existing directory is kept as it is.
+    let name = format!("step-{:09}-e{}-b{}", state.step, state.epoch, state.batch_in_epoch);
     let tmp = checkpoints.join(format!(".{name}.tmp-{}", std::process::id()));
     let final_dir = checkpoints.join(&name);
+    if final_dir.is_dir() && latest(run_dir).ok().flatten().is_some_and(|d| d == final_dir) {
+        return Ok(final_dir);
+    }
     let result = (|| {
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(|e| err(&tmp, e))?;

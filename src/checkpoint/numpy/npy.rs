@@ -286,6 +286,22 @@ mod tests {
     }
 
     #[test]
+    fn corrupted_bytes_never_panic() {
+        let mut good = encode_header("<f4", &[2, 3]);
+        good.extend([0u8; 24]);
+        for i in 0..good.len() {
+            for value in [0u8, b'(', b'9', b'-', b'>', 0xff] {
+                let mut bad = good.clone();
+                bad[i] = value;
+                let _ = read(bad);
+            }
+        }
+        for cut in 0..good.len() {
+            let _ = read(good[..cut].to_vec());
+        }
+    }
+
+    #[test]
     fn hostile_headers_are_errors() {
         let cases = [
             (npy("{'descr': '<f4', 'fortran_order': False, 'shape': (-1, 4), }", &[]), "negative"),

@@ -117,7 +117,7 @@ impl<'a> Fields<'a> {
         }
         let offset = self.pos;
         let tag = read_varint(self.buf, &mut self.pos, self.end)?;
-        let number = u32::try_from(tag >> 3).ok().filter(|&n| n >= 1 && n < (1 << 29));
+        let number = u32::try_from(tag >> 3).ok().filter(|n| (1..1 << 29).contains(n));
         let Some(number) = number else {
             return error(offset, format!("invalid field number {}", tag >> 3));
         };

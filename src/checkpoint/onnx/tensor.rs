@@ -84,7 +84,7 @@ fn typed_data(t: &TensorProto, dtype: DType, model: &Blob) -> Result<ByteView, S
 /// float_data / double_data: packed runs are already little-endian bytes.
 fn fixed_width(pieces: &[Piece], width: usize, model: &Blob) -> Result<ByteView, String> {
     if let [Piece::Packed(range)] = pieces {
-        if range.len() % width != 0 {
+        if !range.len().is_multiple_of(width) {
             return Err(format!("packed data length {} is not a multiple of {width}", range.len()));
         }
         return model.view(range.clone()).ok_or_else(|| "packed data lies outside the file".to_string());
@@ -94,7 +94,7 @@ fn fixed_width(pieces: &[Piece], width: usize, model: &Blob) -> Result<ByteView,
         match piece {
             Piece::Packed(range) => {
                 let chunk = model.as_slice().get(range.clone()).ok_or("packed data lies outside the file")?;
-                if chunk.len() % width != 0 {
+                if !chunk.len().is_multiple_of(width) {
                     return Err(format!("packed data length {} is not a multiple of {width}", chunk.len()));
                 }
                 out.extend_from_slice(chunk);

@@ -3,23 +3,22 @@
 //! # Supported
 //! - **Zip format** (PyTorch >= 1.6, the default): `<dir>/data.pkl` plus one `<dir>/data/<key>` entry
 //!   per storage, `<dir>/byteorder` honoured (big-endian storages are byte-swapped). Stored entries
-//!   are zero-copy views of the memory-mapped file; deflated entries are inflated. See [`zipfile`].
+//!   are zero-copy views of the memory-mapped file; deflated entries are inflated. (`zipfile.rs`).
 //! - **Legacy format** (PyTorch < 1.6 or `_use_new_zipfile_serialization=False`): magic number,
-//!   version, sys_info and object pickles followed by the raw storages. See [`legacy`].
-//! - Pickle protocols 0-5 (torch writes 2), read by our own restricted unpickler ([`pickle`]).
+//!   version, sys_info and object pickles followed by the raw storages. (`legacy.rs`).
+//! - Pickle protocols 0-5 (torch writes 2), read by our own restricted unpickler (`pickle.rs`).
 //! - Tensors from `torch._utils._rebuild_tensor{,_v2,_v3}`, wrapped or not in `_rebuild_parameter*`
 //!   or `torch._tensor._rebuild_from_type_v2`; dtypes f64/f32/f16/bf16, i64/i32/i16/i8, u64/u32/
 //!   u16/u8, bool. Views (several tensors on one storage, offsets, transposes, expands) are
 //!   gathered into C order; contiguous little-endian tensors stay zero-copy.
 //! - Checkpoint layouts: a bare (Ordered)dict of tensors, or a dict nesting it under `state_dict`,
 //!   `model`, `ema`, ... next to epochs, optimizer state and configs (ignored); nested dicts and
-//!   lists of tensors are flattened with `.`; a `module.` prefix on every name is stripped. See
-//!   [`state_dict`]. Tensors keep the order in which the pickle lists them.
+//!   lists of tensors are flattened with `.`; a `module.` prefix on every name is stripped. (`state_dict.rs`). Tensors keep the order in which the pickle lists them.
 //!
 //! # Refused, and why
 //! A pickle is a program: GLOBAL/STACK_GLOBAL/INST import any Python name and REDUCE/NEWOBJ/OBJ
 //! call it, which is how a `.pt` file runs `os.system`. The unpickler never imports or calls; it
-//! accepts only the names on the allow-list in [`globals`] (OrderedDict, the tensor rebuild
+//! accepts only the names on the allow-list in `globals.rs` (OrderedDict, the tensor rebuild
 //! functions, storage classes, dtypes, `torch.Size`, and a few plain-data classes kept as opaque
 //! values) and refuses the whole file on any other name, e.g. `refusing to load: pickle references
 //! global 'os.system' (arbitrary code)`. Whole pickled modules (`torch.save(model)`) are refused the

@@ -814,7 +814,7 @@ impl<'a> Machine<'a> {
 
 /// Adds alternating key/value `items` (SETITEMS, DICT) to `dict`.
 fn fill_dict(dict: &mut Dict, items: Vec<Value>, op_pos: usize) -> Res<()> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         let message = "dict items come in key/value pairs but the count is odd".to_string();
         return Err(PickleError::Malformed { offset: op_pos, message });
     }

@@ -47,7 +47,7 @@ impl Style {
     fn random(rng: &mut SplitMix64) -> Self {
         let angle = rng.uniform(-15.0, 15.0).to_radians();
         let shear = rng.uniform(-0.3, 0.3);
-        let scale = rng.uniform(0.82, 1.08);
+        let scale = rng.uniform(0.88, 1.12);
         let (sx, sy) = (scale * rng.uniform(0.8, 1.1), scale * rng.uniform(0.92, 1.05));
         let (sin, cos) = angle.sin_cos();
         // rotation * shear * scale, then to pixels.

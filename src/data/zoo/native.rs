@@ -8,7 +8,7 @@
 //! { "format": "gmnscope-inr-zoo", "version": 1,
 //!   "image_source": "idx:/data/mnist", "num_classes": 10,
 //!   "architecture": "siren 2-32-32-1", "omega_0": 30.0, "output_offset": 0.5, "side": 28,
-//!   "coordinates": "...", "steps": 1000, "lr": 0.0005, "batch": 256, "seed": 0, "split_seed": 0,
+//!   "coordinates": "...", "steps": 1000, "target_psnr": 40.0, "lr": 0.0005, "batch": 256, "seed": 0, "split_seed": 0,
 //!   "entries": [ { "file": "inr_000000.safetensors", "label": 7, "split": "train",
 //!                  "psnr": 31.4, "image_index": 4127 }, ... ] }
 //! ```
@@ -44,6 +44,9 @@ pub struct ZooIndex {
     /// How pixels map to INR inputs, in words (for people reading the file).
     pub coordinates: String,
     pub steps: usize,
+    /// PSNR (dB) at which an INR stopped early, if early stopping was on.
+    #[serde(default)]
+    pub target_psnr: Option<f64>,
     pub lr: f64,
     pub batch: usize,
     /// Seed of the weight initialisation.

@@ -1,0 +1,125 @@
+//! Batched SIREN fitting (burn, Flex): it learns, the saved INRs reload through the checkpoint
+//! reader and reproduce the reported PSNR when evaluated in plain Rust, early stopping keeps the
+//! weights that reached the target, and an interrupted zoo resumes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::tensor::Device;
+use gmnscope::data::siren::{self, Siren};
+use gmnscope::data::{Split, Target, Zoo, ZooKind, procedural};
+use gmnscope::inr::{self, FitConfig, ZooFitConfig, ZooFitEvent, fit_batch, fit_zoo};
+
+fn config(steps: usize, target_psnr: Option<f64>) -> FitConfig {
+    FitConfig { steps, target_psnr, ..FitConfig::default() }
+}
+
+#[test]
+fn fitting_improves_psnr_and_saved_inrs_reproduce_it() {
+    let images = procedural::generate(8, 3);
+    let tmp = tempfile::tempdir().unwrap();
+    let zoo_config = ZooFitConfig { fit: config(100, None), count: 8, batch: 8, split_seed: 3 };
+    let mut steps_seen = 0;
+    let summary = fit_zoo(&images, tmp.path(), &zoo_config, &Device::flex(), &AtomicBool::new(false), &mut |e| {
+        if let ZooFitEvent::Step { progress, .. } = e {
+            steps_seen = steps_seen.max(progress.step);
+        }
+    })
+    .unwrap();
+    assert_eq!((summary.fitted, summary.total, steps_seen), (8, 8, 100));
+
+    let zoo = Zoo::open(tmp.path()).unwrap();
+    assert_eq!(zoo.kind, ZooKind::Gmnscope);
+    let spec = zoo.inr.unwrap();
+    assert_eq!((spec.omega_0, spec.output_offset, spec.side), (30.0, 0.5, 28));
+    for (i, entry) in zoo.entries.iter().enumerate() {
+        // The file is a plain safetensors checkpoint with the DWSNets names.
+        let gmnscope::data::zoo::EntrySource::File(path) = &entry.source else { panic!("file entry expected") };
+        let store = gmnscope::checkpoint::open(path).unwrap();
+        assert_eq!(store.get("seq.0.weight").unwrap().shape, [32, 2]);
+        assert_eq!(store.get("seq.2.weight").unwrap().shape, [1, 32]);
+
+        let index = gmnscope::data::zoo::native::ZooIndex::read(tmp.path()).unwrap();
+        let image_index = index.entries[i].image_index;
+        let Target::Class(label) = entry.target else { panic!() };
+        assert_eq!(label, images.labels[image_index]);
+        let target = siren::intensities(images.image(image_index).unwrap());
+        let rendered = Siren::from_store(&zoo.load(i).unwrap()).unwrap().render(&spec);
+        let psnr = siren::psnr(&rendered, &target);
+        let reported = entry.psnr.unwrap() as f64;
+        assert!((psnr - reported).abs() < 0.05, "INR {i}: Rust evaluation {psnr:.3} dB vs reported {reported:.3} dB");
+    }
+
+    // Initial vs final PSNR on the same images, straight from the fitter.
+    let pixels: Vec<Vec<f32>> = (0..8).map(|i| siren::intensities(images.image(i).unwrap())).collect();
+    let indices: Vec<usize> = (0..8).collect();
+    let fitted =
+        fit_batch(&pixels, &indices, 28, &config(100, None), &Device::flex(), &AtomicBool::new(false), &mut |_| {})
+            .unwrap();
+    for (k, f) in fitted.iter().enumerate() {
+        assert!(f.psnr > f.initial_psnr + 8.0, "INR {k}: {:.2} dB -> {:.2} dB after 100 steps", f.initial_psnr, f.psnr);
+        assert_eq!(f.steps, 100);
+    }
+}
+
+#[test]
+fn early_stopping_keeps_the_weights_that_reached_the_target() {
+    let images = procedural::generate(4, 9);
+    let pixels: Vec<Vec<f32>> = (0..4).map(|i| siren::intensities(images.image(i).unwrap())).collect();
+    let fitted = fit_batch(
+        &pixels,
+        &[0, 1, 2, 3],
+        28,
+        &config(300, Some(16.0)),
+        &Device::flex(),
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap();
+    for (k, f) in fitted.iter().enumerate() {
+        assert!(f.steps < 300, "INR {k} should reach 16 dB early, took {} steps", f.steps);
+        assert!(f.psnr >= 16.0);
+        // The saved weights are the ones that scored: re-evaluate them.
+        let siren = Siren { layers: f.layers.clone() };
+        let psnr = siren::psnr(&siren.render(&siren::InrSpec::DWSNETS), &pixels[k]);
+        assert!((psnr - f.psnr as f64).abs() < 0.05, "{psnr} vs {}", f.psnr);
+    }
+}
+
+#[test]
+fn a_cancelled_zoo_resumes_where_it_stopped() {
+    let images = procedural::generate(6, 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let zoo_config = ZooFitConfig { fit: config(20, None), count: 6, batch: 2, split_seed: 1 };
+    let cancel = AtomicBool::new(false);
+    let result = fit_zoo(&images, tmp.path(), &zoo_config, &Device::flex(), &cancel, &mut |e| {
+        if let ZooFitEvent::BatchWritten { zoo_done: 4, .. } = e {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    });
+    assert!(matches!(result, Err(inr::Error::Cancelled)), "{result:?}");
+    assert_eq!(Zoo::open(tmp.path()).unwrap().len(), 4, "two whole batches were written before the cancel");
+
+    let mut resumed = None;
+    let summary = fit_zoo(&images, tmp.path(), &zoo_config, &Device::flex(), &AtomicBool::new(false), &mut |e| {
+        if let ZooFitEvent::Resumed { already } = e {
+            resumed = Some(*already);
+        }
+    })
+    .unwrap();
+    assert_eq!((resumed, summary.fitted, summary.total), (Some(4), 2, 6));
+    let zoo = Zoo::open(tmp.path()).unwrap();
+    assert_eq!(zoo.len(), 6);
+    let used: std::collections::HashSet<usize> = gmnscope::data::zoo::native::ZooIndex::read(tmp.path())
+        .unwrap()
+        .entries
+        .iter()
+        .map(|e| e.image_index)
+        .collect();
+    assert_eq!(used.len(), 6, "every image is used once");
+    assert!(zoo.entries.iter().all(|e| Split::ALL.contains(&e.split)));
+
+    // Other settings refuse to mix into the same zoo.
+    let other = ZooFitConfig { fit: config(21, None), ..zoo_config };
+    let err = fit_zoo(&images, tmp.path(), &other, &Device::flex(), &AtomicBool::new(false), &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("other settings"), "{err}");
+}
