@@ -94,12 +94,10 @@ pub(crate) fn linear_terms(
     };
     let da = diag(&la);
     let db = if symmetric { da.clone() } else { diag(&lb) };
-    let cross = da
-        .iter()
-        .enumerate()
-        .flat_map(|(i, di)| {
-            let raw = &raw;
-            db.iter().enumerate().map(move |(j, dj)| hsic_from_inner(raw.cross[i * db.len() + j], di, dj, n, estimator))
+    let cross = (0..da.len() * db.len())
+        .map(|k| {
+            let (i, j) = (k / db.len(), k % db.len());
+            hsic_from_inner(raw.cross[k], &da[i], &db[j], n, estimator)
         })
         .collect();
     let self_terms = |inner: &[f64], d: &[Diagonal]| -> Vec<f64> {

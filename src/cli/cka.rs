@@ -130,15 +130,15 @@ fn load_layers(path: &Path) -> anyhow::Result<Layers> {
         };
         let p = rest.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
         let Some(p) = p else { bail!("{}: tensor '{}' has an impossible shape {:?}", path.display(), t.name, t.shape) };
-        if let (Some(first), Some(first_name)) = (acts.first(), names.first()) {
-            if first.n != n {
-                bail!(
-                    "{}: layer '{}' has {n} examples but layer '{first_name}' has {}; every layer must see the same examples",
-                    path.display(),
-                    t.name,
-                    first.n
-                );
-            }
+        if let (Some(first), Some(first_name)) = (acts.first(), names.first())
+            && first.n != n
+        {
+            bail!(
+                "{}: layer '{}' has {n} examples but layer '{first_name}' has {}; every layer must see the same examples",
+                path.display(),
+                t.name,
+                first.n
+            );
         }
         let act =
             Activations::new(n, p, t.to_f32()).with_context(|| format!("{}: tensor '{}'", path.display(), t.name))?;
@@ -164,7 +164,7 @@ fn minibatch(a: &Layers, b: &Layers, options: &Options, m: usize) -> anyhow::Res
             (rows(&va, start, m).map_err(|e| describe(e, a, b))?, rows(&vb, start, m).map_err(|e| describe(e, a, b))?);
         acc.push(&ba, &bb).map_err(|e| describe(e, a, b))?;
     }
-    if n % m != 0 {
+    if !n.is_multiple_of(m) {
         eprintln!("note: the last {} of {n} examples do not fill a batch of {m} and are left out", n % m);
     }
     Ok((acc.estimate().map_err(|e| describe(e, a, b))?, Some(acc.batches())))
