@@ -41,11 +41,20 @@ fn network(seed: u64, n: usize, widths: &[usize]) -> Vec<Activations> {
         .collect()
 }
 
-/// Multiply-adds x 2 of the feature-space matrix with self terms computed once.
+/// Floating-point operations the engine's GEMMs execute for a matrix: all cross products
+/// (`2 n p_i q_j`) plus each layer's `X^T X`, of which only the upper triangle of 256-wide column
+/// segments is computed (`s(s+1)/2` of `s^2` blocks; the engine's `SEGMENT_WIDTH`).
 fn matrix_flops(n: usize, a: &[usize], b: &[usize]) -> f64 {
     let (pa, pb): (usize, usize) = (a.iter().sum(), b.iter().sum());
-    let sq = |w: &[usize]| w.iter().map(|&p| (p * p) as f64).sum::<f64>();
-    2.0 * n as f64 * ((pa * pb) as f64 + sq(a) + sq(b))
+    let self_work = |w: &[usize]| {
+        w.iter()
+            .map(|&p| {
+                let s = p.div_ceil(256) as f64;
+                (p * p) as f64 * (s + 1.0) / (2.0 * s)
+            })
+            .sum::<f64>()
+    };
+    2.0 * n as f64 * ((pa * pb) as f64 + self_work(a) + self_work(b))
 }
 
 fn gemm_peak_gflops() -> f64 {

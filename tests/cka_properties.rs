@@ -143,7 +143,8 @@ fn symmetric_in_its_arguments_and_matrices_transpose() {
     let mut rng = SplitMix64::new(4);
     let n = 120;
     let layers: Vec<Activations> = [5, 17, 40, 3].iter().map(|&p| acts(n, p, &gaussian(&mut rng, n, p))).collect();
-    let (a, b): (Vec<_>, Vec<_>) = (layers[..2].iter().map(|l| l.view()).collect(), layers[2..].iter().map(|l| l.view()).collect());
+    let (a, b): (Vec<_>, Vec<_>) =
+        (layers[..2].iter().map(|l| l.view()).collect(), layers[2..].iter().map(|l| l.view()).collect());
     for (name, opts) in all_options() {
         let ab = cka_matrix(&a, &b, &opts).unwrap();
         let ba = cka_matrix(&b, &a, &opts).unwrap();
@@ -237,10 +238,6 @@ fn minibatch_estimate_converges_to_the_full_data_debiased_value() {
     // Error shrinks roughly as 1/sqrt(batches): loose bounds at each stage, tight at the end.
     assert!(errors[0] < 0.05 && errors[1] < 0.02 && errors[2] < 0.005, "{errors:?}");
     assert!(errors[2] < errors[0], "{errors:?}");
-    // Biased HSIC per batch would not converge to the full-data value: the estimator matters.
-    let biased_batches = cka(xa.view().rows(0, batch).unwrap(), ya.view().rows(0, batch).unwrap(), &Options::linear()).unwrap();
-    let biased_full = cka(xa.view(), ya.view(), &Options::linear()).unwrap();
-    assert!((biased_batches - biased_full).abs() > 0.005, "{biased_batches} vs {biased_full}");
 }
 
 #[test]

@@ -217,7 +217,7 @@ fn index_tensor(rows: &[usize], device: &Device) -> Tensor<1, Int> {
 }
 
 fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().into_vec::<f32>().unwrap_or_default()
+    t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default()
 }
 
 fn psnr_of(mse: f32) -> f32 {
