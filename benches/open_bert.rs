@@ -80,14 +80,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Peak resident memory of the terminated children so far, in bytes (max over all of them).
-fn children_peak_rss() -> u64 {
-    // SAFETY: getrusage only writes into the struct we pass.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    usage.ru_maxrss as u64 * 1024
-}
-
 fn python_peer_seconds(path: &Path, runs: usize) -> Option<Vec<f64>> {
     let script = "import sys,time\nfrom safetensors.numpy import load_file\nts=[]\nfor _ in range(int(sys.argv[2])):\n    t=time.perf_counter(); d=load_file(sys.argv[1]); ts.append(time.perf_counter()-t); del d\nprint(' '.join(map(str,ts)))";
     let out = Command::new("python3").args(["-c", script]).arg(path).arg(runs.to_string()).output().ok()?;
@@ -115,27 +107,60 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     // Same-run comparison with the peer, timed the same way (median of 5 runs each).
-    let ours_graph = median((0..5).map(|_| { let t = Instant::now(); open_and_build(&path); t.elapsed().as_secs_f64() }).collect());
-    let ours_all = median((0..5).map(|_| { let t = Instant::now(); open_and_read_all(&path); t.elapsed().as_secs_f64() }).collect());
+    let ours_graph = median(
+        (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                open_and_build(&path);
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    );
+    let ours_all = median(
+        (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                open_and_read_all(&path);
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    );
     println!("gmnscope open + implicit graph:  {:>9.3} ms", ours_graph * 1e3);
     println!("gmnscope open + read all values: {:>9.3} ms", ours_all * 1e3);
 
-    // Peak memory of the real CLI doing the same work in its own process.
-    let status = Command::new(env!("CARGO_BIN_EXE_gmnscope")).arg("inspect").arg(&path).arg("--json")
-        .stdout(std::process::Stdio::null()).status().expect("run gmnscope");
-    assert!(status.success());
-    let ours_rss = children_peak_rss();
-    println!("gmnscope inspect peak RSS:       {:>9.1} MB ({:.2}x the file)", ours_rss as f64 / 1e6, ours_rss as f64 / file_size as f64);
+    // Peak memory of the real CLI doing the same work in its own process (it reports its own
+    // VmHWM: the parent's RUSAGE_CHILDREN would also count pages shared before exec).
+    let out = Command::new(env!("CARGO_BIN_EXE_gmnscope"))
+        .arg("inspect")
+        .arg(&path)
+        .arg("--json")
+        .env("GMNSCOPE_PEAK_RSS", "1")
+        .output()
+        .expect("run gmnscope");
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let ours_kb: f64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("peak RSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(f64::NAN);
+    let ours_rss = ours_kb * 1024.0;
+    println!(
+        "gmnscope inspect peak RSS:       {:>9.1} MB ({:.2}x the file)",
+        ours_rss / 1e6,
+        ours_rss / file_size as f64
+    );
 
     match python_peer_seconds(&path, 5) {
         Some(times) if !times.is_empty() => {
             let peer = median(times);
-            let peer_rss = children_peak_rss();
-            println!("peer safetensors.numpy.load_file:         {:>9.3} ms, peak RSS {:.1} MB", peer * 1e3, peer_rss as f64 / 1e6);
+            println!("peer safetensors.numpy.load_file:         {:>9.3} ms", peer * 1e3);
             println!("ratio peer / gmnscope (open + graph):    {:>9.1}x", peer / ours_graph);
             println!("ratio peer / gmnscope (read all values): {:>9.1}x", peer / ours_all);
         }
-        _ => println!("peer: python3 with safetensors+numpy not available; install with `pip install safetensors numpy`"),
+        _ => {
+            println!("peer: python3 with safetensors+numpy not available; install with `pip install safetensors numpy`")
+        }
     }
 }
 

@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "gmnscope", version, about = "Weight-space learning workbench: parameter graphs, graph metanetworks, CKA")]
+#[command(
+    name = "gmnscope",
+    version,
+    about = "Weight-space learning workbench: parameter graphs, graph metanetworks, CKA"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Some(Command::Infer(args)) => cli::infer::run(&args),
         None => cli::gui::run(&cli.files, cli.screenshot.as_deref(), cli.quit_after_frames),
     };
+    report_peak_memory();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -64,4 +69,17 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GMNSCOPE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// With `GMNSCOPE_PEAK_RSS=1`, prints this process's peak resident memory (Linux `VmHWM`) to
+/// stderr. Benchmarks use it: a parent's `getrusage(RUSAGE_CHILDREN)` also counts the memory the
+/// child shared with the parent before `exec`, which would hide the real figure.
+fn report_peak_memory() {
+    if std::env::var_os("GMNSCOPE_PEAK_RSS").is_none() {
+        return;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+        eprintln!("peak RSS: {}", line.trim_start_matches("VmHWM:").trim());
+    }
 }

@@ -43,7 +43,8 @@ struct Sidecar<'a> {
 pub fn run(args: &GraphArgs) -> anyhow::Result<()> {
     let store = open_model(&args.file)?;
     let arch = arch::recover(&store);
-    let graph = graph::build(&arch, &store).with_context(|| format!("{}: building the parameter graph", store.path.display()))?;
+    let graph = graph::build(&arch, &store)
+        .with_context(|| format!("{}: building the parameter graph", store.path.display()))?;
     let (n, e) = (graph.num_nodes(), graph.num_edges());
 
     let out = &args.out;
@@ -99,12 +100,6 @@ pub fn run(args: &GraphArgs) -> anyhow::Result<()> {
     let json = serde_json::to_vec_pretty(&sidecar)?;
     gmnscope::checkpoint::writer::write_atomically(&sidecar_path, |w| std::io::Write::write_all(w, &json))
         .with_context(|| format!("{}: cannot write", sidecar_path.display()))?;
-    println!(
-        "wrote {} ({} nodes, {} edges) and {}",
-        out.display(),
-        thousands(n),
-        thousands(e),
-        sidecar_path.display()
-    );
+    println!("wrote {} ({} nodes, {} edges) and {}", out.display(), thousands(n), thousands(e), sidecar_path.display());
     Ok(())
 }
