@@ -155,7 +155,10 @@ fn main() {
         let path = dir.path().join("graphs.safetensors");
         write_peer_data(&path, &data, &topo, &gmn_config.weight_scales);
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/gmn_torch.py");
+        // PASSIVE: OpenMP threads sleep instead of spinning at barriers; on a shared 2-core
+        // machine spinning made the peer up to 5x slower, which would flatter our ratio.
         let out = std::process::Command::new("python3")
+            .env("OMP_WAIT_POLICY", "PASSIVE")
             .arg(script)
             .arg("--data")
             .arg(&path)

@@ -16,7 +16,7 @@ struct View {
     weight_scale: f32,        // 1 / |weight| at the ends of the colour map
     block_scale: f32,         // the same for block means
     edge_alpha: f32,
-    _pad: f32,
+    local_scale: f32,         // 1: colour by the per-layer value
     negative: vec4<f32>,      // diverging map stops (gamma-space rgb)
     zero: vec4<f32>,
     positive: vec4<f32>,
@@ -59,6 +59,7 @@ struct EdgeIn {
     @location(0) src: vec2<f32>,
     @location(1) dst: vec2<f32>,
     @location(2) weight: f32,
+    @location(3) local: f32,      // weight / its tensor's p98 |w|
 };
 
 @vertex
@@ -80,7 +81,7 @@ fn vs_edge(@builtin(vertex_index) vi: u32, e: EdgeIn) -> VsOut {
     let n = vec2<f32>(-d.y, d.x);
     let hw = 0.5 * view.edge_width_px + 1.0; // one extra pixel for the anti-aliased rim
     let p = mix(a, b, c.x) + n * (c.y * hw);
-    let t = e.weight * view.weight_scale;
+    let t = select(e.weight * view.weight_scale, e.local, view.local_scale > 0.5);
     let strength = clamp(abs(t), 0.0, 1.0);
     var out: VsOut;
     out.position = px_to_clip(p);
@@ -93,6 +94,7 @@ fn vs_edge(@builtin(vertex_index) vi: u32, e: EdgeIn) -> VsOut {
 struct BlockIn {
     @location(0) a: vec4<f32>,   // src_x, src_y0, src_y1, dst_x
     @location(1) b: vec4<f32>,   // dst_y0, dst_y1, mean weight, density
+    @location(2) c: vec4<f32>,   // mean / mean |w|, unused x3
 };
 
 @vertex
@@ -111,7 +113,8 @@ fn vs_block(@builtin(vertex_index) vi: u32, q: BlockIn) -> VsOut {
     var out: VsOut;
     out.position = px_to_clip(mix(top, bottom, c.y));
     let density = clamp(q.b.w, 0.0, 1.0);
-    out.color = vec4<f32>(diverging(q.b.z * view.block_scale), view.edge_alpha * (0.12 + 0.4 * density));
+    let t = select(q.b.z * view.block_scale, q.c.x, view.local_scale > 0.5);
+    out.color = vec4<f32>(diverging(t), view.edge_alpha * (0.12 + 0.4 * density));
     out.across = 0.0;
     out.half_width = 1.0e6;
     return out;

@@ -13,7 +13,7 @@ struct View {
     weight_scale: f32,
     block_scale: f32,
     edge_alpha: f32,
-    _pad: f32,
+    local_scale: f32,
     negative: vec4<f32>,
     zero: vec4<f32>,
     positive: vec4<f32>,

@@ -99,3 +99,20 @@ pub fn explicit_edges(
     }
     Some(out)
 }
+
+/// Per edge block, the `q`-quantile of |weight| over its edges (1 where a block has no finite
+/// weight): the colour scale of the "per layer" view, where each tensor is shown relative to its
+/// own typical magnitude (a SIREN's first layer is ~30x larger than the rest).
+pub fn block_scales(graph: &ParamGraph, edges: &[EdgeSegment], q: f64) -> Vec<f32> {
+    let mut weights = Vec::new();
+    graph
+        .edge_blocks()
+        .iter()
+        .map(|b| {
+            let end = b.first_edge.saturating_add(b.len).min(edges.len());
+            weights.clear();
+            weights.extend(edges.get(b.first_edge..end).unwrap_or(&[]).iter().map(|e| e.weight));
+            super::abs_quantile([weights.as_slice()], q, 100_000).filter(|s| *s > 0.0).unwrap_or(1.0)
+        })
+        .collect()
+}

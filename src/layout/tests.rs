@@ -223,3 +223,19 @@ fn abs_quantile_is_exact_on_small_inputs_and_spans_slices() {
     assert!(q > 90.0, "{q}");
     assert_eq!(abs_quantile([&[f32::NAN][..]], 0.5, 10), None);
 }
+
+#[test]
+fn block_scales_follow_each_tensor() {
+    let store = crate::demo::open("siren").unwrap();
+    let g = graph_of(&store);
+    let edges = explicit_edges(&g, usize::MAX, |_| false).unwrap();
+    let scales = block_scales(&g, &edges, 1.0);
+    assert_eq!(scales.len(), g.edge_blocks().len());
+    // q = 1: the block's largest |weight|, i.e. the max |value| of its tensor slice.
+    let w0 = store.get("seq.0.weight").unwrap().to_f32();
+    assert_eq!(scales[0], w0.iter().fold(0.0f32, |m, v| m.max(v.abs())));
+    let w1 = store.get("seq.1.weight").unwrap().to_f32();
+    let max1 = w1.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(scales.contains(&max1));
+    assert!(scales[0] > 10.0 * max1, "SIREN's first layer is much larger");
+}

@@ -118,7 +118,7 @@ pub fn count_correct(output: &[f32], targets: &Targets) -> usize {
 }
 
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().into_vec::<f32>().unwrap_or_default()
+    t.into_data().try_into_vec_as::<f32>().unwrap_or_default()
 }
 
 /// Everything a worker needs besides its model copy.

@@ -259,6 +259,7 @@ impl App {
                 }
                 Command::SetTheme(theme) => self.state.theme = theme,
                 Command::SetEdgeMode(mode) => self.state.edge_mode = mode,
+                Command::SetColourScale(scale) => self.state.colour_scale = scale,
                 Command::ResetLayout => {
                     self.state.reset_layout();
                     ctx.memory_mut(|m| m.reset_areas());
@@ -449,7 +450,8 @@ impl eframe::App for App {
                             .show(ui, |ui| details.ui(ui, &m.model, m.selected_layer, heatmaps, commands));
                     }
                 }
-                egui::CentralPanel::default().frame(egui::Frame::NONE).show(ui, |ui| self.central_ui(ui));
+                let frame = egui::Frame::central_panel(&ctx.global_style()).inner_margin(egui::Margin::ZERO);
+                egui::CentralPanel::default().frame(frame).show(ui, |ui| self.central_ui(ui));
             }
         }
         self.dialogs.ui(&ctx, &mut self.commands);
@@ -474,7 +476,7 @@ fn drop_overlay(ctx: &egui::Context) {
         return;
     }
     let rect = ctx.content_rect();
-    let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::new("drop_overlay")));
+    let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::unique("drop_overlay")));
     painter.rect_filled(rect, 0.0, egui::Color32::from_black_alpha(160));
     painter.text(
         rect.center(),

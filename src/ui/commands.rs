@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::ui::jobs::JobId;
-use crate::ui::state::{EdgeMode, ThemeChoice};
+use crate::ui::state::{ColourScale, EdgeMode, ThemeChoice};
 
 /// The app's views. Only the model view exists today; the GMN panel and the CKA explorer become
 /// new variants (each a panel file) and a tab in the top bar.
@@ -47,6 +47,7 @@ pub enum Command {
     FocusSearch,
     SetTheme(ThemeChoice),
     SetEdgeMode(EdgeMode),
+    SetColourScale(ColourScale),
     ResetLayout,
     ShowAbout,
     ShowShortcuts,

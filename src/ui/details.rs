@@ -140,18 +140,13 @@ impl DetailsPanel {
         let Some(&first) = params.first() else { return };
         let chosen = self.chosen_tensor.entry((model.id, index)).or_insert_with(|| first.to_string());
         ui.horizontal(|ui| {
-            ui.strong("Weights");
-            if params.len() > 1 {
-                egui::ComboBox::from_id_salt(("heatmap_tensor", model.id, index))
-                    .selected_text(short_name(chosen))
-                    .show_ui(ui, |ui| {
-                        for p in &params {
-                            ui.selectable_value(chosen, p.to_string(), short_name(p));
-                        }
-                    });
-            } else {
-                ui.label(RichText::new(short_name(chosen)).monospace().weak());
-            }
+            ui.strong("Weight matrix");
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                // Right to left: list the tensors reversed so they read in order.
+                for p in params.iter().rev() {
+                    ui.selectable_value(chosen, p.to_string(), RichText::new(short_name(p)).monospace());
+                }
+            });
         });
         let dark = ui.visuals().dark_mode;
         let key = (model.id, chosen.clone(), dark);

@@ -16,7 +16,7 @@ pub struct LayerTree {
 impl LayerTree {
     /// Id of the search field (Ctrl+F focuses it).
     pub fn search_id() -> egui::Id {
-        egui::Id::new("gmnscope_layer_search")
+        egui::Id::unique("gmnscope_layer_search")
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui, model: &LoadedModel, selected: Option<usize>, commands: &mut CommandQueue) {
@@ -25,13 +25,14 @@ impl LayerTree {
         ui.horizontal(|ui| {
             ui.heading("Layers");
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                ui.label(RichText::new(format!("{} parameters", thousands(model_parameters(model) as u64))).weak());
+                ui.label(RichText::new(format!("{} layers", model.layers.len())).weak())
+                    .on_hover_text(format!("{} parameters", thousands(model_parameters(model) as u64)));
             });
         });
         ui.add(
             egui::TextEdit::singleline(search)
                 .id(Self::search_id())
-                .hint_text("🔍 Search layers and tensors (Ctrl+F)")
+                .hint_text("Search layers and tensors (Ctrl+F)")
                 .desired_width(f32::INFINITY),
         );
         let needle = search.trim().to_lowercase();
@@ -41,8 +42,10 @@ impl LayerTree {
         }
         ui.add_space(2.0);
         egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
+            // Small models open every row: shapes and statistics at a glance.
+            let open = model.layers.len() <= 6;
             for &i in &shown {
-                layer_row(ui, model.id, i, &model.layers[i], selected == Some(i), commands);
+                layer_row(ui, model.id, i, &model.layers[i], selected == Some(i), open, commands);
             }
             let unrecognized: Vec<&TensorSummary> = model
                 .unrecognized
@@ -94,10 +97,11 @@ fn layer_row(
     index: usize,
     layer: &LayerSummary,
     selected: bool,
+    default_open: bool,
     commands: &mut CommandQueue,
 ) {
     let id = ui.make_persistent_id(("layer", model_id, index));
-    CollapsingState::load_with_default_open(ui.ctx(), id, false)
+    CollapsingState::load_with_default_open(ui.ctx(), id, default_open)
         .show_header(ui, |ui| {
             let label = egui::Button::selectable(selected, RichText::new(&layer.name).monospace());
             if ui.add(label).on_hover_text(&layer.description).clicked() {

@@ -209,12 +209,13 @@ fn prepare_graph(
     });
     reporter.check()?;
     reporter.progress("colour scale", Some(0.92));
+    let edge_block_scales = edges.as_deref().map(|e| layout::block_scales(&graph, e, 0.98)).unwrap_or_default();
     let weight_scale = layout::abs_quantile([sample], 0.98, usize::MAX).unwrap_or(1.0);
     let block_scale = quads.iter().map(|q| q.mean_weight.abs()).filter(|v| v.is_finite()).fold(0.0f32, f32::max);
     let min_weight = layers.iter().filter_map(|l| l.stats).map(|s| s.min).fold(f32::INFINITY, f32::min);
     let max_weight = layers.iter().filter_map(|l| l.stats).map(|s| s.max).fold(f32::NEG_INFINITY, f32::max);
     reporter.progress("GPU buffers", Some(0.95));
-    let geometry = Arc::new(GpuGeometry::build(id, &graph, &layout, edges.as_deref(), &quads));
+    let geometry = Arc::new(GpuGeometry::build(id, &graph, &layout, edges.as_deref(), &edge_block_scales, &quads));
     Ok(GraphData {
         graph,
         layout,

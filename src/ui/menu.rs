@@ -1,7 +1,7 @@
 //! The menu bar: File, View, Help. Every item only sends a [`Command`].
 
 use crate::ui::commands::{Command, CommandQueue, shortcuts};
-use crate::ui::state::{AppState, EdgeMode, ThemeChoice};
+use crate::ui::state::{AppState, ColourScale, EdgeMode, ThemeChoice};
 
 pub fn ui(ui: &mut egui::Ui, state: &mut AppState, has_model: bool, commands: &mut CommandQueue) {
     egui::MenuBar::new().ui(ui, |ui| {
@@ -80,6 +80,12 @@ fn view_menu(ui: &mut egui::Ui, state: &mut AppState, commands: &mut CommandQueu
     for mode in EdgeMode::ALL {
         if ui.radio(state.edge_mode == mode, mode.label()).clicked() {
             commands.send(Command::SetEdgeMode(mode));
+        }
+    }
+    ui.label(egui::RichText::new("Edge colours").weak());
+    for scale in ColourScale::ALL {
+        if ui.radio(state.colour_scale == scale, scale.label()).clicked() {
+            commands.send(Command::SetColourScale(scale));
         }
     }
     ui.separator();

@@ -50,6 +50,27 @@ impl EdgeMode {
     }
 }
 
+/// How weights map to colours.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ColourScale {
+    /// Each weight tensor relative to its own 98th percentile of |w|: shows every layer's structure.
+    #[default]
+    PerLayer,
+    /// One scale for the whole model (98th percentile of all |w|): compares magnitudes across layers.
+    Global,
+}
+
+impl ColourScale {
+    pub const ALL: [ColourScale; 2] = [ColourScale::PerLayer, ColourScale::Global];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ColourScale::PerLayer => "Per-layer scale",
+            ColourScale::Global => "Global scale",
+        }
+    }
+}
+
 /// The persisted state.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -61,6 +82,7 @@ pub struct AppState {
     pub show_details: bool,
     pub show_legend: bool,
     pub edge_mode: EdgeMode,
+    pub colour_scale: ColourScale,
     /// Edge opacity multiplier, 0..1.
     pub edge_opacity: f32,
 }
@@ -74,6 +96,7 @@ impl Default for AppState {
             show_details: true,
             show_legend: true,
             edge_mode: EdgeMode::Auto,
+            colour_scale: ColourScale::PerLayer,
             edge_opacity: 0.85,
         }
     }

@@ -40,7 +40,6 @@ pub fn ui(
     commands: &mut CommandQueue,
 ) {
     ui.horizontal_centered(|ui| {
-        ui.label(RichText::new("🖥").weak()).on_hover_text("Rendering device");
         ui.label(RichText::new(device).small());
         for job in jobs {
             ui.separator();
@@ -50,7 +49,7 @@ pub fn ui(
             if let Some(f) = job.fraction {
                 ui.add(egui::ProgressBar::new(f.clamp(0.0, 1.0)).desired_width(90.0).desired_height(10.0));
             }
-            let cancel = egui::Button::new(RichText::new("✕").small()).small().frame(false);
+            let cancel = egui::Button::new(RichText::new("×")).small().frame(false);
             if !job.cancelling && ui.add(cancel).on_hover_text("Cancel").clicked() {
                 commands.send(Command::CancelJob(job.id));
             }

@@ -56,7 +56,7 @@ impl Toasts {
         }
         ctx.request_repaint_after(std::time::Duration::from_millis(250));
         let mut dismiss = None;
-        egui::Area::new(egui::Id::new("gmnscope_toasts"))
+        egui::Area::new(egui::Id::unique("gmnscope_toasts"))
             .anchor(Align2::RIGHT_BOTTOM, [-12.0, -36.0])
             .order(egui::Order::Foreground)
             .show(ctx, |ui| {
@@ -64,14 +64,14 @@ impl Toasts {
                 for (i, toast) in self.toasts.iter_mut().enumerate() {
                     toast.shown_at.get_or_insert(now);
                     let (accent, icon) = match toast.level {
-                        Level::Info => (ui.visuals().selection.bg_fill, "ℹ"),
-                        Level::Error => (Color32::from_rgb(220, 70, 60), "⚠"),
+                        Level::Info => (ui.visuals().selection.bg_fill, "Info"),
+                        Level::Error => (Color32::from_rgb(220, 70, 60), "Error"),
                     };
                     egui::Frame::popup(ui.style()).stroke(egui::Stroke::new(1.0, accent)).show(ui, |ui| {
                         ui.horizontal(|ui| {
                             ui.label(RichText::new(icon).color(accent).strong());
                             ui.add(egui::Label::new(&toast.text).wrap());
-                            if ui.small_button("✕").on_hover_text("Dismiss").clicked() {
+                            if ui.small_button("×").on_hover_text("Dismiss").clicked() {
                                 dismiss = Some(i);
                             }
                         });

@@ -17,7 +17,7 @@ use crate::layout::GraphLayout;
 use crate::ui::colormap::{self, Diverging};
 use crate::ui::commands::{Command, CommandQueue};
 use crate::ui::loader::{EXPLICIT_EDGE_CAP, GraphData, LoadedModel};
-use crate::ui::state::{AppState, EdgeMode};
+use crate::ui::state::{AppState, ColourScale, EdgeMode};
 use crate::ui::status_bar::thousands;
 use renderer::{EdgeDraw, GraphPaintCallback, ViewUniforms};
 
@@ -148,7 +148,7 @@ impl GraphView {
             }
         }
         if state.show_legend {
-            legend(ui, rect, data, edge_draw);
+            legend(ui, rect, data, edge_draw, state.colour_scale);
         }
     }
 }
@@ -187,19 +187,33 @@ fn toolbar(ui: &mut egui::Ui, data: &GraphData, state: &AppState, commands: &mut
                 .on_hover_text("Neuron-level edges are kept implicit for graphs this large; each band is one weight tensor (alpha = density, colour = mean weight).");
         }
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-            if ui.button("⛶ Fit").on_hover_text("Fit the graph in view (F)").clicked() {
+            if ui.button("Fit").on_hover_text("Fit the graph in view (F)").clicked() {
                 commands.send(Command::FitView);
             }
+            // Right to left: each widget lands left of the previous one.
             let mut mode = state.edge_mode;
-            egui::ComboBox::from_id_salt("edge_mode").selected_text(mode.label()).show_ui(ui, |ui| {
+            let combo = egui::ComboBox::from_id_salt("edge_mode").selected_text(mode.label()).show_ui(ui, |ui| {
                 for m in EdgeMode::ALL {
                     ui.selectable_value(&mut mode, m, m.label());
                 }
             });
+            let label = ui.label(RichText::new("Edges").weak());
+            combo.response.labelled_by(label.id);
             if mode != state.edge_mode {
                 commands.send(Command::SetEdgeMode(mode));
             }
-            ui.label(RichText::new("Edges").weak());
+            ui.add_space(8.0);
+            let mut scale = state.colour_scale;
+            let combo = egui::ComboBox::from_id_salt("colour_scale").selected_text(scale.label()).show_ui(ui, |ui| {
+                for s in ColourScale::ALL {
+                    ui.selectable_value(&mut scale, s, s.label());
+                }
+            });
+            let label = ui.label(RichText::new("Colours").weak());
+            combo.response.labelled_by(label.id);
+            if scale != state.colour_scale {
+                commands.send(Command::SetColourScale(scale));
+            }
         });
     }));
     DrawRequest { mode: state.edge_mode }
@@ -242,7 +256,7 @@ fn uniforms(ui: &egui::Ui, rect: Rect, camera: Camera, data: &GraphData, state: 
         weight_scale: 1.0 / data.weight_scale,
         block_scale: 1.0 / data.block_scale,
         edge_alpha: state.edge_opacity.clamp(0.05, 1.0),
-        _pad: 0.0,
+        local_scale: if state.colour_scale == ColourScale::PerLayer { 1.0 } else { 0.0 },
         negative: stops[0],
         zero: stops[1],
         positive: stops[2],
@@ -425,13 +439,18 @@ fn tooltip(ui: &mut egui::Ui, model: &LoadedModel, data: &GraphData, hover: Hove
     }
 }
 
+const LEGEND_WIDTH: f32 = 250.0;
+
 /// Bottom-left overlay: the diverging colour bar with its range, and the node colours in use.
-fn legend(ui: &mut egui::Ui, rect: Rect, data: &GraphData, edges: EdgeDraw) {
+fn legend(ui: &mut egui::Ui, rect: Rect, data: &GraphData, edges: EdgeDraw, colours: ColourScale) {
     let dark = ui.visuals().dark_mode;
     let map = Diverging::for_theme(dark);
-    let (scale, title) = match edges {
-        EdgeDraw::Blocks => (data.block_scale, "mean weight per band"),
-        _ => (data.weight_scale, "edge weight"),
+    let local = colours == ColourScale::PerLayer;
+    let (scale, title) = match (edges, local) {
+        (EdgeDraw::Blocks, false) => (data.block_scale, "mean weight per band"),
+        (EdgeDraw::Blocks, true) => (1.0, "mean w / mean |w| per band"),
+        (_, false) => (data.weight_scale, "edge weight"),
+        (_, true) => (1.0, "edge weight / p98 |w| of its tensor"),
     };
     let used: Vec<u32> = {
         let mut v: Vec<u32> = data
@@ -444,7 +463,7 @@ fn legend(ui: &mut egui::Ui, rect: Rect, data: &GraphData, edges: EdgeDraw) {
         v.dedup();
         v
     };
-    let area = egui::Area::new(egui::Id::new("graph_legend"))
+    let area = egui::Area::new(egui::Id::unique("graph_legend"))
         .fixed_pos(rect.left_bottom() + vec2(10.0, -10.0))
         .pivot(egui::Align2::LEFT_BOTTOM)
         .order(egui::Order::Middle)
@@ -452,7 +471,7 @@ fn legend(ui: &mut egui::Ui, rect: Rect, data: &GraphData, edges: EdgeDraw) {
     area.show(ui.ctx(), |ui| {
         egui::Frame::popup(ui.style()).inner_margin(8.0).show(ui, |ui| {
             ui.label(RichText::new(title).small().strong());
-            let (bar, _) = ui.allocate_exact_size(vec2(180.0, 10.0), Sense::hover());
+            let (bar, _) = ui.allocate_exact_size(vec2(LEGEND_WIDTH, 10.0), Sense::hover());
             let mut mesh = egui::Mesh::default();
             let steps = 32;
             for s in 0..=steps {
@@ -469,13 +488,13 @@ fn legend(ui: &mut egui::Ui, rect: Rect, data: &GraphData, edges: EdgeDraw) {
             }
             ui.painter().add(egui::Shape::mesh(mesh));
             ui.horizontal(|ui| {
-                ui.set_width(180.0);
+                ui.set_width(LEGEND_WIDTH);
                 ui.label(RichText::new(format!("{:+.3}", -scale)).small().monospace());
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                     ui.label(RichText::new(format!("{:+.3}", scale)).small().monospace());
                 });
             });
-            if edges != EdgeDraw::Blocks {
+            if edges != EdgeDraw::Blocks && !local {
                 ui.label(
                     RichText::new(format!(
                         "range [{:+.3}, {:+.3}], clipped at p98 |w|",
@@ -487,7 +506,7 @@ fn legend(ui: &mut egui::Ui, rect: Rect, data: &GraphData, edges: EdgeDraw) {
             }
             ui.add_space(4.0);
             ui.horizontal_wrapped(|ui| {
-                ui.set_max_width(220.0);
+                ui.set_max_width(LEGEND_WIDTH);
                 for i in used {
                     let (dot, _) = ui.allocate_exact_size(Vec2::splat(10.0), Sense::hover());
                     let colour = colormap::NODE_PALETTE.get(i as usize).copied().unwrap_or(Color32::GRAY);

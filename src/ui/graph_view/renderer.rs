@@ -12,21 +12,25 @@ use crate::graph::ParamGraph;
 use crate::layout::{BlockQuad, EdgeSegment, GraphLayout};
 use crate::ui::colormap;
 
-/// One neuron-level edge: endpoints in world units and the weight.
+/// One neuron-level edge: endpoints in world units, the weight, and the weight relative to its
+/// tensor's scale (the per-layer colour scale).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct EdgeInstance {
     pub src: [f32; 2],
     pub dst: [f32; 2],
     pub weight: f32,
+    pub local: f32,
 }
 
-/// One edge block band: `[src_x, src_y0, src_y1, dst_x]`, `[dst_y0, dst_y1, mean weight, density]`.
+/// One edge block band: `[src_x, src_y0, src_y1, dst_x]`, `[dst_y0, dst_y1, mean weight,
+/// density]`, and `[mean / mean |w|, 0, 0, 0]` (sign consistency, the per-layer colour).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct BlockInstance {
     pub a: [f32; 4],
     pub b: [f32; 4],
+    pub c: [f32; 4],
 }
 
 /// One node: world position, palette index (see `colormap::NODE_PALETTE`), flags (reserved).
@@ -54,6 +58,7 @@ impl GpuGeometry {
         graph: &ParamGraph,
         layout: &GraphLayout,
         edges: Option<&[EdgeSegment]>,
+        block_scales: &[f32],
         quads: &[BlockQuad],
     ) -> Self {
         let mut nodes = Vec::with_capacity(graph.num_nodes());
@@ -65,16 +70,26 @@ impl GpuGeometry {
             }
         }
         let at = |id: u32| layout.positions.get(id as usize).copied().unwrap_or([0.0, 0.0]);
-        let edges = edges
-            .unwrap_or(&[])
-            .iter()
-            .map(|e| EdgeInstance { src: at(e.src), dst: at(e.dst), weight: e.weight })
-            .collect();
+        let edges = edges.unwrap_or(&[]);
+        let mut instances = Vec::with_capacity(edges.len());
+        for (block, scale) in graph.edge_blocks().iter().zip(block_scales.iter().chain(std::iter::repeat(&1.0))) {
+            let end = block.first_edge.saturating_add(block.len).min(edges.len());
+            for e in edges.get(block.first_edge..end).unwrap_or(&[]) {
+                instances.push(EdgeInstance {
+                    src: at(e.src),
+                    dst: at(e.dst),
+                    weight: e.weight,
+                    local: e.weight / scale,
+                });
+            }
+        }
+        let edges = instances;
         let blocks = quads
             .iter()
             .map(|q| BlockInstance {
                 a: [q.src[0], q.src[1], q.src[2], q.dst[0]],
                 b: [q.dst[1], q.dst[2], q.mean_weight, q.density],
+                c: [if q.mean_abs_weight > 0.0 { q.mean_weight / q.mean_abs_weight } else { 0.0 }, 0.0, 0.0, 0.0],
             })
             .collect();
         Self { id, nodes, edges, blocks }
@@ -94,7 +109,8 @@ pub struct ViewUniforms {
     pub weight_scale: f32,
     pub block_scale: f32,
     pub edge_alpha: f32,
-    pub _pad: f32,
+    /// 1: colour by the per-layer (local) value, 0: by the global scale.
+    pub local_scale: f32,
     pub negative: [f32; 4],
     pub zero: [f32; 4],
     pub positive: [f32; 4],
@@ -228,7 +244,7 @@ impl GraphRenderer {
             "vs_edge",
             "fs_edge",
             size_of::<EdgeInstance>() as u64,
-            &wgpu::vertex_attr_array![0 => Float32x2, 1 => Float32x2, 2 => Float32],
+            &wgpu::vertex_attr_array![0 => Float32x2, 1 => Float32x2, 2 => Float32, 3 => Float32],
         );
         let block_pipeline = pipeline(
             "gmnscope edge blocks",
@@ -236,7 +252,7 @@ impl GraphRenderer {
             "vs_block",
             "fs_edge",
             size_of::<BlockInstance>() as u64,
-            &wgpu::vertex_attr_array![0 => Float32x4, 1 => Float32x4],
+            &wgpu::vertex_attr_array![0 => Float32x4, 1 => Float32x4, 2 => Float32x4],
         );
         let node_pipeline = pipeline(
             "gmnscope nodes",
