@@ -98,6 +98,20 @@ fn light_theme_snapshot() {
     h.snapshot("model_view_light_resnet");
 }
 
+#[test]
+fn transformer_snapshot_with_an_attention_layer_selected() {
+    let store = gmnscope::demo::open("transformer").expect("demo opens");
+    let arch = gmnscope::arch::recover(&store);
+    let attention = arch.layers.iter().position(|l| l.kind.name() == "attention").expect("an attention layer");
+    let mut h = harness(ThemeChoice::Dark);
+    settle(&mut h);
+    h.state_mut().send(Command::SelectModel(2));
+    h.state_mut().send(Command::SelectLayer(Some(attention)));
+    settle(&mut h);
+    assert_eq!(h.state().active_model().map(|m| m.model.title()), Some("demo: transformer".to_string()));
+    h.snapshot("model_view_transformer");
+}
+
 /// The real binary in a real (virtual) X window: default workspace, screenshot, clean exit.
 #[test]
 fn binary_writes_a_screenshot_under_xvfb() {

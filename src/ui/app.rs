@@ -438,7 +438,7 @@ impl eframe::App for App {
                     if state.show_layer_tree {
                         egui::Panel::left("layer_tree")
                             .resizable(true)
-                            .default_size(320.0)
+                            .default_size(340.0)
                             .size_range(200.0..=640.0)
                             .show(ui, |ui| layer_tree.ui(ui, &m.model, m.selected_layer, commands));
                     }

@@ -140,13 +140,25 @@ impl DetailsPanel {
         let Some(&first) = params.first() else { return };
         let chosen = self.chosen_tensor.entry((model.id, index)).or_insert_with(|| first.to_string());
         ui.horizontal(|ui| {
-            ui.strong("Weight matrix");
-            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                // Right to left: list the tensors reversed so they read in order.
-                for p in params.iter().rev() {
-                    ui.selectable_value(chosen, p.to_string(), RichText::new(short_name(p)).monospace());
-                }
-            });
+            let heading = ui.strong("Weight matrix");
+            let prefix = &common_prefix(layer);
+            if params.len() > 2 {
+                let combo = egui::ComboBox::from_id_salt(("heatmap_tensor", model.id, index))
+                    .selected_text(RichText::new(relative_name(prefix, chosen)).monospace())
+                    .show_ui(ui, |ui| {
+                        for p in &params {
+                            ui.selectable_value(chosen, p.to_string(), relative_name(prefix, p));
+                        }
+                    });
+                combo.response.labelled_by(heading.id);
+            } else {
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    // Right to left: list the tensors reversed so they read in order.
+                    for p in params.iter().rev() {
+                        ui.selectable_value(chosen, p.to_string(), RichText::new(relative_name(prefix, p)).monospace());
+                    }
+                });
+            }
         });
         let dark = ui.visuals().dark_mode;
         let key = (model.id, chosen.clone(), dark);
@@ -169,18 +181,37 @@ impl DetailsPanel {
     }
 }
 
-fn short_name(name: &str) -> &str {
-    name.rsplit('.').next().unwrap_or(name)
+/// The longest module path (whole `.`-separated components) shared by all of a layer's tensors:
+/// `encoder.layer.0.attention` for an attention layer whose q/k/v live under `.self` and whose
+/// output projection lives under `.output.dense`.
+fn common_prefix(layer: &LayerSummary) -> String {
+    let mut parts: Option<Vec<&str>> = None;
+    for t in &layer.tensors {
+        let mut these: Vec<&str> = t.name.split('.').collect();
+        these.pop(); // the leaf (`weight`, `bias`, ...) never counts as a module
+        parts = Some(match parts {
+            None => these,
+            Some(p) => p.iter().zip(&these).take_while(|(a, b)| a == b).map(|(a, _)| *a).collect(),
+        });
+    }
+    parts.unwrap_or_default().join(".")
+}
+
+/// `layer.name` + `.` stripped from a tensor name (`encoder.layer.0.attention.self.query.weight`
+/// -> `query.weight`); the full name if it does not start with the layer's.
+fn relative_name<'a>(layer: &str, tensor: &'a str) -> &'a str {
+    tensor.strip_prefix(layer).and_then(|rest| rest.strip_prefix('.')).filter(|r| !r.is_empty()).unwrap_or(tensor)
 }
 
 fn stats_grid(ui: &mut egui::Ui, layer: &LayerSummary) {
+    let prefix = common_prefix(layer);
     egui::Grid::new(("layer_stats", &layer.name)).num_columns(2).spacing([16.0, 3.0]).show(ui, |ui| {
         ui.label(RichText::new("parameters").weak());
         ui.label(thousands(layer.parameters as u64));
         ui.end_row();
         for t in &layer.tensors {
             let shape: Vec<String> = t.shape.iter().map(usize::to_string).collect();
-            ui.label(RichText::new(short_name(&t.name)).weak());
+            ui.label(RichText::new(relative_name(&prefix, &t.name)).weak());
             let text = RichText::new(format!("[{}] {}", shape.join("×"), t.dtype)).monospace();
             ui.label(if t.is_parameter { text } else { text.weak() });
             ui.end_row();
@@ -250,5 +281,38 @@ fn heatmap_image(ui: &mut egui::Ui, texture: &egui::TextureHandle, view: &Matrix
             let (sr, sc) = (r * view.source_rows / view.rows.max(1), c * view.source_cols / view.cols.max(1));
             response.on_hover_text_at_pointer(format!("row {sr}, col {sc}: {v:+.5}"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::loader::TensorSummary;
+
+    fn layer(names: &[&str]) -> LayerSummary {
+        LayerSummary {
+            name: "x".into(),
+            kind: "attention".into(),
+            description: String::new(),
+            tensors: names
+                .iter()
+                .map(|n| TensorSummary { name: n.to_string(), shape: vec![1], dtype: "f32", is_parameter: true })
+                .collect(),
+            parameters: names.len(),
+            stats: None,
+            histogram: None,
+        }
+    }
+
+    #[test]
+    fn tensor_names_are_shown_relative_to_the_layer_module() {
+        let l = layer(&["enc.0.attention.self.query.weight", "enc.0.attention.output.dense.bias"]);
+        let prefix = common_prefix(&l);
+        assert_eq!(prefix, "enc.0.attention");
+        assert_eq!(relative_name(&prefix, "enc.0.attention.self.query.weight"), "self.query.weight");
+        assert_eq!(common_prefix(&layer(&["fc.weight", "fc.bias"])), "fc");
+        assert_eq!(relative_name("fc", "fc.weight"), "weight");
+        assert_eq!(relative_name("", "weight"), "weight");
+        assert_eq!(relative_name("fc", "fcx.weight"), "fcx.weight");
     }
 }

@@ -43,9 +43,28 @@ impl LayerTree {
         ui.add_space(2.0);
         egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
             // Small models open every row: shapes and statistics at a glance.
-            let open = model.layers.len() <= 6;
-            for &i in &shown {
-                layer_row(ui, model.id, i, &model.layers[i], selected == Some(i), open, commands);
+            let open_rows = model.layers.len() <= 6;
+            let open_groups = model.layers.len() <= 40;
+            for group in group_layers(&model.layers, &shown) {
+                let Some(prefix) = group.prefix else {
+                    for i in group.members {
+                        let layer = &model.layers[i];
+                        layer_row(ui, model.id, i, layer, &layer.name, selected == Some(i), open_rows, commands);
+                    }
+                    continue;
+                };
+                let header = RichText::new(format!("{prefix}  ({})", group.members.len())).monospace();
+                egui::CollapsingHeader::new(header)
+                    .id_salt(("layer_group", model.id, prefix))
+                    .default_open(open_groups)
+                    .open(if needle.is_empty() { None } else { Some(true) })
+                    .show(ui, |ui| {
+                        for i in group.members {
+                            let layer = &model.layers[i];
+                            let short = layer.name.get(prefix.len() + 1..).unwrap_or(&layer.name);
+                            layer_row(ui, model.id, i, layer, short, selected == Some(i), open_rows, commands);
+                        }
+                    });
             }
             let unrecognized: Vec<&TensorSummary> = model
                 .unrecognized
@@ -79,6 +98,41 @@ impl LayerTree {
     }
 }
 
+/// Consecutive layers of one block (same [`block_prefix`]) shown under one collapsible header.
+struct Group<'a> {
+    prefix: Option<&'a str>,
+    members: Vec<usize>,
+}
+
+/// The module path up to its last numeric component, when something non-numeric follows:
+/// `encoder.layer.0.attention.self` -> `encoder.layer.0`, `layer2.0.downsample.0` -> `layer2.0`,
+/// `seq.0` -> none (the index is the layer itself).
+fn block_prefix(name: &str) -> Option<&str> {
+    let parts: Vec<&str> = name.split('.').collect();
+    let (_, inner) = parts.split_last()?;
+    let k = inner.iter().rposition(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))?;
+    let len = parts.iter().take(k + 1).map(|p| p.len()).sum::<usize>() + k;
+    name.get(..len)
+}
+
+fn group_layers<'a>(layers: &'a [LayerSummary], shown: &[usize]) -> Vec<Group<'a>> {
+    let mut groups: Vec<Group<'a>> = Vec::new();
+    for &i in shown {
+        let prefix = layers.get(i).and_then(|l| block_prefix(&l.name));
+        match groups.last_mut() {
+            Some(g) if prefix.is_some() && g.prefix == prefix => g.members.push(i),
+            _ => groups.push(Group { prefix, members: vec![i] }),
+        }
+    }
+    // A "group" of one is just a row.
+    for g in &mut groups {
+        if g.members.len() < 2 {
+            g.prefix = None;
+        }
+    }
+    groups
+}
+
 fn model_parameters(model: &LoadedModel) -> usize {
     model.layers.iter().map(|l| l.parameters).sum()
 }
@@ -96,6 +150,7 @@ fn layer_row(
     model_id: u64,
     index: usize,
     layer: &LayerSummary,
+    label: &str,
     selected: bool,
     default_open: bool,
     commands: &mut CommandQueue,
@@ -103,8 +158,15 @@ fn layer_row(
     let id = ui.make_persistent_id(("layer", model_id, index));
     CollapsingState::load_with_default_open(ui.ctx(), id, default_open)
         .show_header(ui, |ui| {
-            let label = egui::Button::selectable(selected, RichText::new(&layer.name).monospace());
-            if ui.add(label).on_hover_text(&layer.description).clicked() {
+            // Leave room for the kind and count on the right; long names are truncated.
+            let name_width = (ui.available_width() - 112.0).max(60.0);
+            let label = egui::Button::selectable(selected, RichText::new(label).monospace()).truncate();
+            let response = ui.scope(|ui| {
+                ui.set_max_width(name_width);
+                ui.add(label)
+            });
+            let hover = format!("{}\n{}", layer.name, layer.description);
+            if response.inner.on_hover_text(hover).clicked() {
                 commands.send(Command::SelectLayer(if selected { None } else { Some(index) }));
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
@@ -118,15 +180,8 @@ fn layer_row(
                 tensor_line(ui, t);
             }
             if let Some(s) = layer.stats {
-                ui.label(
-                    RichText::new(format!(
-                        "mean {:+.4}  std {:.4}\nmin {:+.4}  max {:+.4}",
-                        s.mean, s.std, s.min, s.max
-                    ))
-                    .small()
-                    .monospace()
-                    .weak(),
-                );
+                let text = format!("mean {:+.4}  std {:.4}\nmin  {:+.4}  max {:+.4}", s.mean, s.std, s.min, s.max);
+                ui.label(small_mono(text).weak());
             }
         });
 }
@@ -134,12 +189,16 @@ fn layer_row(
 fn tensor_line(ui: &mut egui::Ui, t: &TensorSummary) {
     let shape: Vec<String> = t.shape.iter().map(usize::to_string).collect();
     let text = format!("{}  [{}]  {}", t.name, shape.join("×"), t.dtype);
-    let rich = RichText::new(text).small().monospace();
+    let rich = small_mono(text);
     ui.label(if t.is_parameter { rich } else { rich.weak() }).on_hover_text(if t.is_parameter {
         "parameter"
     } else {
         "buffer (not a graph parameter)"
     });
+}
+
+fn small_mono(text: impl Into<String>) -> RichText {
+    RichText::new(text).size(11.0).family(egui::FontFamily::Monospace)
 }
 
 fn kind_colour(ui: &egui::Ui, kind: &str) -> egui::Color32 {
@@ -154,4 +213,19 @@ fn kind_colour(ui: &egui::Ui, kind: &str) -> egui::Color32 {
     };
     let (r, g, b) = if dark { d } else { l };
     egui::Color32::from_rgb(r, g, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::block_prefix;
+
+    #[test]
+    fn block_prefixes() {
+        assert_eq!(block_prefix("encoder.layer.0.attention.self"), Some("encoder.layer.0"));
+        assert_eq!(block_prefix("layer2.0.downsample.0"), Some("layer2.0"));
+        assert_eq!(block_prefix("layer1.0.conv1"), Some("layer1.0"));
+        assert_eq!(block_prefix("seq.0"), None);
+        assert_eq!(block_prefix("embeddings.LayerNorm"), None);
+        assert_eq!(block_prefix("fc"), None);
+    }
 }

@@ -33,6 +33,8 @@ const EDGE_HIT_BUDGET: usize = 50_000;
 pub struct Camera {
     pub center: [f32; 2],
     pub zoom: f32,
+    /// Until the user pans or zooms, the view keeps fitting the graph as the panel resizes.
+    pub auto_fit: bool,
 }
 
 impl Camera {
@@ -41,7 +43,7 @@ impl Camera {
         let margin = 36.0;
         let zoom_x = (rect.width() - 2.0 * margin).max(10.0) / w.max(1e-3);
         let zoom_y = (rect.height() - 2.0 * margin).max(10.0) / h.max(1e-3);
-        Self { center: layout.bounds.center(), zoom: zoom_x.min(zoom_y).clamp(1e-4, 400.0) }
+        Self { center: layout.bounds.center(), zoom: zoom_x.min(zoom_y).clamp(1e-4, 400.0), auto_fit: true }
     }
 
     fn to_screen(&self, rect: Rect, p: [f32; 2]) -> Pos2 {
@@ -96,12 +98,12 @@ impl GraphView {
                 return;
             }
         };
-        let draw = toolbar(ui, data, state, commands);
+        let draw = toolbar(ui, data, state);
         let rect = ui.available_rect_before_wrap();
         let response = ui.allocate_rect(rect, Sense::click_and_drag());
         let fit = std::mem::take(&mut self.fit_requested);
         let camera = self.cameras.entry(model.id).or_insert_with(|| Camera::fit(&data.layout, rect));
-        if fit {
+        if fit || camera.auto_fit {
             *camera = Camera::fit(&data.layout, rect);
         }
         navigate(ui, &response, rect, camera);
@@ -150,6 +152,7 @@ impl GraphView {
         if state.show_legend {
             legend(ui, rect, data, edge_draw, state.colour_scale);
         }
+        controls(ui, rect, state, commands);
     }
 }
 
@@ -173,7 +176,7 @@ impl DrawRequest {
     }
 }
 
-fn toolbar(ui: &mut egui::Ui, data: &GraphData, state: &AppState, commands: &mut CommandQueue) -> DrawRequest {
+fn toolbar(ui: &mut egui::Ui, data: &GraphData, state: &AppState) -> DrawRequest {
     let frame = egui::Frame::new().inner_margin(egui::Margin::symmetric(10, 6)).fill(ui.visuals().panel_fill);
     frame.show(ui, |ui| ui.horizontal(|ui| {
         let g = &data.graph;
@@ -186,41 +189,60 @@ fn toolbar(ui: &mut egui::Ui, data: &GraphData, state: &AppState, commands: &mut
             ui.label(RichText::new(format!("· over {} edges: layer bands only", thousands(EXPLICIT_EDGE_CAP as u64))).small().color(ui.visuals().warn_fg_color))
                 .on_hover_text("Neuron-level edges are kept implicit for graphs this large; each band is one weight tensor (alpha = density, colour = mean weight).");
         }
-        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-            if ui.button("Fit").on_hover_text("Fit the graph in view (F)").clicked() {
-                commands.send(Command::FitView);
-            }
-            // Right to left: each widget lands left of the previous one.
-            let mut mode = state.edge_mode;
-            let combo = egui::ComboBox::from_id_salt("edge_mode").selected_text(mode.label()).show_ui(ui, |ui| {
-                for m in EdgeMode::ALL {
-                    ui.selectable_value(&mut mode, m, m.label());
-                }
-            });
-            let label = ui.label(RichText::new("Edges").weak());
-            combo.response.labelled_by(label.id);
-            if mode != state.edge_mode {
-                commands.send(Command::SetEdgeMode(mode));
-            }
-            ui.add_space(8.0);
-            let mut scale = state.colour_scale;
-            let combo = egui::ComboBox::from_id_salt("colour_scale").selected_text(scale.label()).show_ui(ui, |ui| {
-                for s in ColourScale::ALL {
-                    ui.selectable_value(&mut scale, s, s.label());
-                }
-            });
-            let label = ui.label(RichText::new("Colours").weak());
-            combo.response.labelled_by(label.id);
-            if scale != state.colour_scale {
-                commands.send(Command::SetColourScale(scale));
-            }
-        });
     }));
     DrawRequest { mode: state.edge_mode }
 }
 
+/// Top-right overlay on the graph: edge level, colour scale, fit.
+fn controls(ui: &egui::Ui, rect: Rect, state: &AppState, commands: &mut CommandQueue) {
+    egui::Area::new(egui::Id::unique("graph_controls"))
+        .fixed_pos(rect.right_top() + vec2(-10.0, 10.0))
+        .pivot(egui::Align2::RIGHT_TOP)
+        .order(egui::Order::Middle)
+        .show(ui.ctx(), |ui| {
+            egui::Frame::popup(ui.style()).inner_margin(6.0).show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    let label = ui.label(RichText::new("Colours").weak());
+                    let mut scale = state.colour_scale;
+                    let combo = egui::ComboBox::from_id_salt("colour_scale")
+                        .selected_text(scale.label())
+                        .width(120.0)
+                        .show_ui(ui, |ui| {
+                            for s in ColourScale::ALL {
+                                ui.selectable_value(&mut scale, s, s.label());
+                            }
+                        });
+                    combo.response.labelled_by(label.id);
+                    if scale != state.colour_scale {
+                        commands.send(Command::SetColourScale(scale));
+                    }
+                    ui.add_space(6.0);
+                    let label = ui.label(RichText::new("Edges").weak());
+                    let mut mode = state.edge_mode;
+                    let combo = egui::ComboBox::from_id_salt("edge_mode")
+                        .selected_text(mode.label())
+                        .width(110.0)
+                        .show_ui(ui, |ui| {
+                            for m in EdgeMode::ALL {
+                                ui.selectable_value(&mut mode, m, m.label());
+                            }
+                        });
+                    combo.response.labelled_by(label.id);
+                    if mode != state.edge_mode {
+                        commands.send(Command::SetEdgeMode(mode));
+                    }
+                    ui.add_space(6.0);
+                    if ui.button("Fit").on_hover_text("Fit the graph in view (F)").clicked() {
+                        commands.send(Command::FitView);
+                    }
+                });
+            });
+        });
+}
+
 fn navigate(ui: &egui::Ui, response: &egui::Response, rect: Rect, camera: &mut Camera) {
-    if response.dragged() {
+    if response.dragged() && response.drag_delta() != Vec2::ZERO {
+        camera.auto_fit = false;
         let d = response.drag_delta() / camera.zoom;
         camera.center[0] -= d.x;
         camera.center[1] -= d.y;
@@ -230,6 +252,7 @@ fn navigate(ui: &egui::Ui, response: &egui::Response, rect: Rect, camera: &mut C
         let factor = pinch * (scroll * 0.0025).exp();
         if (factor - 1.0).abs() > 1e-4 {
             // Keep the world point under the cursor where it is.
+            camera.auto_fit = false;
             let anchor = camera.to_world(rect, pointer);
             camera.zoom = (camera.zoom * factor).clamp(1e-4, 2000.0);
             let d = (pointer - rect.center()) / camera.zoom;

@@ -84,11 +84,16 @@ impl GpuGeometry {
             }
         }
         let edges = instances;
+        // Fans from a single bias/gamma/beta node are fully dense but carry little: draw them fainter.
+        let fan = |q: &BlockQuad| {
+            let src = graph.edge_blocks().get(q.edge_block).and_then(|e| graph.node_blocks().get(e.src));
+            src.is_some_and(|b| b.len == 1)
+        };
         let blocks = quads
             .iter()
             .map(|q| BlockInstance {
                 a: [q.src[0], q.src[1], q.src[2], q.dst[0]],
-                b: [q.dst[1], q.dst[2], q.mean_weight, q.density],
+                b: [q.dst[1], q.dst[2], q.mean_weight, if fan(q) { 0.25 * q.density } else { q.density }],
                 c: [if q.mean_abs_weight > 0.0 { q.mean_weight / q.mean_abs_weight } else { 0.0 }, 0.0, 0.0, 0.0],
             })
             .collect();
