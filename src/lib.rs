@@ -25,6 +25,8 @@ pub mod npz_writer;
 pub mod render;
 pub mod rng;
 #[cfg(feature = "burn")]
+pub mod study;
+#[cfg(feature = "burn")]
 pub mod train;
 #[cfg(feature = "gui")]
 pub mod ui;

@@ -40,6 +40,8 @@ enum Command {
     Train(cli::train::TrainArgs),
     /// Run a trained graph metanetwork on a model file.
     Infer(cli::infer::InferArgs),
+    /// The seed study: GMN vs MLP vs CNN representations across seeds (CKA, accuracy, agreement).
+    Study(cli::study::StudyArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Some(Command::FitInrs(args)) => cli::fit_inrs::run(&args),
         Some(Command::Train(args)) => cli::train::run(&args),
         Some(Command::Infer(args)) => cli::infer::run(&args),
+        Some(Command::Study(args)) => cli::study::run(&args),
         None => cli::gui::run(&cli.files, cli.screenshot.as_deref(), cli.quit_after_frames),
     };
     report_peak_memory();

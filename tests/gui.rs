@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use egui::accesskit::Role;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable as _;
+use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use gmnscope::ui::commands::Command;
 use gmnscope::ui::state::ThemeChoice;
 use gmnscope::ui::status_bar::thousands;
@@ -144,4 +144,199 @@ fn binary_writes_a_screenshot_under_xvfb() {
     colours.sort_unstable();
     colours.dedup();
     assert!(colours.len() > 200, "only {} distinct colours", colours.len());
+}
+
+/// The CKA explorer computes the demo matrix in a job and draws it; the hovered cell's readout
+/// equals `cka::cka_matrix` on the same activations, and a click selects the cell for details.
+#[test]
+fn cka_explorer_hover_matches_the_reference_matrix() {
+    use gmnscope::cka;
+    use gmnscope::ui::cka_data::{DEMO_EXAMPLES, demo_pair};
+    use gmnscope::ui::commands::Tab;
+
+    let mut h = harness(ThemeChoice::Dark);
+    h.state_mut().send(Command::ShowTab(Tab::Cka));
+    settle(&mut h);
+    let pair = demo_pair(DEMO_EXAMPLES);
+    let reference = cka::cka_matrix(&pair.a.views(), &pair.b.views(), &cka::Options::linear()).expect("reference");
+    let shown = h.state().cka().result().expect("a matrix is shown");
+    assert_eq!((shown.matrix.rows(), shown.matrix.cols()), (reference.rows(), reference.cols()));
+    assert_eq!(shown.rows, pair.a.names);
+    let (r, c) = (3, 2);
+    let pos = h.state().cka().heatmap.cell_center(r, c).expect("the heatmap was drawn");
+    h.hover_at(pos);
+    h.run_steps(3);
+    let prefix = format!("{} × {}: CKA = ", pair.a.names[r], pair.b.names[c]);
+    let node = h.get_by_label_contains(&prefix);
+    let readout = node.accesskit_node().label().or_else(|| node.value()).expect("a label");
+    let shown_value: f64 = readout.trim_start_matches(&prefix).trim().parse().expect("a number");
+    let expected = reference.get(r, c).expect("defined");
+    assert!((shown_value - expected).abs() <= 1e-6, "hover shows {shown_value}, reference {expected}");
+    // Click selects the cell: the details panel states n, kernel and estimator.
+    for pressed in [true, false] {
+        h.event(egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::default(),
+        });
+        h.step();
+    }
+    h.run_steps(3);
+    h.get_by_label("Selected cell");
+    h.get_by_label(&DEMO_EXAMPLES.to_string());
+    h.get_by_label(&format!("{expected:.6}"));
+    h.snapshot("cka_explorer");
+}
+
+/// Minibatch mode recomputes in a job and converges to the streamed estimate; light theme snapshot.
+#[test]
+fn cka_explorer_minibatch_and_light_snapshot() {
+    use gmnscope::cka;
+    use gmnscope::ui::cka_data::{DEMO_EXAMPLES, demo_pair};
+    use gmnscope::ui::commands::Tab;
+
+    let mut h = harness(ThemeChoice::Light);
+    h.state_mut().send(Command::ShowTab(Tab::Cka));
+    settle(&mut h);
+    h.get_by_label("Minibatch").click();
+    h.run_steps(2);
+    settle(&mut h);
+    let shown = h.state().cka().result().expect("a matrix");
+    let m = h.state().cka().settings.minibatch.expect("minibatch on");
+    assert_eq!(shown.batches, Some((DEMO_EXAMPLES / m, DEMO_EXAMPLES / m)));
+    let pair = demo_pair(DEMO_EXAMPLES);
+    let mut acc = cka::MinibatchCka::new(cka::Options::linear());
+    let (va, vb) = (pair.a.views(), pair.b.views());
+    for k in 0..DEMO_EXAMPLES / m {
+        let a: Vec<_> = va.iter().map(|v| v.rows(k * m, (k + 1) * m).unwrap()).collect();
+        let b: Vec<_> = vb.iter().map(|v| v.rows(k * m, (k + 1) * m).unwrap()).collect();
+        acc.push(&a, &b).unwrap();
+    }
+    let expected = acc.estimate().unwrap();
+    for i in 0..expected.rows() {
+        for j in 0..expected.cols() {
+            let (s, e) = (shown.matrix.get(i, j), expected.get(i, j));
+            assert!(s.zip(e).is_some_and(|(s, e)| (s - e).abs() < 1e-9) || (s.is_none() && e.is_none()));
+        }
+    }
+    h.snapshot("cka_explorer_light_minibatch");
+}
+
+/// The GMN tab fits a micro zoo, starts training in the background and cancels it: frames keep
+/// coming quickly while the job runs, live curves fill, and the run ends as cancelled.
+#[test]
+fn gmn_training_starts_streams_curves_and_cancels() {
+    use gmnscope::ui::commands::Tab;
+    use gmnscope::ui::gmn_panel::RunStatus;
+
+    let run_dir = tempfile::tempdir().expect("temp dir");
+    let mut h = harness(ThemeChoice::Dark);
+    settle(&mut h);
+    {
+        let gmn = h.state_mut().gmn_mut();
+        gmn.demo_count = 16;
+        gmn.demo_steps = 10;
+        gmn.form.hidden = 8;
+        gmn.form.layers = 1;
+        gmn.form.batch_size = 4;
+        gmn.form.epochs = 500; // long enough that the cancel lands mid-run
+        gmn.run_dir = run_dir.path().display().to_string();
+    }
+    h.state_mut().send(Command::FitDemoZoo);
+    settle(&mut h);
+    assert_eq!(h.state().tab(), Tab::Gmn);
+    assert!(!h.state().gmn().zoo_path.is_empty(), "the demo zoo was fitted: {:?}", h.state().gmn().status);
+    h.state_mut().send(Command::StartTraining);
+    let mut frames = 0;
+    let mut slowest = Duration::ZERO;
+    while h.state().gmn().curves.loss.len() < 3 {
+        let t = std::time::Instant::now();
+        h.step();
+        slowest = slowest.max(t.elapsed());
+        frames += 1;
+        assert!(frames < 6000, "training produced no steps: {:?}", h.state().gmn().status);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(h.state().gmn().status, RunStatus::Training);
+    assert!(h.state().is_busy());
+    h.get_by_label_contains("train GMN"); // the status bar lists the running job
+    assert!(frames >= 2, "frames kept coming while the job ran ({frames})");
+    assert!(slowest < Duration::from_secs(2), "a frame took {slowest:?} while training ran");
+    h.get_by_label("Cancel").click();
+    settle(&mut h);
+    assert_eq!(h.state().gmn().status, RunStatus::Cancelled);
+    assert!(h.state().gmn().curves.loss.iter().all(|p| p[1].is_finite()));
+    h.get_by_label("cancelled");
+    if let Ok(dir) = std::env::var("GMNSCOPE_GUI_SHOTS") {
+        let image = h.render().expect("render");
+        image.save(std::path::Path::new(&dir).join("gmn_panel.png")).expect("save");
+    }
+}
+
+/// Real files end to end: two .npz activation files open in the explorer (matrix = the core's on
+/// the same data), export writes a PNG and a CSV, and the JSON written by `gmnscope cka --json`
+/// opens as the same matrix.
+#[test]
+fn cka_explorer_opens_activation_files_exports_and_reads_cli_results() {
+    use gmnscope::cka;
+    use gmnscope::ui::cka_data::demo_pair;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pair = demo_pair(120);
+    let write = |name: &str, set: &gmnscope::ui::cka_data::LayerSet| {
+        let path = dir.path().join(name);
+        let mut npz = gmnscope::npz_writer::NpzWriter::create(&path).expect("create npz");
+        for (layer, act) in set.names.iter().zip(&set.acts) {
+            npz.add_array_f32(layer, &[act.n, act.p], &act.data).expect("write array");
+        }
+        npz.finish().expect("finish npz");
+        path
+    };
+    let (a, b) = (write("a.npz", &pair.a), write("b.npz", &pair.b));
+    let mut h = harness(ThemeChoice::Dark);
+    h.state_mut().send(Command::OpenCka { a: a.clone(), b: b.clone() });
+    settle(&mut h);
+    let reference = cka::cka_matrix(&pair.a.views(), &pair.b.views(), &cka::Options::linear()).expect("reference");
+    let shown = h.state().cka().result().expect("matrix from files");
+    assert_eq!(shown.rows, pair.a.names);
+    assert_eq!(shown.n, 120);
+    for i in 0..reference.rows() {
+        for j in 0..reference.cols() {
+            assert!((shown.matrix.get(i, j).unwrap() - reference.get(i, j).unwrap()).abs() < 1e-9);
+        }
+    }
+    let (png, csv) = (dir.path().join("m.png"), dir.path().join("m.csv"));
+    h.state_mut().send(Command::ExportCka { path: png.clone(), png: true });
+    h.state_mut().send(Command::ExportCka { path: csv.clone(), png: false });
+    h.run_steps(2);
+    assert!(std::fs::read(&png).expect("PNG written").starts_with(b"\x89PNG\r\n\x1a\n"));
+    let text = std::fs::read_to_string(&csv).expect("CSV written");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + reference.rows());
+    assert_eq!(lines[0], format!(",{}", pair.b.names.join(",")));
+    let first: f64 = lines[1].split(',').nth(1).expect("a value").parse().expect("a number");
+    assert!((first - reference.get(0, 0).unwrap()).abs() < 1e-12);
+    // The CLI's JSON output opens as the same matrix.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gmnscope"))
+        .args(["cka", "--json", "--debiased"])
+        .arg(&a)
+        .arg(&b)
+        .output()
+        .expect("gmnscope cka runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json = dir.path().join("results.json");
+    std::fs::write(&json, &out.stdout).expect("write results");
+    h.state_mut().send(Command::OpenCkaResults(json));
+    settle(&mut h);
+    let debiased = cka::cka_matrix(&pair.a.views(), &pair.b.views(), &cka::Options::debiased_linear()).expect("ref");
+    let shown = h.state().cka().result().expect("matrix from results");
+    assert_eq!(shown.estimator, "unbiased");
+    for i in 0..debiased.rows() {
+        for j in 0..debiased.cols() {
+            assert!((shown.matrix.get(i, j).unwrap() - debiased.get(i, j).unwrap()).abs() < 1e-9);
+        }
+    }
+    let errors: Vec<_> = h.state().toasts().texts().filter(|t| t.0 == gmnscope::ui::toasts::Level::Error).collect();
+    assert!(errors.is_empty(), "error toasts: {errors:?}");
 }

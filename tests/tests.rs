@@ -20,3 +20,5 @@ mod data_zoos;
 mod gui;
 #[cfg(feature = "burn")]
 mod inr_fit;
+#[cfg(feature = "burn")]
+mod study;

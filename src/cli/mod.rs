@@ -19,4 +19,5 @@ pub mod gui {
 }
 pub mod infer;
 pub mod inspect;
+pub mod study;
 pub mod train;

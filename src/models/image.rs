@@ -116,7 +116,9 @@ impl ImageCnn {
         device: &Device,
     ) -> Result<Self, String> {
         if channels.is_empty() || channels.contains(&0) || hidden == 0 || outputs == 0 {
-            return Err(format!("CNN sizes must be positive (channels {channels:?}, hidden {hidden}, outputs {outputs})"));
+            return Err(format!(
+                "CNN sizes must be positive (channels {channels:?}, hidden {hidden}, outputs {outputs})"
+            ));
         }
         let final_side = side.checked_shr(channels.len() as u32).unwrap_or(0);
         if final_side == 0 {

@@ -24,6 +24,7 @@ pub mod block;
 pub mod config;
 pub mod encoders;
 pub mod gmn;
+pub mod image;
 pub mod init;
 pub mod topology;
 

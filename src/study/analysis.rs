@@ -113,7 +113,11 @@ pub fn family_summary(runs: &[Run], pairs: &[PairMatrix], family: &str) -> Optio
         }
     }
     let all: Vec<f64> = per_layer.iter().flatten().copied().collect();
-    Some(FamilySummary { layers, per_layer: per_layer.iter().map(|v| Stats::of(v)).collect(), overall: Stats::of(&all) })
+    Some(FamilySummary {
+        layers,
+        per_layer: per_layer.iter().map(|v| Stats::of(v)).collect(),
+        overall: Stats::of(&all),
+    })
 }
 
 pub fn family_pair_summary(runs: &[Run], pairs: &[PairMatrix], fa: &str, fb: &str) -> Option<FamilyPairSummary> {

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use anyhow::{Context as _, anyhow};
-use burn::module::{AutodiffModule, Module};
+use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::activation::log_softmax;
@@ -16,7 +16,6 @@ use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
 
 use super::files::{ActivationSet, write_bytes};
 use crate::models::image::{ImageCnn, ImageMlp};
-use crate::rng::SplitMix64;
 
 /// Images as model input: `pixels` is `[n, side * side]` in `[0, 1]`.
 pub struct ImageBatch<'a> {
@@ -41,7 +40,7 @@ impl ImageBatch<'_> {
 }
 
 /// A baseline family: how to build, run and persist one of its models.
-pub trait Baseline: AutodiffModule + Module + Clone {
+pub trait Baseline: Module {
     fn forward_layers(&self, x: Tensor<2>) -> Vec<Tensor<2>>;
     fn layer_names(&self) -> Vec<String>;
 }
@@ -94,10 +93,13 @@ pub fn train<M: Baseline>(
             let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [chunk.len()]), device);
             let logits = model.forward_layers(x).pop().ok_or_else(|| anyhow!("the model has no layers"))?;
             let loss = cross_entropy(logits, targets);
-            let value = loss.clone().into_data().to_vec::<f32>().ok().and_then(|v| v.first().copied());
+            let value = loss.clone().into_data().try_into_vec_as::<f32>().ok().and_then(|v| v.first().copied());
             let value = value.map_or(f64::NAN, f64::from);
             if !value.is_finite() {
-                return Err(anyhow!("training diverged (loss {value}) in epoch {}; lower the learning rate", epoch + 1));
+                return Err(anyhow!(
+                    "training diverged (loss {value}) in epoch {}; lower the learning rate",
+                    epoch + 1
+                ));
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(settings.lr, model, grads);
@@ -139,7 +141,7 @@ pub fn activations<M: Baseline>(model: &M, probe: &ImageBatch<'_>, device: &Devi
 }
 
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> anyhow::Result<Vec<f32>> {
-    t.into_data().to_vec::<f32>().map_err(|e| anyhow!("cannot read a tensor back: {e:?}"))
+    t.into_data().try_into_vec_as::<f32>().map_err(|e| anyhow!("cannot read a tensor back: {e:?}"))
 }
 
 /// Saves the weights as burnpack bytes (atomically).
@@ -154,14 +156,10 @@ pub fn save<M: Module>(model: &M, path: &Path) -> anyhow::Result<()> {
 pub fn load<M: Module>(mut model: M, path: &Path) -> anyhow::Result<M> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)));
-    let result = model.load_from(&mut store).map_err(|e| anyhow!("{}: not a model of this shape: {e}", path.display()))?;
+    let result =
+        model.load_from(&mut store).map_err(|e| anyhow!("{}: not a model of this shape: {e}", path.display()))?;
     if !result.missing.is_empty() || !result.errors.is_empty() {
         return Err(anyhow!("{}: does not match the configured model; delete it to retrain", path.display()));
     }
     Ok(model)
-}
-
-/// Seeds `SplitMix64` the same way everywhere a study needs an auxiliary stream.
-pub fn stream(seed: u64, salt: u64) -> SplitMix64 {
-    SplitMix64::new(seed ^ salt.wrapping_mul(0xA076_1D64_78BD_642F))
 }

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use crate::ui::automation::{Automation, Outcome};
+use crate::ui::cka_explorer::{CkaExplorer, CkaSource};
 use crate::ui::commands::{Command, CommandQueue, Tab, shortcuts};
 use crate::ui::details::{DetailsPanel, HeatmapCache, HeatmapEntry, heatmap_job};
 use crate::ui::dialogs::Dialogs;
@@ -58,6 +59,9 @@ pub struct App {
     layer_tree: LayerTree,
     graph_view: GraphView,
     details: DetailsPanel,
+    cka: CkaExplorer,
+    #[cfg(feature = "burn")]
+    gmn: crate::ui::gmn_panel::GmnPanel,
     dialogs: Dialogs,
     automation: Automation,
     device: String,
@@ -95,6 +99,9 @@ impl App {
             layer_tree: LayerTree::default(),
             graph_view: GraphView::default(),
             details: DetailsPanel::default(),
+            cka: CkaExplorer::default(),
+            #[cfg(feature = "burn")]
+            gmn: Default::default(),
             dialogs: Dialogs::default(),
             automation: Automation::new(options.screenshot, options.quit_after_frames, options.outcome),
             device,
@@ -121,7 +128,11 @@ impl App {
 
     /// True while any job runs or a command waits.
     pub fn is_busy(&self) -> bool {
-        !self.open_jobs.is_empty() || self.heatmaps.running().next().is_some() || !self.commands.is_empty()
+        !self.open_jobs.is_empty()
+            || self.heatmaps.running().next().is_some()
+            || self.cka.is_busy()
+            || self.gmn_busy()
+            || !self.commands.is_empty()
     }
 
     pub fn models(&self) -> impl Iterator<Item = &LoadedModel> {
@@ -138,6 +149,32 @@ impl App {
 
     pub fn toasts(&self) -> &Toasts {
         &self.toasts
+    }
+
+    pub fn tab(&self) -> Tab {
+        self.tab
+    }
+
+    pub fn cka(&self) -> &CkaExplorer {
+        &self.cka
+    }
+
+    #[cfg(feature = "burn")]
+    pub fn gmn(&self) -> &crate::ui::gmn_panel::GmnPanel {
+        &self.gmn
+    }
+
+    /// The GMN panel's settings, for scripted runs and tests (as the form would edit them).
+    #[cfg(feature = "burn")]
+    pub fn gmn_mut(&mut self) -> &mut crate::ui::gmn_panel::GmnPanel {
+        &mut self.gmn
+    }
+
+    fn gmn_busy(&self) -> bool {
+        #[cfg(feature = "burn")]
+        return self.gmn.is_busy();
+        #[cfg(not(feature = "burn"))]
+        false
     }
 
     fn open(&mut self, source: ModelSource) {
@@ -270,7 +307,41 @@ impl App {
                 Command::CancelJob(id) => {
                     self.open_jobs.iter().filter(|j| j.handle.id == id).for_each(|j| j.handle.cancel());
                     self.heatmaps.running().filter(|j| j.id == id).for_each(JobHandle::cancel);
+                    self.cka.cancel(id);
+                    #[cfg(feature = "burn")]
+                    self.gmn.cancel_job(id);
                 }
+                #[cfg(feature = "burn")]
+                Command::FitDemoZoo => {
+                    self.tab = Tab::Gmn;
+                    self.gmn.fit_demo_zoo(&self.waker, &mut self.toasts, false);
+                }
+                #[cfg(feature = "burn")]
+                Command::StartTraining => {
+                    self.tab = Tab::Gmn;
+                    self.gmn.start(&self.waker, &mut self.toasts);
+                }
+                #[cfg(feature = "burn")]
+                Command::CancelTraining => self.gmn.cancel(),
+                #[cfg(not(feature = "burn"))]
+                Command::FitDemoZoo | Command::StartTraining | Command::CancelTraining => {
+                    self.toasts.error("This build has no training support (feature `burn`)");
+                }
+                Command::ShowTab(tab) => self.tab = tab,
+                Command::ShowCkaOpenDialog => self.dialogs.cka_open = Some(Default::default()),
+                Command::OpenCka { a, b } => {
+                    self.tab = Tab::Cka;
+                    self.cka.open(CkaSource::Files { a, b }, &self.waker, &mut self.toasts);
+                }
+                Command::OpenCkaResults(path) => {
+                    self.tab = Tab::Cka;
+                    self.cka.open(CkaSource::Results(path), &self.waker, &mut self.toasts);
+                }
+                Command::OpenCkaDemo => {
+                    self.tab = Tab::Cka;
+                    self.cka.open(CkaSource::Demo, &self.waker, &mut self.toasts);
+                }
+                Command::ExportCka { path, png } => self.cka.export(&path, png, &mut self.toasts),
                 Command::ClearRecent => self.state.recent_files.clear(),
                 Command::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
             }
@@ -338,6 +409,9 @@ impl App {
         if let Some(job) = &self.dialog_job {
             out.push(summary(job));
         }
+        self.cka.job_summaries(&mut out);
+        #[cfg(feature = "burn")]
+        self.gmn.job_summaries(&mut out);
         out
     }
 
@@ -345,6 +419,9 @@ impl App {
         ui.horizontal(|ui| {
             for tab in Tab::ALL {
                 ui.selectable_value(&mut self.tab, tab, egui::RichText::new(tab.label()).strong());
+            }
+            if self.tab != Tab::Model {
+                return;
             }
             ui.separator();
             for (i, m) in self.models.iter().enumerate() {
@@ -413,6 +490,12 @@ impl eframe::App for App {
         self.poll_jobs(ctx);
         self.handle_input(ctx);
         self.apply_commands(ctx);
+        if self.tab == Tab::Cka {
+            self.cka.ensure_started(&self.waker, &mut self.toasts);
+        }
+        self.cka.logic(&self.waker, &mut self.toasts);
+        #[cfg(feature = "burn")]
+        self.gmn.logic(&self.waker, &mut self.toasts);
         if self.is_busy() {
             // Keep spinners moving; workers also wake us when they report.
             ctx.request_repaint_after(std::time::Duration::from_millis(50));
@@ -452,6 +535,14 @@ impl eframe::App for App {
                 }
                 let frame = egui::Frame::central_panel(&ctx.global_style()).inner_margin(egui::Margin::ZERO);
                 egui::CentralPanel::default().frame(frame).show(ui, |ui| self.central_ui(ui));
+            }
+            Tab::Cka => self.cka.ui(ui, &mut self.commands),
+            #[cfg(feature = "burn")]
+            Tab::Gmn => self.gmn.ui(ui, &mut self.commands),
+            #[cfg(not(feature = "burn"))]
+            Tab::Gmn => {
+                egui::CentralPanel::default()
+                    .show(ui, |ui| ui.label("This build has no training support (feature `burn`)."));
             }
         }
         self.dialogs.ui(&ctx, &mut self.commands);

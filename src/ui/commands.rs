@@ -6,20 +6,23 @@ use std::path::PathBuf;
 use crate::ui::jobs::JobId;
 use crate::ui::state::{ColourScale, EdgeMode, ThemeChoice};
 
-/// The app's views. Only the model view exists today; the GMN panel and the CKA explorer become
-/// new variants (each a panel file) and a tab in the top bar.
+/// The app's views, one tab each in the top bar (each a panel file).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Tab {
     #[default]
     Model,
+    Gmn,
+    Cka,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 1] = [Tab::Model];
+    pub const ALL: [Tab; 3] = [Tab::Model, Tab::Gmn, Tab::Cka];
 
     pub fn label(self) -> &'static str {
         match self {
             Tab::Model => "Model",
+            Tab::Gmn => "GMN training",
+            Tab::Cka => "CKA explorer",
         }
     }
 }
@@ -52,6 +55,29 @@ pub enum Command {
     ShowAbout,
     ShowShortcuts,
     CancelJob(JobId),
+    ShowTab(Tab),
+    /// Show the window asking for two activation files (or a results file) for the CKA explorer.
+    ShowCkaOpenDialog,
+    /// Compare two activation files (A = rows, B = columns) in the CKA explorer.
+    OpenCka {
+        a: PathBuf,
+        b: PathBuf,
+    },
+    /// Show a matrix written by `gmnscope cka --json`.
+    OpenCkaResults(PathBuf),
+    /// Back to the built-in demo activations.
+    OpenCkaDemo,
+    /// Write the CKA explorer's matrix as PNG (`png`) or CSV.
+    ExportCka {
+        path: PathBuf,
+        png: bool,
+    },
+    /// Fit the small demo zoo of INRs (GMN tab).
+    FitDemoZoo,
+    /// Train a GMN on the GMN tab's zoo with its settings.
+    StartTraining,
+    /// Cancel the GMN tab's running fit / load / training job.
+    CancelTraining,
     ClearRecent,
     Quit,
 }

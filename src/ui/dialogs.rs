@@ -6,15 +6,25 @@ use egui::{Align2, RichText};
 use crate::ui::commands::{Command, CommandQueue, shortcuts};
 
 #[derive(Default)]
+pub struct CkaOpenForm {
+    pub a: String,
+    pub b: String,
+    pub results: String,
+}
+
+#[derive(Default)]
 pub struct Dialogs {
     pub open_path: Option<String>,
+    /// "Open activations for CKA": paths A and B, or a results JSON.
+    pub cka_open: Option<CkaOpenForm>,
     pub about: bool,
     pub shortcuts: bool,
 }
 
 impl Dialogs {
     pub fn ui(&mut self, ctx: &egui::Context, commands: &mut CommandQueue) {
-        let Self { open_path, about, shortcuts: show_shortcuts } = self;
+        let Self { open_path, cka_open, about, shortcuts: show_shortcuts } = self;
+        cka_open_ui(ctx, cka_open, commands);
         if let Some(text) = open_path {
             let mut open = true;
             let mut submit = false;
@@ -81,5 +91,46 @@ impl Dialogs {
                     }
                 });
             });
+    }
+}
+
+fn cka_open_ui(ctx: &egui::Context, form: &mut Option<CkaOpenForm>, commands: &mut CommandQueue) {
+    let Some(f) = form else { return };
+    let mut open = true;
+    let mut done = false;
+    egui::Window::new("Open activations for CKA")
+        .open(&mut open)
+        .collapsible(false)
+        .resizable(false)
+        .anchor(Align2::CENTER_TOP, [0.0, 80.0])
+        .show(ctx, |ui| {
+            ui.label("Activation files (.npz or .safetensors; one tensor per layer, first dimension = examples):");
+            egui::Grid::new("cka_open_grid").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
+                ui.label("A (rows)");
+                ui.add(egui::TextEdit::singleline(&mut f.a).hint_text("/path/to/a.npz").desired_width(420.0));
+                ui.end_row();
+                ui.label("B (columns)");
+                ui.add(egui::TextEdit::singleline(&mut f.b).hint_text("/path/to/b.npz").desired_width(420.0));
+                ui.end_row();
+            });
+            let ready = !f.a.trim().is_empty() && !f.b.trim().is_empty();
+            if ui.add_enabled(ready, egui::Button::new("Compare")).clicked() {
+                commands.send(Command::OpenCka { a: f.a.trim().into(), b: f.b.trim().into() });
+                done = true;
+            }
+            ui.separator();
+            ui.label("…or a results file written by `gmnscope cka --json`:");
+            ui.horizontal(|ui| {
+                ui.add(
+                    egui::TextEdit::singleline(&mut f.results).hint_text("/path/to/results.json").desired_width(360.0),
+                );
+                if ui.add_enabled(!f.results.trim().is_empty(), egui::Button::new("Open")).clicked() {
+                    commands.send(Command::OpenCkaResults(f.results.trim().into()));
+                    done = true;
+                }
+            });
+        });
+    if !open || done {
+        *form = None;
     }
 }

@@ -53,6 +53,11 @@ impl<T> Reporter<T> {
         self.cancel.load(Ordering::Relaxed)
     }
 
+    /// The cancel flag itself, for core loops that take an `&AtomicBool` (e.g. `inr::fit_zoo`).
+    pub fn cancel_flag(&self) -> &AtomicBool {
+        &self.cancel
+    }
+
     /// `Err("cancelled")` once cancelled, for `?` between steps.
     pub fn check(&self) -> Result<(), String> {
         if self.is_cancelled() { Err(CANCELLED.to_string()) } else { Ok(()) }

@@ -54,6 +54,10 @@ fn file_menu(ui: &mut egui::Ui, state: &AppState, has_model: bool, commands: &mu
         }
     });
     ui.separator();
+    if ui.button("Open activations for CKA…").clicked() {
+        commands.send(Command::ShowCkaOpenDialog);
+    }
+    ui.separator();
     let close = egui::Button::new("Close model").shortcut_text(ui.ctx().format_shortcut(&shortcuts::CLOSE));
     if ui.add_enabled(has_model, close).clicked() {
         commands.send(Command::CloseActiveModel);

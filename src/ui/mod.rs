@@ -9,6 +9,8 @@
 //!   [`toasts`], [`dialogs`].
 //! - [`jobs`]: named worker threads with typed events over bounded channels and a cancel flag;
 //!   [`loader`] is the open-model job.
+//! - [`cka_explorer`]: the CKA tab ([`heatmap`] draws the matrix, [`cka_data`] loads and computes).
+//! - `gmn_panel` (feature `burn`): the GMN training tab with live curves and cancel.
 //! - [`automation`]: `--screenshot` / `--quit-after-frames` for scripted runs.
 //!
 //! Extension points for the views to come: add a [`commands::Tab`] variant and its panel file;
@@ -16,11 +18,16 @@
 
 pub mod app;
 pub mod automation;
+pub mod cka_data;
+pub mod cka_explorer;
 pub mod colormap;
 pub mod commands;
 pub mod details;
 pub mod dialogs;
+#[cfg(feature = "burn")]
+pub mod gmn_panel;
 pub mod graph_view;
+pub mod heatmap;
 pub mod jobs;
 pub mod layer_tree;
 pub mod loader;

@@ -1,0 +1,485 @@
+//! The GMN tab: pick a zoo directory (or fit a small demo zoo of INRs on the procedural digits),
+//! set the model and training settings, train in the background with `train::spawn`, and watch
+//! live loss/accuracy curves, a progress bar and an ETA; cancel at any time.
+//!
+//! Three jobs in sequence, all polled in [`GmnPanel::logic`]: the optional demo fit
+//! (`inr::fit_zoo`, a UI job), reading the zoo into a `GraphSet` (a UI job), then the core
+//! training job, whose typed events (`Progress` per batch, `Metrics` per epoch, `Finished`) are
+//! drained here with `try_recv` a bounded number at a time.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::TryRecvError;
+use std::time::{Duration, Instant};
+
+use egui_plot::{Legend, Line, Plot, PlotPoints};
+
+use crate::inr::{FitConfig, ZooFitConfig, ZooFitEvent};
+use crate::jobs::{JobError, JobEvent};
+use crate::train::{DeviceChoice, GraphSet, TrainConfig, TrainOutcome, TrainRequest};
+use crate::ui::commands::{Command, CommandQueue};
+use crate::ui::jobs::{self, CANCELLED, JobHandle, Waker};
+use crate::ui::status_bar::JobSummary;
+use crate::ui::toasts::Toasts;
+
+/// What the form edits; [`TrainForm::config`] turns it into a validated [`TrainConfig`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainForm {
+    pub hidden: usize,
+    pub layers: usize,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub seed: u64,
+    pub device: DeviceChoice,
+}
+
+impl Default for TrainForm {
+    fn default() -> Self {
+        Self { hidden: 32, layers: 3, epochs: 10, batch_size: 16, lr: 3e-3, seed: 0, device: DeviceChoice::Flex }
+    }
+}
+
+impl TrainForm {
+    pub fn config(&self) -> Result<TrainConfig, String> {
+        let config = TrainConfig {
+            hidden: self.hidden,
+            layers: self.layers,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            seed: self.seed,
+            device: self.device,
+            warmup_steps: 0,
+            log_every: 0,
+            ..TrainConfig::default()
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Where the panel's run stands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunStatus {
+    Idle,
+    FittingZoo,
+    LoadingZoo,
+    Training,
+    Finished(String),
+    Cancelled,
+    Failed(String),
+}
+
+/// Live curves: (step, value) points, and per-epoch validation accuracy.
+#[derive(Default)]
+pub struct Curves {
+    pub loss: Vec<[f64; 2]>,
+    pub accuracy: Vec<[f64; 2]>,
+    pub val_accuracy: Vec<[f64; 2]>,
+}
+
+pub struct GmnPanel {
+    pub zoo_path: String,
+    pub run_dir: String,
+    pub form: TrainForm,
+    /// Demo zoo: how many INRs and optimisation steps each.
+    pub demo_count: usize,
+    pub demo_steps: usize,
+    fit_job: Option<JobHandle<PathBuf>>,
+    load_job: Option<JobHandle<Arc<GraphSet>>>,
+    train_job: Option<crate::jobs::JobHandle<TrainOutcome>>,
+    pub curves: Curves,
+    done_steps: u64,
+    total_steps: u64,
+    message: String,
+    started: Option<Instant>,
+    pub status: RunStatus,
+    /// Start training as soon as the demo zoo is fitted.
+    train_after_fit: bool,
+}
+
+impl Default for GmnPanel {
+    fn default() -> Self {
+        Self {
+            zoo_path: String::new(),
+            run_dir: std::env::temp_dir().join(format!("gmnscope-run-{}", std::process::id())).display().to_string(),
+            form: TrainForm::default(),
+            demo_count: 64,
+            demo_steps: 60,
+            fit_job: None,
+            load_job: None,
+            train_job: None,
+            curves: Curves::default(),
+            done_steps: 0,
+            total_steps: 0,
+            message: String::new(),
+            started: None,
+            status: RunStatus::Idle,
+            train_after_fit: false,
+        }
+    }
+}
+
+impl GmnPanel {
+    pub fn is_busy(&self) -> bool {
+        self.fit_job.is_some() || self.load_job.is_some() || self.train_job.is_some()
+    }
+
+    /// Fits `demo_count` SIREN INRs of procedural digits into a temporary zoo directory.
+    pub fn fit_demo_zoo(&mut self, waker: &Waker, toasts: &mut Toasts, then_train: bool) {
+        if self.is_busy() {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("gmnscope-demo-zoo-{}-{}", std::process::id(), self.demo_count));
+        let config = ZooFitConfig {
+            fit: FitConfig { steps: self.demo_steps.max(1), target_psnr: None, ..FitConfig::default() },
+            count: self.demo_count,
+            batch: self.demo_count.clamp(1, 64),
+            split_seed: 0,
+        };
+        let work = move |r: &jobs::Reporter<PathBuf>| {
+            let images = crate::data::procedural::generate(config.count, 0);
+            let device = burn::tensor::Device::flex();
+            let mut on_event = |e: &ZooFitEvent| {
+                if let ZooFitEvent::Step { zoo_done, count, batch_size, progress, max_steps } = e {
+                    let frac = (*zoo_done as f32
+                        + *batch_size as f32 * progress.step as f32 / (*max_steps).max(1) as f32)
+                        / (*count).max(1) as f32;
+                    r.progress(format!("fitting INRs {zoo_done}/{count}"), Some(frac.min(1.0)));
+                }
+            };
+            crate::inr::fit_zoo(&images, &dir, &config, &device, r.cancel_flag(), &mut on_event).map_err(
+                |e| match e {
+                    crate::inr::Error::Cancelled => CANCELLED.to_string(),
+                    other => other.to_string(),
+                },
+            )?;
+            Ok(dir)
+        };
+        match jobs::spawn("fit demo zoo", waker.clone(), work) {
+            Ok(job) => {
+                self.fit_job = Some(job);
+                self.status = RunStatus::FittingZoo;
+                self.train_after_fit = then_train;
+            }
+            Err(e) => toasts.error(format!("cannot start a worker thread: {e}")),
+        }
+    }
+
+    /// Reads the zoo (a job); training starts when it is loaded.
+    pub fn start(&mut self, waker: &Waker, toasts: &mut Toasts) {
+        if self.is_busy() {
+            return;
+        }
+        if let Err(e) = self.form.config() {
+            toasts.error(format!("training settings: {e}"));
+            return;
+        }
+        let zoo = PathBuf::from(self.zoo_path.trim());
+        if zoo.as_os_str().is_empty() {
+            toasts.error("Choose a zoo directory, or fit the demo zoo first");
+            return;
+        }
+        let work = move |r: &jobs::Reporter<Arc<GraphSet>>| {
+            let set = GraphSet::from_zoo(&zoo, false, |done, total| {
+                r.progress(format!("reading zoo {done}/{total}"), Some(done as f32 / total.max(1) as f32));
+            })
+            .map_err(|e| format!("{e:#}"))?;
+            Ok(Arc::new(set))
+        };
+        match jobs::spawn("read zoo", waker.clone(), work) {
+            Ok(job) => {
+                self.load_job = Some(job);
+                self.status = RunStatus::LoadingZoo;
+            }
+            Err(e) => toasts.error(format!("cannot start a worker thread: {e}")),
+        }
+    }
+
+    pub fn cancel(&mut self) {
+        self.fit_job.iter().for_each(JobHandle::cancel);
+        self.load_job.iter().for_each(JobHandle::cancel);
+        self.train_job.iter().for_each(crate::jobs::JobHandle::cancel);
+    }
+
+    pub fn cancel_job(&mut self, id: jobs::JobId) {
+        self.fit_job.iter().filter(|j| j.id == id).for_each(JobHandle::cancel);
+        self.load_job.iter().filter(|j| j.id == id).for_each(JobHandle::cancel);
+        self.train_job.iter().filter(|j| train_job_id(j) == id).for_each(crate::jobs::JobHandle::cancel);
+    }
+
+    pub fn job_summaries(&self, out: &mut Vec<JobSummary>) {
+        fn summary<T>(h: &JobHandle<T>) -> JobSummary {
+            JobSummary {
+                id: h.id,
+                name: h.name.clone(),
+                stage: h.stage.clone(),
+                fraction: h.fraction,
+                cancelling: h.is_cancelling(),
+            }
+        }
+        out.extend(self.fit_job.iter().map(summary));
+        out.extend(self.load_job.iter().map(summary));
+        if let Some(job) = &self.train_job {
+            out.push(JobSummary {
+                id: train_job_id(job),
+                name: "train GMN".into(),
+                stage: self.message.clone(),
+                fraction: (self.total_steps > 0).then(|| self.done_steps as f32 / self.total_steps as f32),
+                cancelling: job.cancel.is_cancelled(),
+            });
+        }
+    }
+
+    /// Polls the three jobs (bounded work per frame).
+    pub fn logic(&mut self, waker: &Waker, toasts: &mut Toasts) {
+        if let Some(job) = &mut self.fit_job
+            && let Some(done) = job.poll()
+        {
+            self.fit_job = None;
+            match done {
+                Ok(dir) => {
+                    self.zoo_path = dir.display().to_string();
+                    self.status = RunStatus::Idle;
+                    toasts.info(format!("Demo zoo of {} INRs ready", self.demo_count));
+                    if std::mem::take(&mut self.train_after_fit) {
+                        self.start(waker, toasts);
+                    }
+                }
+                Err(e) => self.fail(e, toasts),
+            }
+        }
+        if let Some(job) = &mut self.load_job
+            && let Some(done) = job.poll()
+        {
+            self.load_job = None;
+            match done {
+                Ok(data) => self.spawn_training(data, toasts),
+                Err(e) => self.fail(e, toasts),
+            }
+        }
+        self.drain_training(toasts);
+    }
+
+    fn fail(&mut self, e: String, toasts: &mut Toasts) {
+        if e == CANCELLED {
+            self.status = RunStatus::Cancelled;
+        } else {
+            toasts.error(e.clone());
+            self.status = RunStatus::Failed(e);
+        }
+    }
+
+    fn spawn_training(&mut self, data: Arc<GraphSet>, toasts: &mut Toasts) {
+        let config = match self.form.config() {
+            Ok(c) => c,
+            Err(e) => return self.fail(format!("training settings: {e}"), toasts),
+        };
+        let zoo = Some(PathBuf::from(self.zoo_path.trim()));
+        let request = TrainRequest { config, data, run_dir: PathBuf::from(self.run_dir.trim()), resume: false, zoo };
+        match crate::train::spawn(request) {
+            Ok(job) => {
+                self.train_job = Some(job);
+                self.curves = Curves::default();
+                self.done_steps = 0;
+                self.total_steps = 0;
+                self.message = "starting".into();
+                self.started = Some(Instant::now());
+                self.status = RunStatus::Training;
+            }
+            Err(e) => self.fail(format!("cannot start the training thread: {e}"), toasts),
+        }
+    }
+
+    fn drain_training(&mut self, toasts: &mut Toasts) {
+        let Some(job) = &self.train_job else { return };
+        let mut finished = None;
+        for _ in 0..512 {
+            match job.events.try_recv() {
+                Ok(JobEvent::Progress(p)) => {
+                    self.done_steps = p.done;
+                    self.total_steps = p.total;
+                    self.message = p.message;
+                    let step = p.done as f64;
+                    for (name, v) in p.values {
+                        match name.as_str() {
+                            "loss" => self.curves.loss.push([step, v]),
+                            "accuracy" => self.curves.accuracy.push([step, v]),
+                            _ => {}
+                        }
+                    }
+                }
+                Ok(JobEvent::Metrics(m)) => {
+                    if let Some(v) = m.get("val_accuracy") {
+                        self.curves.val_accuracy.push([m.step as f64, v]);
+                    }
+                }
+                Ok(JobEvent::Finished(result)) => {
+                    finished = Some(result);
+                    break;
+                }
+                Ok(_) => {}
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    finished = Some(Err(JobError::Panicked("the training thread stopped".into())));
+                    break;
+                }
+            }
+        }
+        let Some(result) = finished else { return };
+        self.train_job = None;
+        match result {
+            Ok(outcome) => {
+                let best = outcome.best_val.map_or(String::new(), |v| format!(", best validation {v:.3}"));
+                self.status = RunStatus::Finished(format!(
+                    "{} steps on {}{best}; saved in {}",
+                    outcome.steps,
+                    outcome.device,
+                    outcome.run_dir.display()
+                ));
+            }
+            Err(JobError::Cancelled) => self.status = RunStatus::Cancelled,
+            Err(e) => self.fail(e.to_string(), toasts),
+        }
+    }
+
+    fn eta(&self) -> Option<Duration> {
+        let started = self.started?;
+        if self.done_steps == 0 || self.total_steps <= self.done_steps {
+            return None;
+        }
+        let per_step = started.elapsed().as_secs_f64() / self.done_steps as f64;
+        Some(Duration::from_secs_f64(per_step * (self.total_steps - self.done_steps) as f64))
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, commands: &mut CommandQueue) {
+        egui::Panel::left("gmn_settings")
+            .resizable(true)
+            .default_size(320.0)
+            .size_range(260.0..=480.0)
+            .show(ui, |ui| self.settings_ui(ui, commands));
+        egui::CentralPanel::default().show(ui, |ui| self.run_ui(ui, commands));
+    }
+
+    fn settings_ui(&mut self, ui: &mut egui::Ui, commands: &mut CommandQueue) {
+        let busy = self.is_busy();
+        ui.add_space(6.0);
+        ui.heading("Zoo");
+        ui.add_enabled_ui(!busy, |ui| {
+            ui.add(
+                egui::TextEdit::singleline(&mut self.zoo_path).hint_text("/path/to/zoo").desired_width(f32::INFINITY),
+            );
+            ui.horizontal(|ui| {
+                ui.label("Demo:");
+                ui.add(egui::DragValue::new(&mut self.demo_count).range(8..=2000).suffix(" INRs"));
+                ui.add(egui::DragValue::new(&mut self.demo_steps).range(1..=2000).suffix(" steps"));
+            });
+            if ui.button("Fit a small demo zoo").on_hover_text("SIREN INRs of procedural digits").clicked() {
+                commands.send(Command::FitDemoZoo);
+            }
+        });
+        ui.add_space(10.0);
+        ui.heading("Model and training");
+        ui.add_enabled_ui(!busy, |ui| {
+            egui::Grid::new("gmn_form").num_columns(2).spacing([12.0, 6.0]).show(ui, |ui| {
+                let f = &mut self.form;
+                ui.label("Hidden width");
+                ui.add(egui::DragValue::new(&mut f.hidden).range(4..=512));
+                ui.end_row();
+                ui.label("Message-passing layers");
+                ui.add(egui::DragValue::new(&mut f.layers).range(1..=12));
+                ui.end_row();
+                ui.label("Epochs");
+                ui.add(egui::DragValue::new(&mut f.epochs).range(1..=1000));
+                ui.end_row();
+                ui.label("Batch size");
+                ui.add(egui::DragValue::new(&mut f.batch_size).range(1..=1024));
+                ui.end_row();
+                ui.label("Learning rate");
+                ui.add(egui::DragValue::new(&mut f.lr).range(1e-6..=1.0).speed(1e-4).max_decimals(5));
+                ui.end_row();
+                ui.label("Seed");
+                ui.add(egui::DragValue::new(&mut f.seed));
+                ui.end_row();
+                ui.label("Device");
+                ui.horizontal(|ui| {
+                    ui.selectable_value(&mut f.device, DeviceChoice::Flex, "CPU (Flex)");
+                    ui.selectable_value(&mut f.device, DeviceChoice::Wgpu, "GPU (wgpu)");
+                    ui.selectable_value(&mut f.device, DeviceChoice::Auto, "Auto");
+                });
+                ui.end_row();
+                ui.label("Run directory");
+                ui.add(egui::TextEdit::singleline(&mut self.run_dir).desired_width(180.0));
+                ui.end_row();
+            });
+        });
+        ui.add_space(10.0);
+        ui.horizontal(|ui| {
+            if ui.add_enabled(!busy, egui::Button::new("Train")).clicked() {
+                commands.send(Command::StartTraining);
+            }
+            if ui.add_enabled(busy, egui::Button::new("Cancel")).clicked() {
+                commands.send(Command::CancelTraining);
+            }
+        });
+    }
+
+    fn run_ui(&mut self, ui: &mut egui::Ui, _commands: &mut CommandQueue) {
+        ui.horizontal(|ui| {
+            ui.heading("Training");
+            let (text, weak) = match &self.status {
+                RunStatus::Idle => ("idle".to_string(), true),
+                RunStatus::FittingZoo => ("fitting the demo zoo".into(), false),
+                RunStatus::LoadingZoo => ("reading the zoo".into(), false),
+                RunStatus::Training => (self.message.clone(), false),
+                RunStatus::Finished(s) => (format!("finished: {s}"), false),
+                RunStatus::Cancelled => ("cancelled".into(), false),
+                RunStatus::Failed(e) => (format!("failed: {e}"), false),
+            };
+            let text = egui::RichText::new(text);
+            ui.label(if weak { text.weak() } else { text });
+        });
+        let job_fraction = self.fit_job.as_ref().map(|j| j.fraction).or(self.load_job.as_ref().map(|j| j.fraction));
+        let fraction = match job_fraction {
+            Some(f) => f.unwrap_or(0.0),
+            _ if self.total_steps > 0 => self.done_steps as f32 / self.total_steps as f32,
+            _ => 0.0,
+        };
+        let mut bar = egui::ProgressBar::new(fraction).show_percentage();
+        if let Some(eta) = self.eta().filter(|_| self.train_job.is_some()) {
+            bar = bar.text(format!(
+                "{:.0}% · step {}/{} · ETA {}s",
+                fraction * 100.0,
+                self.done_steps,
+                self.total_steps,
+                eta.as_secs()
+            ));
+        }
+        ui.add(bar);
+        ui.add_space(6.0);
+        let height = (ui.available_height() - 12.0) / 2.0;
+        Plot::new("gmn_loss").height(height.max(120.0)).legend(Legend::default()).x_axis_label("step").show(
+            ui,
+            |plot| {
+                plot.line(Line::new("training loss", PlotPoints::from(self.curves.loss.clone())));
+            },
+        );
+        Plot::new("gmn_accuracy")
+            .height(height.max(120.0))
+            .legend(Legend::default())
+            .x_axis_label("step")
+            .include_y(0.0)
+            .include_y(1.0)
+            .show(ui, |plot| {
+                plot.line(Line::new("batch accuracy", PlotPoints::from(self.curves.accuracy.clone())));
+                plot.line(Line::new("validation accuracy", PlotPoints::from(self.curves.val_accuracy.clone())));
+            });
+    }
+}
+
+/// The core training job numbers its jobs separately from the UI's; map its id into the top of
+/// the UI's id space so the status bar can list and cancel it like any other job.
+fn train_job_id(job: &crate::jobs::JobHandle<TrainOutcome>) -> jobs::JobId {
+    jobs::JobId(u64::MAX - job.id)
+}
