@@ -24,6 +24,9 @@ struct Cli {
     /// App: exit after this many frames of the loaded workspace (with --screenshot: frames before it).
     #[arg(long, value_name = "N")]
     quit_after_frames: Option<u64>,
+    /// App: the tab shown first (model, gmn or cka).
+    #[arg(long, value_name = "TAB")]
+    tab: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -55,7 +58,7 @@ fn main() -> ExitCode {
         Some(Command::Train(args)) => cli::train::run(&args),
         Some(Command::Infer(args)) => cli::infer::run(&args),
         Some(Command::Study(args)) => cli::study::run(&args),
-        None => cli::gui::run(&cli.files, cli.screenshot.as_deref(), cli.quit_after_frames),
+        None => cli::gui::run(&cli.files, cli.screenshot.as_deref(), cli.quit_after_frames, cli.tab.as_deref()),
     };
     report_peak_memory();
     match result {
@@ -70,7 +73,7 @@ fn main() -> ExitCode {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GMNSCOPE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,winit=error,wgpu_hal=error,wgpu_core=error,naga=error"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 

@@ -274,3 +274,48 @@ fn train_and_infer_commands_work_end_to_end() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("run.json"));
 }
+
+#[test]
+#[ignore]
+fn dbg_demo_zoo_embeddings() {
+    use gmnscope::models::{Gmn, GmnConfig};
+    let data = GraphSet::from_zoo(Path::new("/tmp/demo-study/zoo"), false, |_, _| {}).unwrap();
+    let device = burn::tensor::Device::flex();
+    let cfg = GmnConfig { hidden: 32, layers: 2, outputs: 10, weight_scales: data.weight_scales(), ..GmnConfig::default() };
+    let model = Gmn::new(&cfg, &device).unwrap();
+    let topo = Arc::new(model.topology(&[data.shared.as_ref().unwrap().as_ref()], &device).unwrap());
+    let idx: Vec<usize> = (0..16).collect();
+    let cols: Vec<&[f32]> = idx.iter().map(|&i| data.samples[i].input.weights.as_slice()).collect();
+    let batch = gmnscope::models::GmnBatch::shared(topo.clone(), &cols, &device).unwrap();
+    let out = model.forward_states(&batch, true);
+    let rel = |t: burn::tensor::Tensor<2>| {
+        let [g, h] = t.dims();
+        let v: Vec<f32> = t.into_data().to_vec().unwrap();
+        let mut mean = vec![0f64; h];
+        for r in 0..g { for c in 0..h { mean[c] += v[r * h + c] as f64 / g as f64; } }
+        let (mut var, mut mag) = (0f64, 0f64);
+        for r in 0..g { for c in 0..h { var += (v[r * h + c] as f64 - mean[c]).powi(2); mag += (v[r*h+c] as f64).powi(2); } }
+        (var / mag).sqrt()
+    };
+    println!("embedding rel spread across samples {}", rel(out.embedding.clone()));
+    for (l, s) in out.node_states.iter().enumerate() {
+        let [n, b, h] = s.dims();
+        // per node: spread across samples relative to magnitude
+        let v: Vec<f32> = s.clone().into_data().to_vec().unwrap();
+        let mut tot = 0.0; let mut totm = 0.0;
+        for i in 0..n { for c in 0..h { let m: f64 = (0..b).map(|k| v[(i*b+k)*h+c] as f64).sum::<f64>() / b as f64;
+            for k in 0..b { let x = v[(i*b+k)*h+c] as f64; tot += (x-m).powi(2); totm += x*x; } } }
+        println!("layer {l} node-state rel spread across samples {}", (tot/totm).sqrt());
+        let per: Vec<String> = (0..n).step_by(7).map(|i| { let (mut t, mut tm) = (0.0f64, 0.0f64); for c in 0..h { let m: f64 = (0..b).map(|k| v[(i*b+k)*h+c] as f64).sum::<f64>() / b as f64;
+            for k in 0..b { let x = v[(i*b+k)*h+c] as f64; t += (x-m).powi(2); tm += x*x; } } format!("{i}:{:.4}", (t/tm).sqrt()) }).collect();
+        println!("  {}", per.join(" "));
+    }
+    println!("weights s0 {:?}", &data.samples[0].input.weights[..8]);
+    println!("weights s1 {:?}", &data.samples[1].input.weights[..8]);
+    println!("scales {:?}", data.weight_scales());
+    println!("node feats {:?}", &data.shared.as_ref().unwrap().node_features);
+    println!("edge feats {:?}", &data.shared.as_ref().unwrap().edge_features[..4]);
+    for i in 0..12 { println!("{} {:?} {:?} w0 {} sum {}", data.samples[i].id, data.samples[i].target, data.samples[i].split, data.samples[i].input.weights[0], data.samples[i].input.weights.iter().sum::<f32>()); }
+    let logits = out.output.clone();
+    println!("logits rel spread {}", rel(logits));
+}

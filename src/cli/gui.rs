@@ -10,10 +10,25 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use gmnscope::ui::commands::Tab;
 use gmnscope::ui::state::ThemeChoice;
 use gmnscope::ui::{App, StartupOptions};
 
-pub fn run(files: &[PathBuf], screenshot: Option<&Path>, quit_after_frames: Option<u64>) -> anyhow::Result<()> {
+pub fn run(
+    files: &[PathBuf],
+    screenshot: Option<&Path>,
+    quit_after_frames: Option<u64>,
+    tab: Option<&str>,
+) -> anyhow::Result<()> {
+    let tab = match tab {
+        None => None,
+        Some(name) => Some(
+            Tab::ALL
+                .into_iter()
+                .find(|t| t.cli_name() == name)
+                .ok_or_else(|| anyhow::anyhow!("unknown tab '{name}' (expected model, gmn or cka)"))?,
+        ),
+    };
     let outcome = Arc::new(Mutex::new(None));
     let theme = match std::env::var("GMNSCOPE_THEME").ok().as_deref() {
         Some("light") => Some(ThemeChoice::Light),
@@ -26,6 +41,7 @@ pub fn run(files: &[PathBuf], screenshot: Option<&Path>, quit_after_frames: Opti
         quit_after_frames,
         outcome: outcome.clone(),
         theme,
+        tab,
     };
     let scripted = startup.screenshot.is_some() || startup.quit_after_frames.is_some();
     let scratch = std::env::temp_dir().join(format!("gmnscope-scripted-{}", std::process::id()));

@@ -13,6 +13,7 @@ pub mod gui {
         _files: &[std::path::PathBuf],
         _screenshot: Option<&std::path::Path>,
         _quit_after_frames: Option<u64>,
+        _tab: Option<&str>,
     ) -> anyhow::Result<()> {
         anyhow::bail!("this gmnscope was built without the `gui` feature; use a subcommand (see --help)")
     }

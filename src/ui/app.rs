@@ -28,6 +28,8 @@ pub struct StartupOptions {
     pub outcome: Outcome,
     /// Overrides the saved theme (scripted runs, screenshots of both themes).
     pub theme: Option<ThemeChoice>,
+    /// The tab shown first (`--tab`); the model view when `None`.
+    pub tab: Option<Tab>,
 }
 
 /// An open model and its view state.
@@ -117,6 +119,9 @@ impl App {
             app.activate_seq = Some(0);
         } else {
             app.commands.send(Command::OpenFiles(options.files));
+        }
+        if let Some(tab) = options.tab {
+            app.commands.send(Command::ShowTab(tab));
         }
         app
     }

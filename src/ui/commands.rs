@@ -18,6 +18,15 @@ pub enum Tab {
 impl Tab {
     pub const ALL: [Tab; 3] = [Tab::Model, Tab::Gmn, Tab::Cka];
 
+    /// The name `--tab` takes.
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            Tab::Model => "model",
+            Tab::Gmn => "gmn",
+            Tab::Cka => "cka",
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Tab::Model => "Model",
