@@ -275,47 +275,51 @@ fn train_and_infer_commands_work_end_to_end() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("run.json"));
 }
 
-#[test]
-#[ignore]
-fn dbg_demo_zoo_embeddings() {
-    use gmnscope::models::{Gmn, GmnConfig};
-    let data = GraphSet::from_zoo(Path::new("/tmp/demo-study/zoo"), false, |_, _| {}).unwrap();
-    let device = burn::tensor::Device::flex();
-    let cfg = GmnConfig { hidden: 32, layers: 2, outputs: 10, weight_scales: data.weight_scales(), ..GmnConfig::default() };
-    let model = Gmn::new(&cfg, &device).unwrap();
-    let topo = Arc::new(model.topology(&[data.shared.as_ref().unwrap().as_ref()], &device).unwrap());
-    let idx: Vec<usize> = (0..16).collect();
-    let cols: Vec<&[f32]> = idx.iter().map(|&i| data.samples[i].input.weights.as_slice()).collect();
-    let batch = gmnscope::models::GmnBatch::shared(topo.clone(), &cols, &device).unwrap();
-    let out = model.forward_states(&batch, true);
-    let rel = |t: burn::tensor::Tensor<2>| {
-        let [g, h] = t.dims();
-        let v: Vec<f32> = t.into_data().to_vec().unwrap();
-        let mut mean = vec![0f64; h];
-        for r in 0..g { for c in 0..h { mean[c] += v[r * h + c] as f64 / g as f64; } }
-        let (mut var, mut mag) = (0f64, 0f64);
-        for r in 0..g { for c in 0..h { var += (v[r * h + c] as f64 - mean[c]).powi(2); mag += (v[r*h+c] as f64).powi(2); } }
-        (var / mag).sqrt()
-    };
-    println!("embedding rel spread across samples {}", rel(out.embedding.clone()));
-    for (l, s) in out.node_states.iter().enumerate() {
-        let [n, b, h] = s.dims();
-        // per node: spread across samples relative to magnitude
-        let v: Vec<f32> = s.clone().into_data().to_vec().unwrap();
-        let mut tot = 0.0; let mut totm = 0.0;
-        for i in 0..n { for c in 0..h { let m: f64 = (0..b).map(|k| v[(i*b+k)*h+c] as f64).sum::<f64>() / b as f64;
-            for k in 0..b { let x = v[(i*b+k)*h+c] as f64; tot += (x-m).powi(2); totm += x*x; } } }
-        println!("layer {l} node-state rel spread across samples {}", (tot/totm).sqrt());
-        let per: Vec<String> = (0..n).step_by(7).map(|i| { let (mut t, mut tm) = (0.0f64, 0.0f64); for c in 0..h { let m: f64 = (0..b).map(|k| v[(i*b+k)*h+c] as f64).sum::<f64>() / b as f64;
-            for k in 0..b { let x = v[(i*b+k)*h+c] as f64; t += (x-m).powi(2); tm += x*x; } } format!("{i}:{:.4}", (t/tm).sqrt()) }).collect();
-        println!("  {}", per.join(" "));
+/// Relative spread of graph embeddings across samples: `sqrt(sum (x - mean_g x)^2 / sum x^2)`
+/// over a `[G, w]` embedding (0 = every sample embeds the same).
+fn relative_spread(embedding: burn::tensor::Tensor<2>) -> f64 {
+    let [g, w] = embedding.dims();
+    let v: Vec<f32> = embedding.into_data().to_vec().unwrap();
+    let (mut spread, mut magnitude) = (0.0f64, 0.0f64);
+    for c in 0..w {
+        let mean = (0..g).map(|r| v[r * w + c] as f64).sum::<f64>() / g as f64;
+        for r in 0..g {
+            let x = v[r * w + c] as f64;
+            spread += (x - mean).powi(2);
+            magnitude += x * x;
+        }
     }
-    println!("weights s0 {:?}", &data.samples[0].input.weights[..8]);
-    println!("weights s1 {:?}", &data.samples[1].input.weights[..8]);
-    println!("scales {:?}", data.weight_scales());
-    println!("node feats {:?}", &data.shared.as_ref().unwrap().node_features);
-    println!("edge feats {:?}", &data.shared.as_ref().unwrap().edge_features[..4]);
-    for i in 0..12 { println!("{} {:?} {:?} w0 {} sum {}", data.samples[i].id, data.samples[i].target, data.samples[i].split, data.samples[i].input.weights[0], data.samples[i].input.weights.iter().sum::<f32>()); }
-    let logits = out.output.clone();
-    println!("logits rel spread {}", rel(logits));
+    (spread / magnitude.max(1e-30)).sqrt()
+}
+
+/// Known bug (see the GMN-on-INR-zoo report): on SIREN 2-32-32-1 weights at their real scales
+/// (independent inits, per-layer standardised by `weight_scales`), an untrained GMN embeds every
+/// network almost identically (relative spread ~0.004: the weight signal is attenuated ~4-5x per
+/// default-initialised linear on the way from the edge encoder to the node states, then averaged
+/// by the mean readout next to large sample-independent encoder terms), and training on the demo
+/// digit zoo stays at chance. Un-ignore once the fix lands.
+#[test]
+#[ignore = "known bug: GMN embeddings of different real-scale SIRENs are nearly identical"]
+fn embeddings_of_different_real_scale_sirens_differ() {
+    use gmnscope::models::{Gmn, GmnBatch, GmnConfig};
+    const WIDE: [usize; 4] = [2, 32, 32, 1];
+    let mut rng = SplitMix64::new(11);
+    let samples = (0..32)
+        .map(|i| {
+            let store = siren_store(&WIDE, &siren_layers(&mut rng, &WIDE));
+            let (topology, weights) = train::dataset::graph_input(&store, false).unwrap();
+            let input = GraphInput { topology: Arc::new(topology), weights };
+            Sample { id: format!("inr{i}"), input, target: Target::Class((i % 2) as u8), split: Split::Train }
+        })
+        .collect();
+    let data = GraphSet::new(samples, Some(2)).unwrap();
+    let device = burn::tensor::Device::flex();
+    let config =
+        GmnConfig { hidden: 32, layers: 2, outputs: 2, weight_scales: data.weight_scales(), ..GmnConfig::default() };
+    let model = Gmn::new(&config, &device).unwrap();
+    let topology = Arc::new(model.topology(&[data.shared.as_ref().unwrap().as_ref()], &device).unwrap());
+    let columns: Vec<&[f32]> = data.samples.iter().map(|s| s.input.weights.as_slice()).collect();
+    let batch = GmnBatch::shared(topology, &columns, &device).unwrap();
+    let spread = relative_spread(model.forward(&batch).embedding);
+    assert!(spread > 0.05, "embeddings of 32 independent SIRENs differ by only {spread:.4} (relative)");
 }
