@@ -24,6 +24,7 @@ pub mod models;
 pub mod npz_writer;
 pub mod render;
 pub mod rng;
+pub mod text;
 #[cfg(feature = "burn")]
 pub mod study;
 #[cfg(feature = "burn")]

@@ -14,7 +14,9 @@ use gmnscope::arch::{self, Layer};
 use gmnscope::graph::{self, EdgeBlock, NodeBlock};
 use gmnscope::npz_writer::NpzWriter;
 
-use super::inspect::{open_model, thousands};
+use gmnscope::text::thousands;
+
+use super::inspect::open_model;
 
 #[derive(clap::Args)]
 pub struct GraphArgs {
@@ -100,6 +102,12 @@ pub fn run(args: &GraphArgs) -> anyhow::Result<()> {
     let json = serde_json::to_vec_pretty(&sidecar)?;
     gmnscope::checkpoint::writer::write_atomically(&sidecar_path, |w| std::io::Write::write_all(w, &json))
         .with_context(|| format!("{}: cannot write", sidecar_path.display()))?;
-    println!("wrote {} ({} nodes, {} edges) and {}", out.display(), thousands(n), thousands(e), sidecar_path.display());
+    println!(
+        "wrote {} ({} nodes, {} edges) and {}",
+        out.display(),
+        thousands(n as u64),
+        thousands(e as u64),
+        sidecar_path.display()
+    );
     Ok(())
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use gmnscope::arch::{self, Architecture};
 use gmnscope::checkpoint::{self, TensorStore};
 use gmnscope::graph::{self, ParamGraph};
+use gmnscope::text::thousands;
 
 #[derive(clap::Args)]
 pub struct InspectArgs {
@@ -121,30 +122,17 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// 1234567 -> "1,234,567".
-pub fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn print_text(r: &Report) {
     println!("{}", r.file);
     println!("  format      {}", r.format);
-    println!("  tensors     {}", thousands(r.tensors));
-    println!("  parameters  {}", thousands(r.parameters));
+    println!("  tensors     {}", thousands(r.tensors as u64));
+    println!("  parameters  {}", thousands(r.parameters as u64));
     match (&r.graph.nodes, &r.graph.edges, &r.graph.error) {
         (Some(n), Some(e), _) => println!(
             "  graph       {} nodes, {} edges, {} parameters encoded",
-            thousands(*n),
-            thousands(*e),
-            thousands(r.graph.parameters.unwrap_or(0))
+            thousands(*n as u64),
+            thousands(*e as u64),
+            thousands(r.graph.parameters.unwrap_or(0) as u64)
         ),
         (_, _, Some(err)) => println!("  graph       not built: {err}"),
         _ => {}
@@ -167,7 +155,7 @@ fn print_text(r: &Report) {
             "  {i:>4}  {:<kind_width$}  {:<name_width$}  {:>12}  {}",
             l.kind,
             l.name,
-            thousands(l.parameters),
+            thousands(l.parameters as u64),
             shapes.join(", ")
         );
     }

@@ -400,19 +400,10 @@ impl App {
     }
 
     fn job_summaries(&self) -> Vec<JobSummary> {
-        fn summary<T>(h: &JobHandle<T>) -> JobSummary {
-            JobSummary {
-                id: h.id,
-                name: h.name.clone(),
-                stage: h.stage.clone(),
-                fraction: h.fraction,
-                cancelling: h.is_cancelling(),
-            }
-        }
-        let mut out: Vec<JobSummary> = self.open_jobs.iter().map(|j| summary(&j.handle)).collect();
-        out.extend(self.heatmaps.running().map(summary));
+        let mut out: Vec<JobSummary> = self.open_jobs.iter().map(|j| JobSummary::of(&j.handle)).collect();
+        out.extend(self.heatmaps.running().map(JobSummary::of));
         if let Some(job) = &self.dialog_job {
-            out.push(summary(job));
+            out.push(JobSummary::of(job));
         }
         self.cka.job_summaries(&mut out);
         #[cfg(feature = "burn")]

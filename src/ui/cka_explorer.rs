@@ -112,9 +112,9 @@ impl CkaExplorer {
     }
 
     pub fn job_summaries(&self, out: &mut Vec<JobSummary>) {
-        out.extend(self.load_job.iter().map(summary));
-        out.extend(self.compute_job.iter().map(summary));
-        out.extend(self.results_job.iter().map(summary));
+        out.extend(self.load_job.iter().map(JobSummary::of));
+        out.extend(self.compute_job.iter().map(JobSummary::of));
+        out.extend(self.results_job.iter().map(JobSummary::of));
     }
 
     /// Polls jobs, takes live minibatch estimates, and (re)starts the computation when needed.
@@ -376,15 +376,5 @@ impl CkaExplorer {
             ui.add_space(6.0);
             ui.label(egui::RichText::new("Loaded from a results file: settings are fixed.").weak());
         }
-    }
-}
-
-fn summary<T>(h: &JobHandle<T>) -> JobSummary {
-    JobSummary {
-        id: h.id,
-        name: h.name.clone(),
-        stage: h.stage.clone(),
-        fraction: h.fraction,
-        cancelling: h.is_cancelling(),
     }
 }

@@ -210,17 +210,8 @@ impl GmnPanel {
     }
 
     pub fn job_summaries(&self, out: &mut Vec<JobSummary>) {
-        fn summary<T>(h: &JobHandle<T>) -> JobSummary {
-            JobSummary {
-                id: h.id,
-                name: h.name.clone(),
-                stage: h.stage.clone(),
-                fraction: h.fraction,
-                cancelling: h.is_cancelling(),
-            }
-        }
-        out.extend(self.fit_job.iter().map(summary));
-        out.extend(self.load_job.iter().map(summary));
+        out.extend(self.fit_job.iter().map(JobSummary::of));
+        out.extend(self.load_job.iter().map(JobSummary::of));
         if let Some(job) = &self.train_job {
             out.push(JobSummary {
                 id: train_job_id(job),

@@ -16,6 +16,19 @@ pub struct JobSummary {
     pub cancelling: bool,
 }
 
+impl JobSummary {
+    /// The status-bar line of a running job.
+    pub fn of<T>(h: &crate::ui::jobs::JobHandle<T>) -> Self {
+        Self {
+            id: h.id,
+            name: h.name.clone(),
+            stage: h.stage.clone(),
+            fraction: h.fraction,
+            cancelling: h.is_cancelling(),
+        }
+    }
+}
+
 /// "GPU: <adapter>" or "CPU (software: llvmpipe)" for Mesa's software rasterisers.
 pub fn device_label(info: Option<&egui_wgpu::wgpu::AdapterInfo>) -> String {
     let Some(info) = info else { return "No GPU renderer".into() };
@@ -72,26 +85,4 @@ pub fn ui(
     });
 }
 
-/// `1234567` -> `1,234,567`.
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn thousands_groups_digits() {
-        assert_eq!(super::thousands(0), "0");
-        assert_eq!(super::thousands(999), "999");
-        assert_eq!(super::thousands(1000), "1,000");
-        assert_eq!(super::thousands(22_000_123), "22,000,123");
-    }
-}
+pub use crate::text::thousands;
