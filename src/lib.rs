@@ -24,9 +24,9 @@ pub mod models;
 pub mod npz_writer;
 pub mod render;
 pub mod rng;
-pub mod text;
 #[cfg(feature = "burn")]
 pub mod study;
+pub mod text;
 #[cfg(feature = "burn")]
 pub mod train;
 #[cfg(feature = "gui")]

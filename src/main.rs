@@ -72,8 +72,9 @@ fn main() -> ExitCode {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GMNSCOPE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,winit=error,wgpu_hal=error,wgpu_core=error,naga=error"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GMNSCOPE_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,winit=error,wgpu_hal=error,wgpu_core=error,naga=error")
+    });
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 

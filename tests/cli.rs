@@ -113,8 +113,7 @@ fn graph_export_round_trips_to_the_original_weights() {
     // Exact inversion: the exported edge weights rebuild every parameter tensor bit for bit.
     let store = gmnscope::checkpoint::open(&source).unwrap();
     let graph = gmnscope::graph::build(&gmnscope::arch::recover(&store), &store).unwrap();
-    let features: Vec<[f32; 6]> =
-        ef.chunks_exact(6).map(|c| std::array::from_fn(|k| c[k] as f32)).collect();
+    let features: Vec<[f32; 6]> = ef.chunks_exact(6).map(|c| std::array::from_fn(|k| c[k] as f32)).collect();
     let weights = graph.to_weights_from_features(&features).unwrap();
     assert_eq!(weights.len(), 9, "conv1, bn1 (gamma, beta), conv2, bn2 (2), shortcut conv, shortcut bn (2)");
     for (name, shape, values) in &weights {

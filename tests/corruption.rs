@@ -102,9 +102,8 @@ fn random_corruptions_of_every_fixture_never_panic() {
         for seed in 0..per_fixture {
             let mut rng = SplitMix64::new(seed ^ ((f as u64) << 32));
             let bytes = corrupt(&original, &mut rng);
-            let outcome = catch_unwind(AssertUnwindSafe(|| {
-                checkpoint::open_blob(path, Blob::from_vec(bytes.clone())).is_ok()
-            }));
+            let outcome =
+                catch_unwind(AssertUnwindSafe(|| checkpoint::open_blob(path, Blob::from_vec(bytes.clone())).is_ok()));
             match outcome {
                 Ok(ok) => opened_ok += ok as usize,
                 Err(_) => panic!("{}: corruption seed {seed} made the reader panic", path.display()),

@@ -184,11 +184,7 @@ pub fn open(path: impl AsRef<Path>) -> Result<TensorStore> {
 /// and (ONNX) locates external data.
 pub fn open_blob(path: &Path, blob: Blob) -> Result<TensorStore> {
     let head = &blob.as_slice()[..blob.len().min(16)];
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase())
-        .unwrap_or_default();
+    let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
     if head.starts_with(b"\x93NUMPY") {
         return numpy::read_npy(path, blob);
     }
@@ -225,8 +221,5 @@ fn sniff(path: &Path, blob: Blob) -> Result<TensorStore> {
     if onnx::looks_like_onnx(bytes) {
         return onnx::read(path, blob);
     }
-    Err(Error::new(
-        path,
-        "unrecognised file format (expected safetensors, PyTorch .pt/.pth/.bin, ONNX, .npy or .npz)",
-    ))
+    Err(Error::new(path, "unrecognised file format (expected safetensors, PyTorch .pt/.pth/.bin, ONNX, .npy or .npz)"))
 }

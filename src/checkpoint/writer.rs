@@ -94,7 +94,10 @@ pub fn write_safetensors(path: &Path, tensors: &[OwnedTensor]) -> io::Result<()>
 }
 
 /// Runs `write` against a temp file next to `path`, then renames it into place.
-pub fn write_atomically(path: &Path, write: impl FnOnce(&mut io::BufWriter<std::fs::File>) -> io::Result<()>) -> io::Result<()> {
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut io::BufWriter<std::fs::File>) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
     let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
