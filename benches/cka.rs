@@ -204,8 +204,10 @@ fn main() {
     let flops = matrix_flops(N, &widths, &widths);
     let peak = gemm_peak_gflops();
     println!(
-        "gmnscope: {best:.3} s per 10x10 matrix (best sample), {:.1} GFLOP/s; GEMM peak (4096^3 f32) {peak:.1} GFLOP/s",
-        flops / best / 1e9
+        "gmnscope: {best:.3} s per 10x10 matrix (best sample), {:.1} GFLOP/s, products by {}; \
+         pure-Rust gemm-crate peak (4096^3 f32) {peak:.1} GFLOP/s",
+        flops / best / 1e9,
+        gmnscope::cka::gemm_backend()
     );
     match run_numpy(&a, &b) {
         Ok(peer) => {

@@ -3,6 +3,8 @@
 #  - Mesa's software Vulkan (lavapipe) so wgpu finds an adapter without a GPU,
 #  - the X11/Wayland/xkb client libraries winit loads at run time,
 #  - xvfb for the headless real-window smoke test,
+#  - OpenBLAS, which the CKA engine loads at run time for its big matrix products (optional:
+#    without it a pure-Rust GEMM is used),
 #  - python3 + numpy for the benchmark peers (optional; benches only).
 # Safe to run twice. Needs root (or sudo).
 set -euo pipefail
@@ -16,6 +18,7 @@ pkgs=(
   libwayland-client0 libwayland-cursor0 libwayland-egl1 libegl1 libgl1
   xvfb xauth
   libfontconfig1
+  libopenblas0-pthread
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -279,7 +279,7 @@ fn train_and_infer_commands_work_end_to_end() {
 /// over a `[G, w]` embedding (0 = every sample embeds the same).
 fn relative_spread(embedding: burn::tensor::Tensor<2>) -> f64 {
     let [g, w] = embedding.dims();
-    let v: Vec<f32> = embedding.into_data().to_vec().unwrap();
+    let v: Vec<f32> = embedding.into_data().try_to_vec::<f32>().unwrap();
     let (mut spread, mut magnitude) = (0.0f64, 0.0f64);
     for c in 0..w {
         let mean = (0..g).map(|r| v[r * w + c] as f64).sum::<f64>() / g as f64;

@@ -5,7 +5,7 @@
 //! reads or writes lies inside the slices it was given.
 
 /// Element types the engine computes in. Values enter as f64 (centred, scaled) and are rounded once.
-pub(crate) trait Real: Copy + Default + Send + Sync + 'static {
+pub(crate) trait Real: Copy + Default + Send + Sync + 'static + super::blas::BlasReal {
     fn from_f64(v: f64) -> Self;
     fn to_f64(self) -> f64;
 }
@@ -77,6 +77,19 @@ pub(crate) fn at_b<T: Real>(
     dst_ld: usize,
     accumulate: bool,
 ) {
+    at_b_with(a, b, dst, dst_offset, dst_ld, accumulate, true);
+}
+
+/// [`at_b`], with the system BLAS allowed or not (tests check both paths).
+fn at_b_with<T: Real>(
+    a: Cols<'_, T>,
+    b: Cols<'_, T>,
+    dst: &mut [T],
+    dst_offset: usize,
+    dst_ld: usize,
+    accumulate: bool,
+    allow_blas: bool,
+) {
     a.check();
     b.check();
     assert_eq!(a.rows, b.rows, "A and B must have the same rows");
@@ -93,6 +106,29 @@ pub(crate) fn at_b<T: Real>(
             }
         }
         return;
+    }
+    // SAFETY (both paths): the asserts above bound every index: lhs (i, kk) =
+    // a[kk*stride + col0 + i] with i < m, kk < k; rhs (kk, j) = b[kk*stride + col0 + j] with
+    // j < n; dst (i, j) = dst[offset + i + j*dst_ld]. `dst` is a unique borrow.
+    if let Some(blas) = super::blas::get().filter(|_| allow_blas) {
+        let done = unsafe {
+            T::at_b(
+                blas,
+                m,
+                n,
+                k,
+                a.data.as_ptr().add(a.col0),
+                a.stride,
+                b.data.as_ptr().add(b.col0),
+                b.stride,
+                dst.as_mut_ptr().add(dst_offset),
+                dst_ld,
+                accumulate,
+            )
+        };
+        if done {
+            return;
+        }
     }
     let one = T::from_f64(1.0);
     // SAFETY: the asserts above bound every index: lhs (i, kk) = a[kk*stride + col0 + i] with
@@ -187,18 +223,29 @@ mod tests {
         let full = naive_at_b(&a, wa, &b, wb, k);
         // Columns 1..4 of A against columns 2..4 of B, into a corner of a column-major buffer
         // with leading dimension 5.
-        let mut dst = vec![0.0; 15];
         let ca = Cols { data: &a[..], rows: k, stride: wa, col0: 1, width: 3 };
         let cb = Cols { data: &b[..], rows: k, stride: wb, col0: 2, width: 2 };
-        at_b(ca, cb, &mut dst, 1, 5, false);
-        at_b(ca, cb, &mut dst, 1, 5, true);
-        for i in 0..3 {
-            for j in 0..2 {
-                let want = 2.0 * full[(i + 1) * wb + (j + 2)];
-                assert!((dst[1 + i + j * 5] - want).abs() < 1e-12);
+        // Both paths: the system BLAS (when installed) and the `gemm` crate.
+        for allow_blas in [true, false] {
+            let mut dst = vec![0.0; 15];
+            at_b_with(ca, cb, &mut dst, 1, 5, false, allow_blas);
+            at_b_with(ca, cb, &mut dst, 1, 5, true, allow_blas);
+            for i in 0..3 {
+                for j in 0..2 {
+                    let want = 2.0 * full[(i + 1) * wb + (j + 2)];
+                    assert!((dst[1 + i + j * 5] - want).abs() < 1e-12, "allow_blas = {allow_blas}");
+                }
             }
+            assert_eq!(dst[0], 0.0);
+            // f32 too (sgemm vs the gemm crate's f32 kernel).
+            let (a32, b32): (Vec<f32>, Vec<f32>) =
+                (a.iter().map(|&v| v as f32).collect(), b.iter().map(|&v| v as f32).collect());
+            let mut d32 = vec![0.0f32; 15];
+            let ca32 = Cols { data: &a32[..], rows: k, stride: wa, col0: 1, width: 3 };
+            let cb32 = Cols { data: &b32[..], rows: k, stride: wb, col0: 2, width: 2 };
+            at_b_with(ca32, cb32, &mut d32, 1, 5, false, allow_blas);
+            assert!((d32[1] as f64 - full[wb + 2]).abs() < 1e-5, "allow_blas = {allow_blas}");
         }
-        assert_eq!(dst[0], 0.0);
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! [`Matrix::get`]) and [`cka`] returns [`Error::Undefined`]. Debiased CKA may be slightly
 //! negative (or above 1) for unrelated layers; that is the estimator, not an error.
 
+mod blas;
 mod centre;
 mod feature;
 mod gemm;
@@ -221,5 +222,14 @@ pub(crate) fn hsic_terms(a: &[ActivationsView<'_>], b: &[ActivationsView<'_>], o
             }
             rbf::rbf_terms(a, b, symmetric, sigma_frac, options.estimator, options.memory_budget)
         }
+    }
+}
+
+/// The matrix-product backend the engine uses: a system BLAS loaded at run time, or the
+/// pure-Rust `gemm` crate (benchmarks print it next to their figures).
+pub fn gemm_backend() -> String {
+    match blas::get() {
+        Some(b) => format!("system BLAS ({})", b.name),
+        None => "gemm crate (pure Rust)".to_string(),
     }
 }
