@@ -60,11 +60,13 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
+        // The model's defaults live in one place: GmnConfig.
+        let model = GmnConfig::default();
         Self {
-            hidden: 64,
-            layers: 4,
-            readout: Readout::Both,
-            undirected: false,
+            hidden: model.hidden,
+            layers: model.layers,
+            readout: model.readout,
+            undirected: model.undirected,
             epochs: 10,
             batch_size: 64,
             lr: 1e-3,
