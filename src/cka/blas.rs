@@ -15,43 +15,28 @@ const COL_MAJOR: c_int = 102;
 const NO_TRANS: c_int = 111;
 const TRANS: c_int = 112;
 
-type Sgemm = unsafe extern "C" fn(
+/// `cblas_?gemm(order, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)`.
+type Gemm<T> = unsafe extern "C" fn(
     c_int,
     c_int,
     c_int,
     c_int,
     c_int,
     c_int,
-    c_float,
-    *const c_float,
+    T,
+    *const T,
     c_int,
-    *const c_float,
+    *const T,
     c_int,
-    c_float,
-    *mut c_float,
-    c_int,
-);
-type Dgemm = unsafe extern "C" fn(
-    c_int,
-    c_int,
-    c_int,
-    c_int,
-    c_int,
-    c_int,
-    c_double,
-    *const c_double,
-    c_int,
-    *const c_double,
-    c_int,
-    c_double,
-    *mut c_double,
+    T,
+    *mut T,
     c_int,
 );
 
 /// A loaded CBLAS library.
 pub(crate) struct Blas {
-    sgemm: Sgemm,
-    dgemm: Dgemm,
+    sgemm: Gemm<c_float>,
+    dgemm: Gemm<c_double>,
     pub(crate) name: String,
     // Keeps the symbols valid for the life of the process.
     _lib: libloading::Library,
@@ -64,8 +49,8 @@ fn load(name: &str) -> Option<Blas> {
     // chosen by name (or by the user through GMNSCOPE_BLAS), and we only read two symbols.
     unsafe {
         let lib = libloading::Library::new(name).ok()?;
-        let sgemm = *lib.get::<Sgemm>(b"cblas_sgemm\0").ok()?;
-        let dgemm = *lib.get::<Dgemm>(b"cblas_dgemm\0").ok()?;
+        let sgemm = *lib.get::<Gemm<c_float>>(b"cblas_sgemm\0").ok()?;
+        let dgemm = *lib.get::<Gemm<c_double>>(b"cblas_dgemm\0").ok()?;
         Some(Blas { sgemm, dgemm, name: name.to_string(), _lib: lib })
     }
 }
@@ -81,27 +66,27 @@ pub(crate) fn get() -> Option<&'static Blas> {
     .as_ref()
 }
 
-/// Which element types the BLAS path takes.
-pub(crate) trait BlasReal: Sized {
-    /// `C (+)= A^T B`, column-major `C` (`m x n`, leading dimension `ldc`); `a` is the `k x m`
-    /// row-major block with row stride `lda`, `b` the `k x n` one with row stride `ldb`.
-    ///
-    /// # Safety
-    /// The caller guarantees every element read or written lies inside the allocations.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn at_b(
-        blas: &Blas,
-        m: usize,
-        n: usize,
-        k: usize,
-        a: *const Self,
-        lda: usize,
-        b: *const Self,
-        ldb: usize,
-        c: *mut Self,
-        ldc: usize,
-        accumulate: bool,
-    ) -> bool;
+/// Which element types the BLAS path takes, and their CBLAS routine.
+pub(crate) trait BlasReal: Copy {
+    const ZERO: Self;
+    const ONE: Self;
+    fn gemm(blas: &Blas) -> Gemm<Self>;
+}
+
+impl BlasReal for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    fn gemm(blas: &Blas) -> Gemm<Self> {
+        blas.sgemm
+    }
+}
+
+impl BlasReal for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    fn gemm(blas: &Blas) -> Gemm<Self> {
+        blas.dgemm
+    }
 }
 
 /// CBLAS takes `int` dimensions: larger problems stay on the `gemm` crate.
@@ -113,35 +98,31 @@ fn dims(values: [usize; 6]) -> Option<[c_int; 6]> {
     Some(out)
 }
 
-macro_rules! blas_real {
-    ($t:ty, $field:ident) => {
-        impl BlasReal for $t {
-            unsafe fn at_b(
-                blas: &Blas,
-                m: usize,
-                n: usize,
-                k: usize,
-                a: *const Self,
-                lda: usize,
-                b: *const Self,
-                ldb: usize,
-                c: *mut Self,
-                ldc: usize,
-                accumulate: bool,
-            ) -> bool {
-                let Some([m, n, k, lda, ldb, ldc]) = dims([m, n, k, lda, ldb, ldc]) else { return false };
-                // Row-major `a` (k x m, stride lda) read column-major is `A^T` (m x k): no transpose.
-                // Row-major `b` (k x n, stride ldb) read column-major is `B^T` (n x k): transpose.
-                let beta = if accumulate { 1.0 } else { 0.0 };
-                // SAFETY: forwarded from the caller's contract.
-                unsafe {
-                    (blas.$field)(COL_MAJOR, NO_TRANS, TRANS, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
-                }
-                true
-            }
-        }
-    };
+/// `C (+)= A^T B`, column-major `C` (`m x n`, leading dimension `ldc`); `a` is the `k x m`
+/// row-major block with row stride `lda`, `b` the `k x n` one with row stride `ldb`. Returns
+/// false (nothing done) when a dimension does not fit CBLAS's `int`.
+///
+/// # Safety
+/// The caller guarantees every element read or written lies inside the allocations.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn at_b<T: BlasReal>(
+    blas: &Blas,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const T,
+    lda: usize,
+    b: *const T,
+    ldb: usize,
+    c: *mut T,
+    ldc: usize,
+    accumulate: bool,
+) -> bool {
+    let Some([m, n, k, lda, ldb, ldc]) = dims([m, n, k, lda, ldb, ldc]) else { return false };
+    // Row-major `a` (k x m, stride lda) read column-major is `A^T` (m x k): no transpose.
+    // Row-major `b` (k x n, stride ldb) read column-major is `B^T` (n x k): transpose.
+    let beta = if accumulate { T::ONE } else { T::ZERO };
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { T::gemm(blas)(COL_MAJOR, NO_TRANS, TRANS, m, n, k, T::ONE, a, lda, b, ldb, beta, c, ldc) };
+    true
 }
-
-blas_real!(f32, sgemm);
-blas_real!(f64, dgemm);

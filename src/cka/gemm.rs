@@ -112,7 +112,7 @@ fn at_b_with<T: Real>(
     // j < n; dst (i, j) = dst[offset + i + j*dst_ld]. `dst` is a unique borrow.
     if let Some(blas) = super::blas::get().filter(|_| allow_blas) {
         let done = unsafe {
-            T::at_b(
+            super::blas::at_b::<T>(
                 blas,
                 m,
                 n,
