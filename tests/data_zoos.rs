@@ -211,6 +211,7 @@ fn index_with(entries: Vec<IndexEntry>) -> ZooIndex {
         lr: 5e-4,
         batch: 2,
         seed: 0,
+        shared_init: false,
         split_seed: 0,
         entries,
     }

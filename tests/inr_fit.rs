@@ -123,3 +123,29 @@ fn a_cancelled_zoo_resumes_where_it_stopped() {
     let err = fit_zoo(&images, tmp.path(), &other, &Device::flex(), &AtomicBool::new(false), &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("other settings"), "{err}");
 }
+
+#[test]
+fn a_shared_initialisation_starts_every_inr_from_the_same_weights() {
+    let images = procedural::generate(3, 5);
+    let pixels: Vec<Vec<f32>> = (0..3).map(|i| siren::intensities(images.image(i).unwrap())).collect();
+    let fit = |shared_init: bool, steps: usize| {
+        let config = FitConfig { steps, target_psnr: None, shared_init, ..FitConfig::default() };
+        fit_batch(&pixels, &[0, 1, 2], 28, &config, &Device::flex(), &AtomicBool::new(false), &mut |_| {}).unwrap()
+    };
+    // After one step every INR has moved by one Adam step (about lr per weight) from its start,
+    // so shared starts are within a few lr of each other and independent starts are not.
+    let distance = |a: &inr::FittedInr, b: &inr::FittedInr| {
+        a.layers
+            .iter()
+            .zip(&b.layers)
+            .flat_map(|(x, y)| x.weight.iter().zip(&y.weight).map(|(p, q)| (p - q).abs()))
+            .fold(0f32, f32::max)
+    };
+    let shared = fit(true, 1);
+    let independent = fit(false, 1);
+    assert!(distance(&shared[0], &shared[1]) <= 3.0 * 5e-4, "{}", distance(&shared[0], &shared[1]));
+    assert!(distance(&independent[0], &independent[1]) > 0.01);
+    // Different images still give different fits.
+    let fitted = fit(true, 30);
+    assert!(distance(&fitted[0], &fitted[2]) > 1e-3);
+}

@@ -38,6 +38,10 @@ pub struct FitInrsArgs {
     /// Stop an INR once its PSNR reaches this many dB (0 = always run all steps).
     #[arg(long, default_value_t = 40.0)]
     pub target_psnr: f64,
+    /// Start every INR from the same initial weights (drawn from --seed) instead of one draw
+    /// per image: the weights of similar images stay similar (an easier, aligned zoo).
+    #[arg(long)]
+    pub shared_init: bool,
 }
 
 #[cfg(not(feature = "burn"))]
@@ -56,7 +60,7 @@ pub fn run(args: &FitInrsArgs) -> anyhow::Result<()> {
     use gmnscope::inr::{FitConfig, ZooFitConfig, ZooFitEvent, fit_zoo};
 
     let images = match (&args.images, args.demo) {
-        (Some(dir), _) => ImageSet::open_dir(dir)?,
+        (Some(dir), _) => ImageSet::open_dir_first(dir, Some(args.count))?,
         (None, true) => procedural::generate(args.count, args.seed),
         (None, false) => anyhow::bail!("give --images DIR or --demo"),
     };
@@ -70,6 +74,7 @@ pub fn run(args: &FitInrsArgs) -> anyhow::Result<()> {
             lr: args.lr,
             seed: args.seed,
             target_psnr: (args.target_psnr > 0.0).then_some(args.target_psnr),
+            shared_init: args.shared_init,
             ..FitConfig::default()
         },
         count: args.count,

@@ -8,6 +8,11 @@
 //! Sizes are checked before any allocation: a raw file must be exactly header + product of the
 //! dimensions long; a gzip stream is read through a limit of exactly that many bytes (so a lying
 //! header cannot make us allocate more than the data really holds) and must end there.
+//!
+//! A caller that needs only the first `k` examples ([`ImageSet::open_dir_first`]) reads just
+//! those: the file must hold them completely, and what follows is not checked. This is what
+//! lets a study use the first 10,000 images of a file whose tail is damaged (the shared
+//! Fashion-MNIST copy claims 70,002 images and holds 70,000).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -54,8 +59,13 @@ impl ImageSet {
 
     /// Reads an image file and a label file and checks that they describe the same examples.
     pub fn open(images: &Path, labels: &Path) -> Result<ImageSet> {
-        let (n, rows, cols, pixels) = read_images(images)?;
-        let label_bytes = read_labels(labels)?;
+        Self::open_first(images, labels, None)
+    }
+
+    /// Like [`ImageSet::open`], but reads only the first `limit` examples when given.
+    pub fn open_first(images: &Path, labels: &Path, limit: Option<usize>) -> Result<ImageSet> {
+        let (n, rows, cols, pixels) = read_images_first(images, limit)?;
+        let label_bytes = read_idx(labels, 1, limit)?.1;
         if label_bytes.len() != n {
             return Err(Error::new(
                 labels,
@@ -71,11 +81,17 @@ impl ImageSet {
     /// classic `t10k-*` test files are appended when present (70,000 MNIST images). A `.` instead
     /// of the `-` before `idx` is accepted too.
     pub fn open_dir(dir: &Path) -> Result<ImageSet> {
+        Self::open_dir_first(dir, None)
+    }
+
+    /// Like [`ImageSet::open_dir`], but reads only the first `limit` examples when given (of the
+    /// training files first, then of the test files).
+    pub fn open_dir_first(dir: &Path, limit: Option<usize>) -> Result<ImageSet> {
         if !dir.is_dir() {
             return Err(Error::new(dir, "not a directory (expected a folder with IDX image and label files)"));
         }
         if let (Some(images), Some(labels)) = (find(dir, "images", 3), find(dir, "labels", 1)) {
-            return ImageSet::open(&images, &labels);
+            return ImageSet::open_first(&images, &labels, limit);
         }
         let (Some(images), Some(labels)) = (find(dir, "train-images", 3), find(dir, "train-labels", 1)) else {
             return Err(Error::new(
@@ -84,9 +100,13 @@ impl ImageSet {
                  train-images-idx3-ubyte[.gz] + train-labels-idx1-ubyte[.gz])",
             ));
         };
-        let mut set = ImageSet::open(&images, &labels)?;
+        let mut set = ImageSet::open_first(&images, &labels, limit)?;
+        let rest = limit.map(|k| k.saturating_sub(set.len()));
+        if rest == Some(0) {
+            return Ok(set);
+        }
         if let (Some(images), Some(labels)) = (find(dir, "t10k-images", 3), find(dir, "t10k-labels", 1)) {
-            let test = ImageSet::open(&images, &labels)?;
+            let test = ImageSet::open_first(&images, &labels, rest)?;
             if (test.rows, test.cols) != (set.rows, set.cols) {
                 return Err(Error::new(&images, "test images have another size than the training images"));
             }
@@ -107,7 +127,12 @@ fn find(dir: &Path, stem: &str, dims: usize) -> Option<PathBuf> {
 
 /// Reads an IDX image file: (count, rows, cols, pixels).
 pub fn read_images(path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
-    let (dims, data) = read_idx(path, 3)?;
+    read_images_first(path, None)
+}
+
+/// Reads the first `limit` images (all when `None`): (count read, rows, cols, pixels).
+pub fn read_images_first(path: &Path, limit: Option<usize>) -> Result<(usize, usize, usize, Vec<u8>)> {
+    let (dims, data) = read_idx(path, 3, limit)?;
     let [n, rows, cols] = dims[..] else { unreachable!("read_idx returns the requested number of dims") };
     if rows == 0 || cols == 0 {
         return Err(Error::new(path, format!("images of {rows}x{cols} pixels")));
@@ -117,14 +142,15 @@ pub fn read_images(path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
 
 /// Reads an IDX label file.
 pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
-    Ok(read_idx(path, 1)?.1)
+    Ok(read_idx(path, 1, None)?.1)
 }
 
 /// Largest ratio of decompressed to compressed size deflate can reach (about 1032:1).
 const MAX_DEFLATE_RATIO: u64 = 1100;
 
-/// Reads an unsigned-byte IDX file with `ndims` dimensions: (dims, data).
-fn read_idx(path: &Path, ndims: usize) -> Result<(Vec<usize>, Vec<u8>)> {
+/// Reads an unsigned-byte IDX file with `ndims` dimensions: (dims, data). With `limit`, only the
+/// first `limit` entries of the first dimension are read (and returned in `dims[0]`).
+fn read_idx(path: &Path, ndims: usize, limit: Option<usize>) -> Result<(Vec<usize>, Vec<u8>)> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
     let file_len = file.metadata().map_err(|e| Error::io(path, "cannot stat", e))?.len();
     let mut reader = std::io::BufReader::new(file);
@@ -161,8 +187,12 @@ fn read_idx(path: &Path, ndims: usize) -> Result<(Vec<usize>, Vec<u8>)> {
     }
     read_exact_or(&mut stream, &mut header[4..], path, "file ends inside the IDX header")
         .map_err(|e| e.or_io(read_err))?;
-    let dims: Vec<usize> =
+    let mut dims: Vec<usize> =
         header[4..].chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
+    let partial = limit.is_some_and(|k| k < dims[0]);
+    if let Some(k) = limit.filter(|_| partial) {
+        dims[0] = k;
+    }
     let size = dims
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
@@ -176,7 +206,7 @@ fn read_idx(path: &Path, ndims: usize) -> Result<(Vec<usize>, Vec<u8>)> {
                 format!("IDX header claims {size} bytes of data, more than a {file_len}-byte gzip file can hold"),
             ));
         }
-    } else if file_len != header_len + size {
+    } else if (partial && file_len < header_len + size) || (!partial && file_len != header_len + size) {
         return Err(Error::new(
             path,
             format!(
@@ -191,10 +221,15 @@ fn read_idx(path: &Path, ndims: usize) -> Result<(Vec<usize>, Vec<u8>)> {
     if data.len() as u64 != size {
         return Err(Error::new(
             path,
-            format!("IDX header {dims:?} needs {size} bytes of data but the file holds only {}", data.len()),
+            format!(
+                "IDX header {dims:?} needs {size} bytes of data but the file holds only {} ({} complete entries; \
+                 ask for at most that many, e.g. a smaller --count, to use them)",
+                data.len(),
+                data.len() / (size as usize / dims[0].max(1)).max(1)
+            ),
         ));
     }
-    if gz {
+    if gz && !partial {
         let mut extra = [0u8; 1];
         if stream.read(&mut extra).map_err(read_err)? != 0 {
             return Err(Error::new(
@@ -331,5 +366,46 @@ mod tests {
         write(dir.path(), "labels-idx1-ubyte", &encode(&[3], &[0, 1, 2]));
         let err = ImageSet::open_dir(dir.path()).unwrap_err().to_string();
         assert!(err.contains("3 labels") && err.contains("2 images"), "{err}");
+    }
+
+    #[test]
+    fn a_prefix_of_a_file_with_a_damaged_tail_can_be_read() {
+        // The header claims 5 images of 2x2 but only 3 complete ones follow (and half of one):
+        // like the shared Fashion-MNIST copy, whose header claims 70,002 images for 70,000.
+        let dir = tempfile::tempdir().unwrap();
+        let pixels: Vec<u8> = (0..14).collect();
+        let mut images = encode(&[3, 2, 2], &pixels[..12]);
+        images[4..8].copy_from_slice(&5u32.to_be_bytes());
+        images.extend_from_slice(&pixels[12..]);
+        write(dir.path(), "images-idx3-ubyte.gz", &gzip(&images));
+        write(dir.path(), "labels-idx1-ubyte", &encode(&[5], &[4, 3, 2, 1, 0]));
+
+        let whole = ImageSet::open_dir(dir.path()).unwrap_err().to_string();
+        assert!(whole.contains("images-idx3-ubyte.gz") && whole.contains("3 complete entries"), "{whole}");
+
+        let first = ImageSet::open_dir_first(dir.path(), Some(3)).unwrap();
+        assert_eq!((first.len(), first.images.as_slice()), (3, &pixels[..12]));
+        assert_eq!(first.labels, vec![4, 3, 2]);
+        assert!(ImageSet::open_dir_first(dir.path(), Some(4)).is_err(), "the 4th image is incomplete");
+
+        // A limit beyond the header's count reads everything, checked as strictly as without one.
+        let raw = write(dir.path(), "raw", &encode(&[2, 1, 1], &[9, 8]));
+        assert_eq!(read_images_first(&raw, Some(10)).unwrap().3, vec![9, 8]);
+        let mut long = encode(&[2, 1, 1], &[9, 8]);
+        long.push(7);
+        let long = write(dir.path(), "long", &long);
+        assert_eq!(read_images_first(&long, Some(1)).unwrap().3, vec![9], "a raw prefix ignores the tail");
+        assert!(read_images_first(&long, Some(2)).is_err());
+    }
+
+    #[test]
+    fn a_limit_spans_the_classic_train_and_test_files() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "train-images-idx3-ubyte", &encode(&[2, 1, 1], &[1, 2]));
+        write(dir.path(), "train-labels-idx1-ubyte", &encode(&[2], &[0, 1]));
+        write(dir.path(), "t10k-images-idx3-ubyte", &encode(&[2, 1, 1], &[3, 4]));
+        write(dir.path(), "t10k-labels-idx1-ubyte", &encode(&[2], &[2, 3]));
+        assert_eq!(ImageSet::open_dir_first(dir.path(), Some(1)).unwrap().images, vec![1]);
+        assert_eq!(ImageSet::open_dir_first(dir.path(), Some(3)).unwrap().labels, vec![0, 1, 2]);
     }
 }

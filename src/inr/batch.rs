@@ -49,6 +49,12 @@ pub struct FittedInr {
     pub initial_psnr: f32,
 }
 
+/// The index that seeds the initial weights of image `image_index`'s INR: its own, or one index
+/// for every image when the zoo uses a shared initialisation.
+fn init_index(config: &FitConfig, image_index: usize) -> usize {
+    if config.shared_init { usize::MAX } else { image_index }
+}
+
 /// Number of parameter tensors of a 3-layer SIREN (weight + bias per layer).
 const TENSORS: usize = 6;
 
@@ -75,7 +81,7 @@ pub fn fit_batch(
     let h = config.hidden;
     let widths = [2, h, h, 1];
     let inits: Vec<Vec<Dense>> =
-        image_indices.iter().map(|&i| init::siren(&widths, config.omega_0, config.seed, i)).collect();
+        image_indices.iter().map(|&i| init::siren(&widths, config.omega_0, config.seed, init_index(config, i))).collect();
 
     let mut params: Vec<Tensor<3>> = (0..TENSORS).map(|t| upload_param(&inits, t, device)).collect();
     let mut m: Vec<Tensor<3>> = params.iter().map(Tensor::zeros_like).collect();

@@ -37,13 +37,18 @@ pub struct FitConfig {
     pub hidden: usize,
     /// An INR whose PSNR reaches this (dB) stops early; `None` runs every INR for `steps`.
     pub target_psnr: Option<f64>,
-    /// Seed of the initial weights (mixed with each image's index).
+    /// Seed of the initial weights (mixed with each image's index unless `shared_init`).
     pub seed: u64,
+    /// Start every INR from the same initial weights (drawn from `seed` alone) instead of one
+    /// draw per image. Fits from a shared start stay close to it, so the weights of similar
+    /// images stay similar and weight-space classification gets much easier; independent
+    /// starts (the default, as DWSNets) make the task depend on the permutation symmetry.
+    pub shared_init: bool,
 }
 
 impl Default for FitConfig {
     fn default() -> Self {
-        Self { steps: 1000, lr: 5e-4, omega_0: 30.0, output_offset: 0.5, hidden: 32, target_psnr: Some(40.0), seed: 0 }
+        Self { steps: 1000, lr: 5e-4, omega_0: 30.0, output_offset: 0.5, hidden: 32, target_psnr: Some(40.0), seed: 0, shared_init: false }
     }
 }
 

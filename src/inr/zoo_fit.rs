@@ -193,6 +193,7 @@ fn new_index(images: &ImageSet, config: &ZooFitConfig) -> ZooIndex {
         lr: config.fit.lr,
         batch: config.batch,
         seed: config.fit.seed,
+        shared_init: config.fit.shared_init,
         split_seed: config.split_seed,
         entries: Vec::new(),
     }
@@ -210,14 +211,15 @@ fn check_compatible(existing: &ZooIndex, fresh: &ZooIndex) -> Result<(), String>
         && existing.target_psnr == fresh.target_psnr
         && existing.lr == fresh.lr
         && existing.seed == fresh.seed
+        && existing.shared_init == fresh.shared_init
         && existing.split_seed == fresh.split_seed;
     if same {
         Ok(())
     } else {
         Err(format!(
-            "this zoo was fitted with other settings (images {}, steps {}, lr {}, seed {}, split seed {}); \
+            "this zoo was fitted with other settings (images {}, steps {}, lr {}, seed {}, shared init {}, split seed {}); \
              resume with the same settings or choose another --out",
-            existing.image_source, existing.steps, existing.lr, existing.seed, existing.split_seed
+            existing.image_source, existing.steps, existing.lr, existing.seed, existing.shared_init, existing.split_seed
         ))
     }
 }

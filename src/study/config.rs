@@ -46,6 +46,8 @@ pub struct InrConfig {
     pub lr: f64,
     /// Early stop in dB (0 = never).
     pub target_psnr: f64,
+    /// Every INR starts from the same initial weights (see `inr::FitConfig::shared_init`).
+    pub shared_init: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -111,7 +113,7 @@ impl Default for DataConfig {
 
 impl Default for InrConfig {
     fn default() -> Self {
-        Self { steps: 1000, batch: 256, lr: 5e-4, target_psnr: 40.0 }
+        Self { steps: 1000, batch: 256, lr: 5e-4, target_psnr: 40.0, shared_init: false }
     }
 }
 

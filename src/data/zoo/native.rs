@@ -51,6 +51,9 @@ pub struct ZooIndex {
     pub batch: usize,
     /// Seed of the weight initialisation.
     pub seed: u64,
+    /// Whether every INR started from the same initial weights (see `inr::FitConfig`).
+    #[serde(default)]
+    pub shared_init: bool,
     /// Seed of the image order and the train/val/test split.
     pub split_seed: u64,
     pub entries: Vec<IndexEntry>,
