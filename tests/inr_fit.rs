@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use burn::tensor::Device;
 use gmnscope::data::siren::{self, Siren};
 use gmnscope::data::{Split, Target, Zoo, ZooKind, procedural};
-use gmnscope::inr::{self, FitConfig, ZooFitConfig, ZooFitEvent, fit_batch, fit_zoo};
+use gmnscope::inr::{self, FitConfig, FitEngine, ZooFitConfig, ZooFitEvent, fit_batch, fit_batch_fused, fit_zoo};
 
 fn config(steps: usize, target_psnr: Option<f64>) -> FitConfig {
     FitConfig { steps, target_psnr, ..FitConfig::default() }
@@ -61,27 +61,55 @@ fn fitting_improves_psnr_and_saved_inrs_reproduce_it() {
     }
 }
 
+/// Runs one engine's batch fit.
+fn fit_with(engine: FitEngine, pixels: &[Vec<f32>], config: &FitConfig) -> Vec<inr::FittedInr> {
+    let indices: Vec<usize> = (0..pixels.len()).collect();
+    let config = FitConfig { engine, ..config.clone() };
+    match engine {
+        FitEngine::Burn => {
+            fit_batch(pixels, &indices, 28, &config, &Device::flex(), &AtomicBool::new(false), &mut |_| {}).unwrap()
+        }
+        FitEngine::Cpu => fit_batch_fused(pixels, &indices, 28, &config, &AtomicBool::new(false), &mut |_| {}).unwrap(),
+    }
+}
+
 #[test]
 fn early_stopping_keeps_the_weights_that_reached_the_target() {
     let images = procedural::generate(4, 9);
     let pixels: Vec<Vec<f32>> = (0..4).map(|i| siren::intensities(images.image(i).unwrap())).collect();
-    let fitted = fit_batch(
-        &pixels,
-        &[0, 1, 2, 3],
-        28,
-        &config(300, Some(16.0)),
-        &Device::flex(),
-        &AtomicBool::new(false),
-        &mut |_| {},
-    )
-    .unwrap();
-    for (k, f) in fitted.iter().enumerate() {
-        assert!(f.steps < 300, "INR {k} should reach 16 dB early, took {} steps", f.steps);
-        assert!(f.psnr >= 16.0);
-        // The saved weights are the ones that scored: re-evaluate them.
-        let siren = Siren { layers: f.layers.clone() };
-        let psnr = siren::psnr(&siren.render(&siren::InrSpec::DWSNETS), &pixels[k]);
-        assert!((psnr - f.psnr as f64).abs() < 0.05, "{psnr} vs {}", f.psnr);
+    for engine in [FitEngine::Burn, FitEngine::Cpu] {
+        let fitted = fit_with(engine, &pixels, &config(300, Some(16.0)));
+        for (k, f) in fitted.iter().enumerate() {
+            assert!(f.steps < 300, "{engine:?} INR {k} should reach 16 dB early, took {} steps", f.steps);
+            assert!(f.psnr >= 16.0);
+            // The saved weights are the ones that scored: re-evaluate them.
+            let siren = Siren { layers: f.layers.clone() };
+            let psnr = siren::psnr(&siren.render(&siren::InrSpec::DWSNETS), &pixels[k]);
+            assert!((psnr - f.psnr as f64).abs() < 0.05, "{engine:?}: {psnr} vs {}", f.psnr);
+        }
+    }
+}
+
+#[test]
+fn the_cpu_and_burn_engines_fit_the_same_inrs() {
+    // Same start, same recipe: after 40 Adam steps both engines are at the same PSNR and nearly
+    // the same weights (they differ only by float summation order and the polynomial sin/cos).
+    let images = procedural::generate(5, 4);
+    let pixels: Vec<Vec<f32>> = (0..5).map(|i| siren::intensities(images.image(i).unwrap())).collect();
+    let burn = fit_with(FitEngine::Burn, &pixels, &config(40, None));
+    let cpu = fit_with(FitEngine::Cpu, &pixels, &config(40, None));
+    for (k, (a, b)) in burn.iter().zip(&cpu).enumerate() {
+        assert_eq!((a.steps, b.steps), (40, 40));
+        assert!((a.initial_psnr - b.initial_psnr).abs() < 1e-3, "INR {k}: {} vs {}", a.initial_psnr, b.initial_psnr);
+        assert!((a.psnr - b.psnr).abs() < 0.1, "INR {k}: burn {} dB, cpu {} dB", a.psnr, b.psnr);
+        let worst = a
+            .layers
+            .iter()
+            .zip(&b.layers)
+            .flat_map(|(x, y)| x.weight.iter().zip(&y.weight).chain(x.bias.iter().zip(&y.bias)))
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 2e-3, "INR {k}: weights differ by up to {worst} (40 steps of lr 5e-4 move them ~2e-2)");
     }
 }
 

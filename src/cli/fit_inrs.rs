@@ -29,8 +29,9 @@ pub struct FitInrsArgs {
     /// INRs fitted together as one batched model.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
-    /// Compute device: flex (CPU) or wgpu (GPU).
-    #[arg(long, default_value = "flex", value_parser = ["flex", "wgpu"])]
+    /// Compute engine: cpu (hand-fused kernels on every core, the fast CPU choice), or burn on
+    /// flex (CPU) or wgpu (GPU).
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "flex", "wgpu"])]
     pub device: String,
     /// Adam learning rate.
     #[arg(long, default_value_t = 5e-4)]
@@ -57,7 +58,7 @@ pub fn run(args: &FitInrsArgs) -> anyhow::Result<()> {
 
     use anyhow::Context as _;
     use gmnscope::data::{ImageSet, procedural};
-    use gmnscope::inr::{FitConfig, ZooFitConfig, ZooFitEvent, fit_zoo};
+    use gmnscope::inr::{FitConfig, FitEngine, ZooFitConfig, ZooFitEvent, fit_zoo};
 
     let images = match (&args.images, args.demo) {
         (Some(dir), _) => ImageSet::open_dir_first(dir, Some(args.count))?,
@@ -75,6 +76,7 @@ pub fn run(args: &FitInrsArgs) -> anyhow::Result<()> {
             seed: args.seed,
             target_psnr: (args.target_psnr > 0.0).then_some(args.target_psnr),
             shared_init: args.shared_init,
+            engine: if args.device == "cpu" { FitEngine::Cpu } else { FitEngine::Burn },
             ..FitConfig::default()
         },
         count: args.count,

@@ -51,7 +51,7 @@ pub struct FittedInr {
 
 /// The index that seeds the initial weights of image `image_index`'s INR: its own, or one index
 /// for every image when the zoo uses a shared initialisation.
-fn init_index(config: &FitConfig, image_index: usize) -> usize {
+pub(super) fn init_index(config: &FitConfig, image_index: usize) -> usize {
     if config.shared_init { usize::MAX } else { image_index }
 }
 

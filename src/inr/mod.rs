@@ -19,10 +19,12 @@
 //! Must not import: `ui`, `train`, `models`.
 
 pub mod batch;
+pub mod fused;
 pub mod init;
 pub mod zoo_fit;
 
 pub use batch::{FitProgress, FittedInr, fit_batch};
+pub use fused::fit_batch_fused;
 pub use zoo_fit::{ZooFitConfig, ZooFitEvent, ZooFitSummary, fit_zoo};
 
 /// Hyperparameters of one fit.
@@ -44,11 +46,23 @@ pub struct FitConfig {
     /// images stay similar and weight-space classification gets much easier; independent
     /// starts (the default, as DWSNets) make the task depend on the permutation symmetry.
     pub shared_init: bool,
+    /// Which implementation runs the fit (the recipe and the results are the same).
+    pub engine: FitEngine,
+}
+
+/// The two implementations of one fitting recipe.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FitEngine {
+    /// Hand-fused CPU kernels on every core ([`fused`]): the fast choice without a GPU.
+    #[default]
+    Cpu,
+    /// burn on the device given to [`fit_zoo`] ([`batch`]): for GPUs (wgpu).
+    Burn,
 }
 
 impl Default for FitConfig {
     fn default() -> Self {
-        Self { steps: 1000, lr: 5e-4, omega_0: 30.0, output_offset: 0.5, hidden: 32, target_psnr: Some(40.0), seed: 0, shared_init: false }
+        Self { steps: 1000, lr: 5e-4, omega_0: 30.0, output_offset: 0.5, hidden: 32, target_psnr: Some(40.0), seed: 0, shared_init: false, engine: FitEngine::Cpu }
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 
-use super::{Error, FitConfig, FitProgress, fit_batch};
+use super::{Error, FitConfig, FitEngine, FitProgress, fit_batch, fit_batch_fused};
 use crate::checkpoint::writer::write_safetensors;
 use crate::data::siren;
 use crate::data::split;
@@ -130,7 +130,10 @@ pub fn fit_zoo(
                 max_steps: config.fit.steps,
             })
         };
-        let inrs = fit_batch(&pixels, &image_indices, images.rows, &config.fit, device, cancel, &mut report)?;
+        let inrs = match config.fit.engine {
+            FitEngine::Cpu => fit_batch_fused(&pixels, &image_indices, images.rows, &config.fit, cancel, &mut report)?,
+            FitEngine::Burn => fit_batch(&pixels, &image_indices, images.rows, &config.fit, device, cancel, &mut report)?,
+        };
         for (&(i, img), inr) in chunk.iter().zip(&inrs) {
             let file = native::inr_file_name(i);
             let path = out.join(&file);
