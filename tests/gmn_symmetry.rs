@@ -10,6 +10,7 @@ use burn::tensor::Device;
 use gmnscope::checkpoint::writer::{OwnedTensor, to_safetensors_bytes};
 use gmnscope::checkpoint::{self, Blob, TensorStore};
 use gmnscope::graph::{self, NodeRole};
+use gmnscope::models::probe::{ProbeActivation, ProbeConfig};
 use gmnscope::models::{FlatMlp, Gmn, GmnBatch, GmnConfig, GraphInput, Readout, Topology};
 use gmnscope::rng::SplitMix64;
 use gmnscope::train::step::to_vec;
@@ -128,7 +129,11 @@ fn gmn_is_invariant_and_node_equivariant_under_hidden_permutations() {
     assert_eq!(g0.topology, g1.topology, "a permutation keeps the topology");
     assert_ne!(g0.weights, g1.weights, "but changes the weight column");
 
-    for readout in [Readout::Both, Readout::Nodes, Readout::Edges] {
+    // Probe features (neuron activations on fixed inputs) move with the neurons they belong to.
+    let probe = ProbeConfig { points: 16, activation: ProbeActivation::Sine { omega_0: 30.0, output_offset: 0.5 } };
+    for (readout, probe) in
+        [(Readout::Both, None), (Readout::Nodes, None), (Readout::Edges, None), (Readout::Both, Some(probe))]
+    {
         let config = GmnConfig {
             hidden: 32,
             layers: 3,
@@ -136,6 +141,7 @@ fn gmn_is_invariant_and_node_equivariant_under_hidden_permutations() {
             outputs: 10,
             seed: 5,
             weight_scales: SCALES.to_vec(),
+            probe,
             ..GmnConfig::default()
         };
         let model = Gmn::new(&config, &device).unwrap();
@@ -258,4 +264,41 @@ fn mixed_batches_compute_what_shared_batches_do() {
     let topo = Arc::new(model.topology(&[a1.topology.as_ref()], &device).unwrap());
     assert!(GmnBatch::shared(topo, &[b1.weights.as_slice()], &device).is_err());
     let _: &Topology = a1.topology.as_ref();
+}
+
+#[test]
+fn probe_features_are_the_networks_activations_on_the_probe_inputs() {
+    // The output neuron's probe features are the SIREN's outputs at the probe points (plus the
+    // offset), computed independently here; a hidden neuron's are its sine activations.
+    let device = Device::flex();
+    let mut rng = SplitMix64::new(42);
+    let layers = siren_layers(&mut rng, &WIDTHS);
+    let g = input(&siren_store(&WIDTHS, &layers), false);
+    let probe = ProbeConfig { points: 9, activation: ProbeActivation::Sine { omega_0: 30.0, output_offset: 0.5 } };
+    let config = GmnConfig { hidden: 8, layers: 1, outputs: 2, probe: Some(probe), ..GmnConfig::default() };
+    let model = Gmn::new(&config, &device).unwrap();
+    let topo = model.topology(&[g.topology.as_ref()], &device).unwrap();
+    let batch = GmnBatch::shared(Arc::new(topo.clone()), &[g.weights.as_slice()], &device).unwrap();
+    let acts = to_vec(topo.probe.activations(&probe, batch.weights.clone())); // [N, 1, K]
+    let points = probe.points(2);
+    assert_eq!(points[0], vec![-1.0, -1.0]);
+    assert_eq!(points[5], vec![0.0, 1.0], "a 3x3 grid in ij order");
+    let nodes = &g.topology.node_features;
+    let output = nodes.iter().position(|f| f[0] == 3 && f[2] == 0).expect("an output neuron");
+    let first_hidden = nodes.iter().position(|f| f[0] == 1 && f[2] == 0).expect("a hidden neuron");
+    let input_y = nodes.iter().position(|f| f[0] == 0 && f[1] == 1).expect("input neuron 1");
+    for (k, point) in points.iter().enumerate() {
+        let expected = siren_eval(&WIDTHS, &layers, point)[0] + 0.5;
+        let got = acts[output * 9 + k];
+        assert!((got - expected).abs() < 1e-4, "probe {k}: output {got} vs {expected}");
+        let (w, b) = &layers[0];
+        let hidden = (30.0 * (w[0] * point[0] + w[1] * point[1] + b[0])).sin();
+        assert!((acts[first_hidden * 9 + k] - hidden).abs() < 1e-4);
+        assert_eq!(acts[input_y * 9 + k], point[1]);
+    }
+    // A GMN with probe features refuses graphs that are not neuron/bias graphs.
+    let conv = gmnscope::demo::open("resnet").expect("the demo ResNet");
+    let (conv_topology, _) = gmnscope::train::dataset::graph_input(&conv, false).unwrap();
+    let err = model.topology(&[&conv_topology], &device).unwrap_err();
+    assert!(err.contains("probe features"), "{err}");
 }

@@ -261,7 +261,11 @@ fn train_and_infer_commands_work_end_to_end() {
     assert!((probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-5);
     let class = report["prediction"].as_u64().unwrap() as usize;
     assert!(probabilities[class] >= probabilities[1 - class]);
-    assert_eq!(report["embedding"].as_array().unwrap().len(), 16, "readout both: 2 x hidden");
+    assert_eq!(
+        report["embedding"].as_array().unwrap().len(),
+        24,
+        "readout both (2 x hidden) + the output neurons' state (probe features are on for INR zoos)"
+    );
     assert_eq!(report["layers"].as_array().unwrap().len(), 2, "encoder + 1 block");
 
     // A run directory that is not one gives a one-line error naming it.
@@ -292,15 +296,16 @@ fn relative_spread(embedding: burn::tensor::Tensor<2>) -> f64 {
     (spread / magnitude.max(1e-30)).sqrt()
 }
 
-/// Known bug (see the GMN-on-INR-zoo report): on SIREN 2-32-32-1 weights at their real scales
-/// (independent inits, per-layer standardised by `weight_scales`), an untrained GMN embeds every
-/// network almost identically (relative spread ~0.004: the weight signal is attenuated ~4-5x per
-/// default-initialised linear on the way from the edge encoder to the node states, then averaged
-/// by the mean readout next to large sample-independent encoder terms), and training on the demo
-/// digit zoo stays at chance. Un-ignore once the fix lands.
+/// On SIREN 2-32-32-1 weights at their real scales (independent inits, per-layer standardised
+/// by `weight_scales`), an untrained GMN without probe features embeds every network almost
+/// identically (relative spread ~0.003: the weight signal is attenuated on its way from the edge
+/// encoder to the node states, then averaged by the mean readout next to large
+/// sample-independent encoder terms), and training on INR zoos stays at chance. Probe features
+/// (every neuron's activations on fixed inputs, `models::probe`) carry what each network
+/// computes into the node states: the embeddings then differ from the start.
 #[test]
-#[ignore = "known bug: GMN embeddings of different real-scale SIRENs are nearly identical"]
-fn embeddings_of_different_real_scale_sirens_differ() {
+fn probe_features_make_embeddings_of_different_real_scale_sirens_differ() {
+    use gmnscope::models::probe::{ProbeActivation, ProbeConfig};
     use gmnscope::models::{Gmn, GmnBatch, GmnConfig};
     const WIDE: [usize; 4] = [2, 32, 32, 1];
     let mut rng = SplitMix64::new(11);
@@ -314,12 +319,24 @@ fn embeddings_of_different_real_scale_sirens_differ() {
         .collect();
     let data = GraphSet::new(samples, Some(2)).unwrap();
     let device = burn::tensor::Device::flex();
-    let config =
-        GmnConfig { hidden: 32, layers: 2, outputs: 2, weight_scales: data.weight_scales(), ..GmnConfig::default() };
-    let model = Gmn::new(&config, &device).unwrap();
-    let topology = Arc::new(model.topology(&[data.shared.as_ref().unwrap().as_ref()], &device).unwrap());
-    let columns: Vec<&[f32]> = data.samples.iter().map(|s| s.input.weights.as_slice()).collect();
-    let batch = GmnBatch::shared(topology, &columns, &device).unwrap();
-    let spread = relative_spread(model.forward(&batch).embedding);
-    assert!(spread > 0.05, "embeddings of 32 independent SIRENs differ by only {spread:.4} (relative)");
+    let spread_with = |probe: Option<ProbeConfig>| {
+        let config = GmnConfig {
+            hidden: 32,
+            layers: 2,
+            outputs: 2,
+            weight_scales: data.weight_scales(),
+            probe,
+            ..GmnConfig::default()
+        };
+        let model = Gmn::new(&config, &device).unwrap();
+        let topology = Arc::new(model.topology(&[data.shared.as_ref().unwrap().as_ref()], &device).unwrap());
+        let columns: Vec<&[f32]> = data.samples.iter().map(|s| s.input.weights.as_slice()).collect();
+        let batch = GmnBatch::shared(topology, &columns, &device).unwrap();
+        relative_spread(model.forward(&batch).embedding)
+    };
+    let without = spread_with(None);
+    let probe = ProbeConfig { points: 64, activation: ProbeActivation::Sine { omega_0: 30.0, output_offset: 0.5 } };
+    let with = spread_with(Some(probe));
+    assert!(without < 0.02, "without probe features the spread was expected to be tiny, got {without:.4}");
+    assert!(with > 0.03 && with > 10.0 * without, "with probe features: {with:.4} (without: {without:.4})");
 }

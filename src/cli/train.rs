@@ -44,6 +44,10 @@ pub struct TrainArgs {
     /// Also use every edge reversed.
     #[arg(long)]
     pub undirected: bool,
+    /// Probe features on INR zoos: every neuron's activations on this many fixed inputs (a
+    /// square number gives a grid) become node features; 0 = off.
+    #[arg(long, default_value_t = 64)]
+    pub probe: usize,
     /// Continue the run in --out from its latest checkpoint.
     #[arg(long)]
     pub resume: bool,
@@ -85,6 +89,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         warmup_steps: args.warmup,
         grad_clip: args.clip,
         seed: args.seed,
+        probe_points: args.probe,
         device: args.device.parse().map_err(anyhow::Error::msg)?,
         workers: args.workers,
         checkpoint_every: args.checkpoint_every,

@@ -42,6 +42,9 @@ pub struct GmnConfig {
     pub weight_scales: Vec<f32>,
     /// Seed of the parameter initialisation.
     pub seed: u64,
+    /// Probe features (every neuron's activations on fixed inputs) as extra node features;
+    /// `None` = off. See `models::probe`.
+    pub probe: Option<super::probe::ProbeConfig>,
 }
 
 impl Default for GmnConfig {
@@ -54,6 +57,7 @@ impl Default for GmnConfig {
             outputs: 10,
             weight_scales: Vec::new(),
             seed: 0,
+            probe: None,
         }
     }
 }
@@ -74,6 +78,11 @@ impl GmnConfig {
         }
         if !(1..=100_000).contains(&self.outputs) {
             return Err(format!("the output size must be in 1..=100000, got {}", self.outputs));
+        }
+        if let Some(p) = &self.probe
+            && !(1..=4096).contains(&p.points)
+        {
+            return Err(format!("the number of probe points must be in 1..=4096, got {}", p.points));
         }
         if let Some(s) = self.weight_scales.iter().find(|s| !s.is_finite() || **s <= 0.0) {
             return Err(format!("weight scales must be finite and positive, got {s}"));

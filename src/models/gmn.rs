@@ -23,6 +23,8 @@ pub struct Gmn {
     final_edge_norm: LayerNorm,
     head_hidden: Dense,
     head_out: Dense,
+    /// `K -> h` projection of the probe features (when `config.probe` is on).
+    probe_encoder: Option<Dense>,
     #[module(skip)]
     config: GmnConfig,
 }
@@ -32,7 +34,8 @@ pub struct Gmn {
 pub struct GmnOutput {
     /// `[G, outputs]`: logits (classification) or the regressed value.
     pub output: Tensor<2>,
-    /// `[G, readout width]`: the graph embedding the head reads.
+    /// `[G, readout width (+ h with probe features: the output neurons' mean state)]`: the graph
+    /// embedding the head reads.
     pub embedding: Tensor<2>,
     /// Node features `[N, B, h]` after the encoder and after every block (`layers + 1` entries),
     /// when asked for.
@@ -48,15 +51,21 @@ impl Gmn {
         let node_encoder = NodeEncoder::new(&mut rng, h, device);
         let edge_encoder = EdgeEncoder::new(&mut rng, h, device);
         let blocks = (0..config.layers).map(|_| EdgeMpnnBlock::new(&mut rng, h, device)).collect();
-        let width = config.readout.width(h);
+        // With probe features the embedding also holds the output neurons' mean state.
+        let width = config.readout.width(h) + if config.probe.is_some() { h } else { 0 };
+        let head_hidden = Dense::new(&mut rng, width, h, true, device);
+        let head_out = Dense::new(&mut rng, h, config.outputs, true, device);
+        // Drawn last, so switching probes on leaves every other initial value unchanged.
+        let probe_encoder = config.probe.map(|p| Dense::new(&mut rng, p.points, h, true, device));
         Ok(Self {
             node_encoder,
             edge_encoder,
             blocks,
             final_node_norm: layer_norm(h, device),
             final_edge_norm: layer_norm(h, device),
-            head_hidden: Dense::new(&mut rng, width, h, true, device),
-            head_out: Dense::new(&mut rng, h, config.outputs, true, device),
+            head_hidden,
+            head_out,
+            probe_encoder,
             config: config.clone(),
         })
     }
@@ -66,8 +75,15 @@ impl Gmn {
     }
 
     /// Builds the device topology of `parts` with this model's weight scales.
+    /// Refused when the GMN uses probe features and the graphs are not MLP/SIREN graphs.
     pub fn topology(&self, parts: &[&super::Topology], device: &Device) -> Result<BatchTopology, String> {
-        BatchTopology::new(parts, |l| self.config.weight_scale(l), device)
+        let topology = BatchTopology::new(parts, |l| self.config.weight_scale(l), device)?;
+        if self.config.probe.is_some()
+            && let Some(why) = topology.probe.unsupported()
+        {
+            return Err(format!("this GMN uses probe features: {why}"));
+        }
+        Ok(topology)
     }
 
     pub fn forward(&self, batch: &GmnBatch) -> GmnOutput {
@@ -81,6 +97,9 @@ impl Gmn {
         let h = self.config.hidden;
         let x0 = self.node_encoder.forward(topo);
         let mut x = x0.reshape([topo.num_nodes, 1, h]).repeat_dim(1, b);
+        if let (Some(probe), Some(encoder)) = (&self.config.probe, &self.probe_encoder) {
+            x = x + encoder.forward3(topo.probe.activations(probe, batch.weights.clone()));
+        }
         let mut e = self.edge_encoder.forward(topo, batch.weights.clone());
         let mut node_states = Vec::new();
         if keep_states {
@@ -92,6 +111,9 @@ impl Gmn {
                 node_states.push(x.clone());
             }
         }
+        let outputs = self.config.probe.is_some().then(|| {
+            topo.probe.output_mean(self.final_node_norm.forward(x.clone()), topo.node_segment.as_ref())
+        });
         let embedding = match self.config.readout {
             Readout::Nodes => segment_mean(topo, self.final_node_norm.forward(x), true),
             Readout::Edges => segment_mean(topo, self.final_edge_norm.forward(e), false),
@@ -102,6 +124,10 @@ impl Gmn {
                 ],
                 1,
             ),
+        };
+        let embedding = match outputs {
+            Some(outputs) => Tensor::cat(vec![embedding, outputs], 1),
+            None => embedding,
         };
         let output = self.head_out.forward2(silu(self.head_hidden.forward2(embedding.clone())));
         GmnOutput { output, embedding, node_states }

@@ -26,6 +26,7 @@ pub mod encoders;
 pub mod gmn;
 pub mod image;
 pub mod init;
+pub mod probe;
 pub mod topology;
 
 pub use baseline::FlatMlp;

@@ -128,6 +128,8 @@ pub struct BatchTopology {
     /// Per segment: which weight column (graph) each edge reads, and at which position.
     weight_gather: Vec<u32>,
     total_weights: usize,
+    /// What probe features need (used only when the GMN has them switched on).
+    pub probe: super::probe::ProbeGraph,
 }
 
 impl BatchTopology {
@@ -217,6 +219,7 @@ impl BatchTopology {
             node_ranges,
             weight_gather,
             total_weights: weight_base,
+            probe: super::probe::ProbeGraph::new(parts, device),
         })
     }
 

@@ -68,6 +68,8 @@ pub struct GmnStudyConfig {
     pub batch_size: usize,
     pub lr: f64,
     pub warmup_steps: u64,
+    /// Probe points of the GMN's probe features (0 = off; see `models::probe`).
+    pub probe_points: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -125,7 +127,7 @@ impl Default for CkaConfig {
 
 impl Default for GmnStudyConfig {
     fn default() -> Self {
-        Self { hidden: 32, layers: 3, epochs: 10, batch_size: 32, lr: 1e-3, warmup_steps: 50 }
+        Self { hidden: 32, layers: 3, epochs: 10, batch_size: 32, lr: 1e-3, warmup_steps: 50, probe_points: 64 }
     }
 }
 

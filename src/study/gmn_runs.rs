@@ -120,6 +120,7 @@ pub fn train_config(c: &super::config::GmnStudyConfig, seed: u64) -> TrainConfig
         batch_size: c.batch_size,
         lr: c.lr,
         warmup_steps: c.warmup_steps,
+        probe_points: c.probe_points,
         seed,
         device: DeviceChoice::Flex,
         log_every: 0,

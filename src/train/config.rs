@@ -47,6 +47,8 @@ pub struct TrainConfig {
     /// Global gradient-norm clipping threshold (0 = off).
     pub grad_clip: f64,
     pub seed: u64,
+    /// Probe points for probe features on INR zoos (0 = off; see `models::probe`).
+    pub probe_points: usize,
     pub device: DeviceChoice,
     /// Data-parallel worker threads per step (0 = one per core, at most 4). Each runs its share
     /// of the batch on its own copy of the model; gradients are summed in a fixed order, so runs
@@ -74,6 +76,7 @@ impl Default for TrainConfig {
             warmup_steps: 1000,
             grad_clip: 10.0,
             seed: 0,
+            probe_points: 64,
             device: DeviceChoice::Auto,
             workers: 0,
             checkpoint_every: 0,
@@ -99,6 +102,9 @@ impl TrainConfig {
         if !(self.grad_clip.is_finite() && self.grad_clip >= 0.0) {
             return Err(format!("gradient clipping must be >= 0, got {}", self.grad_clip));
         }
+        if self.probe_points > 4096 {
+            return Err(format!("at most 4096 probe points, got {}", self.probe_points));
+        }
         if self.workers > 64 {
             return Err(format!("at most 64 workers, got {}", self.workers));
         }
@@ -115,6 +121,7 @@ impl TrainConfig {
             outputs,
             weight_scales: Vec::new(),
             seed: self.seed,
+            probe: None,
         }
     }
 

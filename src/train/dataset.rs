@@ -40,6 +40,8 @@ pub struct GraphSet {
     pub task: Task,
     /// The topology every sample shares, when they all do.
     pub shared: Option<Arc<Topology>>,
+    /// How the networks map coordinates to pixels, for INR zoos (enables probe features).
+    pub inr: Option<crate::data::siren::InrSpec>,
 }
 
 impl GraphSet {
@@ -75,7 +77,7 @@ impl GraphSet {
                 all_shared = false;
             }
         }
-        Ok(Self { samples, task, shared: all_shared.then_some(first) })
+        Ok(Self { samples, task, shared: all_shared.then_some(first), inr: None })
     }
 
     /// Opens a zoo and converts every network (arch recovery + parameter graph); `progress(i, n)`
@@ -106,7 +108,9 @@ impl GraphSet {
             });
             progress(i + 1, n);
         }
-        Self::new(samples, zoo.num_classes).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))
+        let mut set = Self::new(samples, zoo.num_classes).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        set.inr = zoo.inr;
+        Ok(set)
     }
 
     pub fn indices(&self, split: Split) -> Vec<usize> {

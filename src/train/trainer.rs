@@ -16,6 +16,7 @@ use super::metrics::{MetricsLog, kendall_tau};
 use super::step::{self, StepInput, Targets, to_vec};
 use crate::data::{Split, Target};
 use crate::jobs::{self, EventSender, JobError, JobHandle, Metrics, Progress};
+use crate::models::probe::{ProbeActivation, ProbeConfig};
 use crate::models::{BatchTopology, Gmn};
 use crate::rng::SplitMix64;
 
@@ -93,6 +94,11 @@ impl<'a> Trainer<'a> {
         };
         let mut gmn = config.gmn(data.task.outputs());
         gmn.weight_scales = data.weight_scales();
+        // Probe features for INR zoos: the SIREN's own activation defines them.
+        gmn.probe = data.inr.as_ref().filter(|_| config.probe_points > 0).map(|spec| ProbeConfig {
+            points: config.probe_points,
+            activation: ProbeActivation::Sine { omega_0: spec.omega_0, output_offset: spec.output_offset },
+        });
         let fresh = RunInfo {
             format: RUN_FORMAT.into(),
             gmn,

@@ -1,0 +1,202 @@
+//! Probe features: every neuron's activations when the input network runs on `K` fixed probe
+//! inputs, given to the GMN as extra node features.
+//!
+//! Why: the graph encoders see each weight only as an edge feature, and mean aggregation of many
+//! near-identically distributed weights leaves the graph embeddings of different networks almost
+//! equal at initialisation (0.3% apart on real SIREN zoos; the GMN then trains at chance). The
+//! activations of a neuron on probe inputs describe what it computes; they move with the neuron
+//! when hidden neurons are permuted, so the GMN stays invariant (tests/gmn_symmetry.rs). For an
+//! INR, the output neuron's probe features are the image at the probe points. (Kofinas et al.,
+//! ICLR 2024, introduced probe features for neural graphs.)
+//!
+//! Computed on the device from the batch's weight tensor by propagating through the graph's
+//! forward edges (`layer(dst) > layer(src)`, and bias -> neuron) `depth` times; in a layered DAG this is exact after
+//! `depth` rounds. Supported: graphs of neurons and biases (SIRENs: `sin(omega_0 z)` in hidden
+//! layers); anything else is refused when the topology is built (`Gmn::topology`).
+
+use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use super::topology::Topology;
+use crate::rng::SplitMix64;
+
+/// Node type numbers of `graph::NodeType` that probe propagation understands.
+const NEURON: i64 = 0;
+const BIAS: i64 = 1;
+
+/// The input network's hidden activation and output offset.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum ProbeActivation {
+    /// SIREN: `sin(omega_0 z)` in hidden layers; `z + output_offset` at the output.
+    Sine { omega_0: f32, output_offset: f32 },
+}
+
+/// Probe settings saved with a GMN (`GmnConfig::probe`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProbeConfig {
+    /// Number of probe inputs `K`. With 2 inputs and a square `K`, a `sqrt(K) x sqrt(K)` grid
+    /// over [-1, 1]^2 (the INR coordinate grid, `ij` order); otherwise fixed pseudo-random
+    /// points in [-1, 1].
+    pub points: usize,
+    pub activation: ProbeActivation,
+}
+
+impl ProbeConfig {
+    /// `[K][inputs]`: coordinate `j` of probe point `k`.
+    pub fn points(&self, inputs: usize) -> Vec<Vec<f32>> {
+        let k = self.points;
+        let side = (k as f64).sqrt().round() as usize;
+        if inputs == 2 && side * side == k && side > 0 {
+            let lin = |i: usize| if side > 1 { -1.0 + 2.0 * i as f32 / (side - 1) as f32 } else { 0.0 };
+            return (0..k).map(|p| vec![lin(p / side), lin(p % side)]).collect();
+        }
+        let mut rng = SplitMix64::new(0x7072_6f62_6573);
+        (0..k).map(|_| (0..inputs).map(|_| rng.uniform(-1.0, 1.0)).collect()).collect()
+    }
+}
+
+/// The probe-propagation structure of a batch topology (device tensors + host facts).
+#[derive(Clone, Debug)]
+pub struct ProbeGraph {
+    /// Forward edges: index into the batch's edges, and their endpoints.
+    edges: Tensor<1, Int>,
+    src: Tensor<1, Int>,
+    dst: Tensor<1, Int>,
+    /// `[N, 1, 1]` masks.
+    is_bias: Tensor<3>,
+    is_hidden: Tensor<3>,
+    is_output: Tensor<3>,
+    /// Input order of every node (`None` for non-inputs), host side.
+    input_order: Vec<Option<usize>>,
+    /// `[S, 1]`: 1 / number of output neurons per segment (0 when a segment has none).
+    inv_segment_outputs: Tensor<2>,
+    /// Rounds of propagation needed (the deepest layer index).
+    depth: usize,
+    /// Why probe features cannot be computed for this topology, if they cannot.
+    unsupported: Option<String>,
+}
+
+impl ProbeGraph {
+    /// Built for every batch topology; `unsupported` is set when the graph is not an MLP graph.
+    pub fn new(parts: &[&Topology], device: &Device) -> Self {
+        let mut edges = Vec::new();
+        let (mut src, mut dst) = (Vec::new(), Vec::new());
+        let (mut bias, mut hidden, mut output) = (Vec::new(), Vec::new(), Vec::new());
+        let mut input_order = Vec::new();
+        let mut depth = 0usize;
+        let mut unsupported = None;
+        let mut inv_outputs = Vec::with_capacity(parts.len());
+        let (mut node_base, mut edge_base) = (0usize, 0usize);
+        for t in parts {
+            let last = t.node_features.iter().filter(|f| f[2] == NEURON).map(|f| f[0]).max().unwrap_or(0);
+            depth = depth.max(last.max(0) as usize);
+            for f in &t.node_features {
+                let (layer, order, kind) = (f[0], f[1], f[2]);
+                if kind != NEURON && kind != BIAS && unsupported.is_none() {
+                    unsupported = Some(format!(
+                        "probe features need a graph of neurons and biases (an MLP or SIREN); this one has node type {kind}"
+                    ));
+                }
+                let neuron = kind == NEURON;
+                bias.push(f32::from(u8::from(kind == BIAS)));
+                hidden.push(f32::from(u8::from(neuron && layer > 0 && layer < last)));
+                output.push(f32::from(u8::from(neuron && layer == last && last > 0)));
+                input_order.push((neuron && layer == 0).then(|| order.max(0) as usize));
+            }
+            for k in 0..t.src.len() {
+                let (a, b) = (t.src[k] as usize, t.dst[k] as usize);
+                let (from, to) = (&t.node_features[a], &t.node_features[b]);
+                // A bias node carries the layer index of the neurons it feeds.
+                if to[0] > from[0] || (from[2] == BIAS && to[0] == from[0]) {
+                    edges.push((edge_base + k) as i64);
+                    src.push((node_base + a) as i64);
+                    dst.push((node_base + b) as i64);
+                }
+            }
+            let outputs = t.node_features.iter().filter(|f| f[2] == NEURON && f[0] == last && last > 0).count();
+            inv_outputs.push(if outputs > 0 { 1.0 / outputs as f32 } else { 0.0 });
+            node_base += t.node_features.len();
+            edge_base += t.src.len();
+        }
+        let n = node_base;
+        let int1 = |v: Vec<i64>| {
+            let len = v.len();
+            Tensor::<1, Int>::from_data(TensorData::new(v, [len]), device)
+        };
+        let mask = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [n, 1, 1]), device);
+        Self {
+            edges: int1(edges),
+            src: int1(src),
+            dst: int1(dst),
+            is_bias: mask(bias),
+            is_hidden: mask(hidden),
+            is_output: mask(output),
+            inv_segment_outputs: Tensor::from_data(TensorData::new(inv_outputs, [parts.len(), 1]), device),
+            input_order,
+            depth,
+            unsupported,
+        }
+    }
+
+    /// Mean of `rows: [N, B, h]` over each segment's output neurons: `[S * B, h]`. The output
+    /// neurons are where a network's probe features say most about its function (for an INR:
+    /// the image at the probe points), so the GMN reads them out next to the global means.
+    pub fn output_mean(&self, rows: Tensor<3>, node_segment: Option<&Tensor<1, Int>>) -> Tensor<2> {
+        let [n, b, h] = rows.dims();
+        let masked = rows * self.is_output.clone();
+        let s = self.inv_segment_outputs.dims()[0];
+        let sums = match node_segment {
+            None => masked.sum_dim(0).reshape([1, b * h]),
+            Some(segment) => Tensor::<2>::zeros([s, b * h], &masked.device()).select_assign(
+                0,
+                segment.clone(),
+                masked.reshape([n, b * h]),
+                IndexingUpdateOp::Add,
+            ),
+        };
+        (sums * self.inv_segment_outputs.clone()).reshape([s * b, h])
+    }
+
+    /// Why probe features are not available for this topology, if they are not.
+    pub fn unsupported(&self) -> Option<&str> {
+        self.unsupported.as_deref()
+    }
+
+    /// `[N, B, K]`: every node's activation on the `K` probe inputs, for the `[E, B, 1]` raw
+    /// weights of `B` networks. Inputs hold the probe coordinates, biases 1.
+    pub fn activations(&self, config: &ProbeConfig, weights: Tensor<3>) -> Tensor<3> {
+        let [_, b, _] = weights.dims();
+        let k = config.points;
+        let n = self.input_order.len();
+        let device = weights.device();
+        let inputs = self.input_order.iter().flatten().max().map_or(0, |m| m + 1);
+        let points = config.points(inputs);
+        let mut fixed = vec![0f32; n * k];
+        for (v, order) in self.input_order.iter().enumerate() {
+            if let Some(j) = order {
+                for (p, point) in points.iter().enumerate() {
+                    fixed[v * k + p] = point.get(*j).copied().unwrap_or(0.0);
+                }
+            }
+        }
+        // Inputs and biases never change; every other node is recomputed from them each round.
+        let fixed = Tensor::<3>::from_data(TensorData::new(fixed, [n, 1, k]), &device) + self.is_bias.clone();
+        let m = self.src.dims()[0];
+        let w = weights.select(0, self.edges.clone()); // [Ep, B, 1]
+        let mut act = fixed.clone().repeat_dim(1, b);
+        for _ in 0..self.depth {
+            let messages = act.clone().select(0, self.src.clone()) * w.clone(); // [Ep, B, K]
+            let z = Tensor::<2>::zeros([n, b * k], &device)
+                .select_assign(0, self.dst.clone(), messages.reshape([m, b * k]), IndexingUpdateOp::Add)
+                .reshape([n, b, k]);
+            let (hidden, output) = match config.activation {
+                ProbeActivation::Sine { omega_0, output_offset } => {
+                    (z.clone().mul_scalar(omega_0).sin(), z.add_scalar(output_offset))
+                }
+            };
+            act = fixed.clone() + hidden * self.is_hidden.clone() + output * self.is_output.clone();
+        }
+        act
+    }
+}
