@@ -12,6 +12,9 @@ pub struct StudyArgs {
     /// Output directory (created; an existing study there is resumed).
     #[arg(long)]
     pub out: PathBuf,
+    /// IDX directory to use instead of the config's `[data] dir` (for configs with source = "idx").
+    #[arg(long)]
+    pub data: Option<PathBuf>,
 }
 
 #[cfg(not(feature = "burn"))]
@@ -23,7 +26,13 @@ pub fn run(_args: &StudyArgs) -> anyhow::Result<()> {
 pub fn run(args: &StudyArgs) -> anyhow::Result<()> {
     use gmnscope::study::{self, StudyConfig};
 
-    let config = StudyConfig::load(&args.config).map_err(|e| anyhow::anyhow!(e))?;
+    let mut config = StudyConfig::load(&args.config).map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(dir) = &args.data {
+        if config.data.source != "idx" {
+            anyhow::bail!("--data applies to configs with [data] source = \"idx\"; '{}' uses {}", args.config, config.data.source);
+        }
+        config.data.dir = Some(dir.clone());
+    }
     let started = std::time::Instant::now();
     eprintln!("study '{}' ({} seeds per family) -> {}", config.name, config.seeds.len(), args.out.display());
     let mut progress = |line: &str| eprintln!("[{:>7.1} s] {line}", started.elapsed().as_secs_f64());
