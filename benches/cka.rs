@@ -4,8 +4,8 @@
 //!
 //! The data are generated here from a fixed seed and handed to Python as .npy files in a temp
 //! directory. Printed: both times, the ratio, the achieved GFLOP/s and the machine's GEMM peak
-//! (one 4096^3 f32 product through the same `gemm` crate). Without python3/NumPy only the Rust
-//! side runs.
+//! (one 4096^3 f32 product through the same backend: the system BLAS, or the `gemm` crate with
+//! `GMNSCOPE_BLAS=off`). Without python3/NumPy only the Rust side runs.
 //!
 //! `GMNSCOPE_BENCH_FULL=1` adds the memory check first: n = 50,000 with layers up to 4,096 wide
 //! (A = [4096, 1024], B = [2048, 512]), reporting time and peak RSS (VmHWM), goal < 2 GiB.
@@ -41,56 +41,13 @@ fn network(seed: u64, n: usize, widths: &[usize]) -> Vec<Activations> {
         .collect()
 }
 
-/// Floating-point operations the engine's GEMMs execute for a matrix: all cross products
-/// (`2 n p_i q_j`) plus each layer's `X^T X`, of which only the upper triangle of 256-wide column
-/// segments is computed (`s(s+1)/2` of `s^2` blocks; the engine's `SEGMENT_WIDTH`).
+/// Floating-point operations of a matrix: all cross products (`2 n p_i q_j`) plus each layer's
+/// symmetric `X^T X`, of which only the upper triangle is needed (`n p (p + 1)`; BLAS `?syrk`
+/// does exactly that, the gemm-crate fallback ~1.5x more for p = 512).
 fn matrix_flops(n: usize, a: &[usize], b: &[usize]) -> f64 {
     let (pa, pb): (usize, usize) = (a.iter().sum(), b.iter().sum());
-    let self_work = |w: &[usize]| {
-        w.iter()
-            .map(|&p| {
-                let s = p.div_ceil(256) as f64;
-                (p * p) as f64 * (s + 1.0) / (2.0 * s)
-            })
-            .sum::<f64>()
-    };
-    2.0 * n as f64 * ((pa * pb) as f64 + self_work(a) + self_work(b))
-}
-
-fn gemm_peak_gflops() -> f64 {
-    let k = 4096;
-    let x: Vec<f32> = (0..k * k).map(|i| ((i % 97) as f32) * 0.01).collect();
-    let mut y = vec![0.0f32; k * k];
-    let mut best = f64::INFINITY;
-    for _ in 0..3 {
-        let start = Instant::now();
-        // SAFETY: k x k row-major buffers of exactly k*k elements for lhs, rhs and dst.
-        unsafe {
-            gemm::gemm(
-                k,
-                k,
-                k,
-                y.as_mut_ptr(),
-                1,
-                k as isize,
-                false,
-                x.as_ptr(),
-                1,
-                k as isize,
-                x.as_ptr(),
-                1,
-                k as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::Rayon(0),
-            );
-        }
-        best = best.min(start.elapsed().as_secs_f64());
-    }
-    2.0 * (k as f64).powi(3) / best / 1e9
+    let self_work = |w: &[usize]| w.iter().map(|&p| (n * p * (p + 1)) as f64).sum::<f64>();
+    2.0 * n as f64 * (pa * pb) as f64 + self_work(a) + self_work(b)
 }
 
 /// Writes layers as one float32 .npy array of shape (layers, n, p).
@@ -202,11 +159,12 @@ fn main() {
     let ours = cka_matrix(&va, &vb, &options).expect("cka");
     let best = times.into_inner().expect("timing lock").into_iter().fold(f64::INFINITY, f64::min);
     let flops = matrix_flops(N, &widths, &widths);
-    let peak = gemm_peak_gflops();
+    let peak = gmnscope::cka::gemm_peak_gflops(4096);
     println!(
-        "gmnscope: {best:.3} s per 10x10 matrix (best sample), {:.1} GFLOP/s, products by {}; \
-         pure-Rust gemm-crate peak (4096^3 f32) {peak:.1} GFLOP/s",
+        "gmnscope: {best:.3} s per 10x10 matrix (best sample), {:.1} GFLOP/s ({:.0} GFLOP); products by {}, \
+         whose measured peak (4096^3 f32 GEMM) is {peak:.1} GFLOP/s",
         flops / best / 1e9,
+        flops / 1e9,
         gmnscope::cka::gemm_backend()
     );
     match run_numpy(&a, &b) {

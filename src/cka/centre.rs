@@ -25,14 +25,21 @@ impl Centring {
         let mut sums = vec![0.0f64; p];
         let mut mins = vec![f32::INFINITY; p];
         let mut maxs = vec![f32::NEG_INFINITY; p];
+        // Branch-free so the loop vectorises; non-finite values are found afterwards.
         for row in 0..n {
-            for (col, &v) in view.row(row).iter().enumerate() {
-                if !v.is_finite() {
-                    return Err(Error::NonFinite { side, layer, row, col, value: v });
+            for (((s, lo), hi), &v) in sums.iter_mut().zip(&mut mins).zip(&mut maxs).zip(view.row(row)) {
+                *s += v as f64;
+                *lo = lo.min(v);
+                *hi = hi.max(v);
+            }
+        }
+        // A NaN or infinity makes its column sum non-finite (finite f32 values summed in f64
+        // cannot overflow); only then is the layer scanned again for the first one.
+        if sums.iter().any(|s| !s.is_finite()) {
+            for row in 0..n {
+                if let Some((col, &value)) = view.row(row).iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                    return Err(Error::NonFinite { side, layer, row, col, value });
                 }
-                sums[col] += v as f64;
-                mins[col] = mins[col].min(v);
-                maxs[col] = maxs[col].max(v);
             }
         }
         let means: Vec<f64> = sums.iter().map(|s| s / n.max(1) as f64).collect();
@@ -41,6 +48,26 @@ impl Centring {
             .map(|c| (maxs[c] as f64 - means[c]).max(means[c] - mins[c] as f64))
             .fold(0.0f64, f64::max);
         Ok(Self { means, scale: power_of_two_scale(max_abs) })
+    }
+
+    /// [`Centring::of`] every layer of one side, the layers spread over the available cores.
+    /// The first failing layer's error is returned, as a sequential pass would.
+    pub fn of_layers(layers: &[ActivationsView<'_>], side: Side) -> Result<Vec<Self>> {
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(layers.len()).max(1);
+        let per_thread = layers.len().div_ceil(threads).max(1);
+        let parts: Vec<Vec<Result<Self>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = layers
+                .chunks(per_thread)
+                .enumerate()
+                .map(|(t, part)| {
+                    s.spawn(move || {
+                        part.iter().enumerate().map(|(k, v)| Self::of(v, side, t * per_thread + k)).collect()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        });
+        parts.into_iter().flatten().collect()
     }
 
     /// Writes rows `start..end` of the layer, centred and scaled, into `dst` at column

@@ -7,8 +7,8 @@
 //! row/column of the matrix.
 
 use super::centre::Centring;
-use super::feature::{Layer, Pairs, cross_frobenius};
-use super::gemm::{Real, a_at};
+use super::feature::{Inner, Layer, feature_inner};
+use super::gemm::{Backend, Real, a_at};
 use super::hsic::{Diagonal, HsicTerms, hsic_from_inner};
 use super::{ActivationsView, Estimator, Precision, Result, Side};
 
@@ -41,7 +41,8 @@ pub fn plan(
     let nf = n as f64;
     let (pa, pb): (f64, f64) = (widths_a.iter().sum::<usize>() as f64, widths_b.iter().sum::<usize>() as f64);
     let sq = |w: &[usize]| w.iter().map(|&p| (p as f64).powi(2)).sum::<f64>();
-    let feature = if symmetric { nf * pa * pa / 2.0 } else { nf * (pa * pb + 0.6 * (sq(widths_a) + sq(widths_b))) };
+    // Self products are symmetric: half a GEMM each.
+    let feature = if symmetric { nf * pa * pa / 2.0 } else { nf * (pa * pb + 0.5 * (sq(widths_a) + sq(widths_b))) };
     let grams = if symmetric { widths_a.len() } else { widths_a.len() + widths_b.len() };
     let pairs = (widths_a.len() * widths_b.len()) as f64;
     let gram = nf * nf * (if symmetric { pa } else { pa + pb }) + 4.0 * nf * nf * pairs;
@@ -67,11 +68,8 @@ pub(crate) fn linear_terms(
     budget: usize,
 ) -> Result<HsicTerms> {
     let n = a[0].n();
-    let centre = |side, layers: &[ActivationsView<'_>]| -> Result<Vec<Centring>> {
-        layers.iter().enumerate().map(|(i, v)| Centring::of(v, side, i)).collect()
-    };
-    let ca = centre(Side::A, a)?;
-    let cb = if symmetric { Vec::new() } else { centre(Side::B, b)? };
+    let ca = Centring::of_layers(a, Side::A)?;
+    let cb = if symmetric { Vec::new() } else { Centring::of_layers(b, Side::B)? };
     let la: Vec<Layer<'_>> = a.iter().zip(&ca).map(|(&view, centring)| Layer { view, centring }).collect();
     let lb: Vec<Layer<'_>> = if symmetric {
         la.clone()
@@ -113,29 +111,12 @@ pub(crate) fn linear_terms(
     Ok(terms)
 }
 
-/// `<K_i, L_j>` for all pairs and `<K_i, K_i>` for each layer.
-struct RawInner {
-    cross: Vec<f64>,
-    self_a: Vec<f64>,
-    self_b: Vec<f64>,
-}
-
-fn feature_raw<T: Real>(a: &[Layer<'_>], b: &[Layer<'_>], symmetric: bool, n: usize, budget: usize) -> RawInner {
-    if symmetric {
-        let cross = cross_frobenius::<T>(a, a, Pairs::Symmetric, n, budget);
-        let diag: Vec<f64> = (0..a.len()).map(|i| cross[i * a.len() + i]).collect();
-        return RawInner { cross, self_a: diag.clone(), self_b: diag };
-    }
-    let cross = cross_frobenius::<T>(a, b, Pairs::All, n, budget);
-    let self_of = |l: &[Layer<'_>]| {
-        let all = cross_frobenius::<T>(l, l, Pairs::SelfOnly, n, budget);
-        (0..l.len()).map(|i| all[i * l.len() + i]).collect::<Vec<f64>>()
-    };
-    RawInner { cross, self_a: self_of(a), self_b: self_of(b) }
+fn feature_raw<T: Real>(a: &[Layer<'_>], b: &[Layer<'_>], symmetric: bool, n: usize, budget: usize) -> Inner {
+    feature_inner::<T>(a, (!symmetric).then_some(b), n, budget, Backend::detect())
 }
 
 /// Gram form: one centred n x n Gram matrix per layer, then inner products between them.
-fn gram_raw<T: Real>(a: &[Layer<'_>], b: &[Layer<'_>], symmetric: bool, n: usize) -> RawInner {
+fn gram_raw<T: Real>(a: &[Layer<'_>], b: &[Layer<'_>], symmetric: bool, n: usize) -> Inner {
     let gram = |l: &Layer<'_>| -> Vec<T> {
         let mut centred = vec![T::default(); n * l.view.p()];
         l.centring.pack(&l.view, 0, n, &mut centred, l.view.p(), 0);
@@ -162,5 +143,5 @@ fn gram_raw<T: Real>(a: &[Layer<'_>], b: &[Layer<'_>], symmetric: bool, n: usize
     let self_a: Vec<f64> = ka.iter().zip(a).map(|(k, l)| inner(k, k) / unscale(l, l)).collect();
     let self_b =
         if symmetric { self_a.clone() } else { kb.iter().zip(b).map(|(k, l)| inner(k, k) / unscale(l, l)).collect() };
-    RawInner { cross, self_a, self_b }
+    Inner { cross, self_a, self_b }
 }

@@ -9,7 +9,9 @@
 //! - [`centre`]: column means in f64, NaN/Inf check, power-of-two scaling, once per layer;
 //! - [`linear`]: picks feature space (`||Yc^T Xc||_F^2`, never n x n) or the Gram form (n small)
 //!   from n and the widths; [`feature`] concatenates layers so the cross products of a whole
-//!   matrix are a few large GEMMs, streaming rows so memory does not grow with n;
+//!   matrix are a few large GEMMs, streaming rows so memory does not grow with n, and packs each
+//!   row chunk once for both the cross products and the symmetric self products (`?syrk`, half
+//!   a GEMM); [`gemm`] runs them on a system BLAS ([`blas`]) or the pure-Rust `gemm` crate;
 //! - [`rbf`]: n x n kernels (bounded by [`Options::memory_budget`]);
 //! - [`hsic`]: HSIC values -> CKA, with undefined entries for degenerate layers.
 //!
@@ -28,6 +30,7 @@ pub mod linear;
 mod matrix;
 mod minibatch;
 pub mod rbf;
+mod scratch;
 
 pub use matrix::{Activations, ActivationsView, Matrix};
 pub use minibatch::MinibatchCka;
@@ -232,4 +235,10 @@ pub fn gemm_backend() -> String {
         Some(b) => format!("system BLAS ({})", b.name),
         None => "gemm crate (pure Rust)".to_string(),
     }
+}
+
+/// Measured speed of that backend on one f32 `k x k x k` matrix product (best of three), in
+/// GFLOP/s: the peak the CKA engine's throughput is compared with. Takes `3 x 2k^3` flops.
+pub fn gemm_peak_gflops(k: usize) -> f64 {
+    gemm::measure_gflops(gemm::Backend::detect(), k)
 }
