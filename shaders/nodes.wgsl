@@ -1,6 +1,8 @@
 // Nodes of the parameter graph: ONE instanced draw, one instance per node, a screen-aligned quad
 // shaded as an anti-aliased disc with an outline (signed distance in the fragment shader).
-// Colour by palette index (see NODE_PALETTE in src/ui/colormap.rs; keep the two tables equal).
+// Colour by palette index (see NODE_PALETTE in src/ui/colormap.rs; keep the two tables equal),
+// or, for nodes with the OVERLAY flag, by a GMN activation already normalised on the CPU to the
+// diverging map's [-1, 1] (the same stops as the edges; see src/ui/graph_view/overlay.rs).
 // The `View` struct must match `ViewUniforms` in src/ui/graph_view/renderer.rs.
 
 struct View {
@@ -26,7 +28,11 @@ struct NodeIn {
     @location(0) pos: vec2<f32>,
     @location(1) palette: u32,
     @location(2) flags: u32,
+    @location(3) value: f32,
 };
+
+// Bit of NodeIn.flags (NODE_OVERLAY in src/ui/graph_view/renderer.rs).
+const OVERLAY: u32 = 1u;
 
 struct NodeOut {
     @builtin(position) position: vec4<f32>,
@@ -48,6 +54,15 @@ fn palette_color(i: u32) -> vec3<f32> {
     return table[min(i, 7u)] / 255.0;
 }
 
+// Same map as `diverging` in edges.wgsl (and `Diverging::map` on the CPU, for the legend).
+fn diverging(t: f32) -> vec3<f32> {
+    let c = clamp(t, -1.0, 1.0);
+    if (c < 0.0) {
+        return mix(view.zero.rgb, view.negative.rgb, -c);
+    }
+    return mix(view.zero.rgb, view.positive.rgb, c);
+}
+
 @vertex
 fn vs_node(@builtin(vertex_index) vi: u32, n: NodeIn) -> NodeOut {
     var corners = array<vec2<f32>, 6>(
@@ -60,7 +75,8 @@ fn vs_node(@builtin(vertex_index) vi: u32, n: NodeIn) -> NodeOut {
     var out: NodeOut;
     out.position = vec4<f32>(p.x / (0.5 * view.viewport_px.x), -p.y / (0.5 * view.viewport_px.y), 0.0, 1.0);
     out.local = c * extent;
-    out.color = vec4<f32>(palette_color(n.palette), 1.0);
+    let by_activation = (n.flags & OVERLAY) != 0u;
+    out.color = vec4<f32>(select(palette_color(n.palette), diverging(n.value), by_activation), 1.0);
     return out;
 }
 

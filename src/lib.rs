@@ -5,10 +5,12 @@
 //! - [`arch`]: `TensorStore` -> `Architecture` (ordered layers);
 //! - [`graph`]: `Architecture` -> `ParamGraph` (GMN parameter-graph rules);
 //! - [`cka`]: centred kernel alignment between layer activations;
-//! - [`demo`]: the embedded default model the app opens with no files.
+//! - [`demo`]: the embedded default model the app opens with no files;
+//! - [`analysis`]: GMN outputs over a parameter graph as plain numbers (node colouring, alignment).
 //!
 //! `ui` (feature `gui`) renders state and sends commands; it holds no numerics.
 
+pub mod analysis;
 pub mod arch;
 pub mod checkpoint;
 pub mod cka;

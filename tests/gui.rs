@@ -309,7 +309,7 @@ fn cka_explorer_opens_activation_files_exports_and_reads_cli_results() {
     let (png, csv) = (dir.path().join("m.png"), dir.path().join("m.csv"));
     h.state_mut().send(Command::ExportCka { path: png.clone(), png: true });
     h.state_mut().send(Command::ExportCka { path: csv.clone(), png: false });
-    h.run_steps(2);
+    settle(&mut h);
     assert!(std::fs::read(&png).expect("PNG written").starts_with(b"\x89PNG\r\n\x1a\n"));
     let text = std::fs::read_to_string(&csv).expect("CSV written");
     let lines: Vec<&str> = text.lines().collect();

@@ -18,6 +18,10 @@ mod gmn_train;
 mod graph_rules;
 #[cfg(feature = "gui")]
 mod gui;
+#[cfg(feature = "gui")]
+mod gui_overlay;
+#[cfg(feature = "gui")]
+mod gui_study;
 #[cfg(feature = "burn")]
 mod inr_fit;
 #[cfg(feature = "burn")]

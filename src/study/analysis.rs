@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::anyhow;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::files::ActivationSet;
 use crate::cka::{ActivationsView, Matrix, Options, cka_matrix};
@@ -56,7 +56,7 @@ fn views(acts: &ActivationSet) -> anyhow::Result<Vec<ActivationsView<'_>>> {
 }
 
 /// Mean, spread and range of a set of CKA values.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub mean: f64,
     /// Population standard deviation.
@@ -81,7 +81,7 @@ impl Stats {
 }
 
 /// Same-layer cross-seed CKA of one family.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FamilySummary {
     pub layers: Vec<String>,
     /// Per layer: CKA(layer l of seed i, layer l of seed j) over seed pairs i < j.
@@ -91,7 +91,7 @@ pub struct FamilySummary {
 }
 
 /// Cross-family CKA of one family pair: over every layer pair of every seed pair.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FamilyPairSummary {
     pub mean: Option<f64>,
     pub max: Option<f64>,
@@ -170,7 +170,7 @@ pub fn accuracies(runs: &[Run], labels: &[u8]) -> BTreeMap<String, BTreeMap<Stri
 
 /// Which families classify each probe sample correctly. A family counts as correct on a sample
 /// when a strict majority of its seeds is (so one lucky seed does not make a sample "GMN-only").
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Agreement {
     pub rule: String,
     pub gmn_only: usize,

@@ -59,6 +59,16 @@ pub fn write_heatmap(
 
 const FAMILY_COLOURS: [Rgb; 3] = [[214, 96, 77], [67, 147, 195], [90, 174, 97]];
 
+/// The colour a family has in every study figure (and in the app's study view); grey for a family
+/// outside `analysis::FAMILIES`.
+pub fn family_colour(family: &str) -> Rgb {
+    super::analysis::FAMILIES
+        .iter()
+        .position(|f| *f == family)
+        .and_then(|i| FAMILY_COLOURS.get(i).copied())
+        .unwrap_or([128, 128, 128])
+}
+
 /// Same-layer cross-seed CKA per family: a group of bars per family (one per layer, left to
 /// right = input to output), bar = mean, box = ±1 std, whisker = min..max.
 pub fn write_seed_plot(path: &Path, title: &str, families: &[(&str, &FamilySummary)]) -> anyhow::Result<()> {

@@ -43,7 +43,7 @@
 //! }
 //! ```
 //! CKA values of the biased estimators lie in [0, 1]; `null` marks an undefined entry (a constant
-//! layer). Must not import: `ui`.
+//! layer). [`reader`] reads a study directory back (the app's study view). Must not import: `ui`.
 
 pub mod analysis;
 pub mod baselines;
@@ -51,6 +51,7 @@ pub mod config;
 pub mod figures;
 pub mod files;
 pub mod gmn_runs;
+pub mod reader;
 
 pub use config::StudyConfig;
 
@@ -61,7 +62,7 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context as _, anyhow, bail};
 use burn::tensor::Device;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::zoo::native::ZooIndex;
 use crate::data::{ImageSet, Split, procedural};
@@ -76,7 +77,7 @@ pub const FORMAT: &str = "gmnscope-study";
 pub const VERSION: u32 = 1;
 
 /// What `results.json` holds (see the module doc for the schema).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Results {
     pub format: String,
     pub version: u32,
@@ -91,20 +92,20 @@ pub struct Results {
     pub files: OutputFiles,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Probe {
     pub split: String,
     pub samples: usize,
     pub labels: Vec<u8>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CkaResults {
     pub families: BTreeMap<String, FamilySummary>,
     pub pairs: BTreeMap<String, FamilyPairSummary>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct OutputFiles {
     pub matrices: Vec<String>,
     pub figures: Vec<String>,
@@ -332,7 +333,7 @@ fn baseline_run<M: baselines::Baseline>(
 fn load_images(config: &StudyConfig) -> anyhow::Result<ImageSet> {
     match (config.data.source.as_str(), &config.data.dir) {
         ("idx", Some(dir)) => {
-            let set = ImageSet::open_dir(dir)?;
+            let set = ImageSet::open_dir_first(dir, Some(config.data.count))?;
             if set.len() < config.data.count {
                 bail!("{}: holds {} images, the config asks for {}", dir.display(), set.len(), config.data.count);
             }
@@ -355,6 +356,7 @@ fn fit_zoo(
             lr: config.inr.lr,
             seed: config.data.seed,
             target_psnr: (config.inr.target_psnr > 0.0).then_some(config.inr.target_psnr),
+            shared_init: config.inr.shared_init,
             ..FitConfig::default()
         },
         count: config.data.count,

@@ -175,6 +175,19 @@ impl App {
         &mut self.gmn
     }
 
+    /// The graph view (tests read the node overlay it drew).
+    pub fn graph_view(&self) -> &GraphView {
+        &self.graph_view
+    }
+
+    /// The GMN activation overlay of the active model, when the GMN tab has one.
+    fn node_overlay(&self) -> Option<std::sync::Arc<crate::ui::graph_view::overlay::NodeOverlay>> {
+        #[cfg(feature = "burn")]
+        return self.active_model().and_then(|m| self.gmn.trained.overlay_for(m.model.id)).cloned();
+        #[cfg(not(feature = "burn"))]
+        None
+    }
+
     fn gmn_busy(&self) -> bool {
         #[cfg(feature = "burn")]
         return self.gmn.is_busy();
@@ -273,7 +286,12 @@ impl App {
             match command {
                 Command::OpenFiles(paths) => {
                     for path in paths {
-                        self.open(ModelSource::File(path));
+                        if crate::ui::cka_explorer::is_study_path(&path) {
+                            self.tab = Tab::Cka;
+                            self.cka.open_study(path, &self.waker, &mut self.toasts);
+                        } else {
+                            self.open(ModelSource::File(path));
+                        }
                     }
                 }
                 Command::OpenDemo(name) => self.open(ModelSource::Demo(name)),
@@ -328,6 +346,30 @@ impl App {
                 }
                 #[cfg(feature = "burn")]
                 Command::CancelTraining => self.gmn.cancel(),
+                #[cfg(feature = "burn")]
+                Command::ShowLoadGmnDialog => {
+                    self.tab = Tab::Gmn;
+                    self.gmn.trained.show_dialog(&self.waker, &mut self.toasts);
+                }
+                #[cfg(feature = "burn")]
+                Command::LoadGmn(dir) => {
+                    self.tab = Tab::Gmn;
+                    self.gmn.trained.load(dir, &self.waker, &mut self.toasts);
+                }
+                #[cfg(feature = "burn")]
+                Command::RunGmnOnModel => {
+                    let model = self.active.and_then(|i| self.models.get(i)).map(|m| &m.model);
+                    self.gmn.trained.run_on(model, &self.waker, &mut self.toasts);
+                }
+                #[cfg(feature = "burn")]
+                Command::SetNodeOverlay(settings) => self.gmn.trained.set_overlay(settings),
+                #[cfg(not(feature = "burn"))]
+                Command::ShowLoadGmnDialog
+                | Command::LoadGmn(_)
+                | Command::RunGmnOnModel
+                | Command::SetNodeOverlay(_) => {
+                    self.toasts.error("This build has no GMN support (feature `burn`)");
+                }
                 #[cfg(not(feature = "burn"))]
                 Command::FitDemoZoo | Command::StartTraining | Command::CancelTraining => {
                     self.toasts.error("This build has no training support (feature `burn`)");
@@ -346,7 +388,15 @@ impl App {
                     self.tab = Tab::Cka;
                     self.cka.open(CkaSource::Demo, &self.waker, &mut self.toasts);
                 }
-                Command::ExportCka { path, png } => self.cka.export(&path, png, &mut self.toasts),
+                Command::ExportCka { path, png } => self.cka.export(&path, png, &self.waker, &mut self.toasts),
+                Command::ShowStudyOpenDialog => {
+                    self.tab = Tab::Cka;
+                    self.cka.show_open_study();
+                }
+                Command::OpenStudy(path) => {
+                    self.tab = Tab::Cka;
+                    self.cka.open_study(path, &self.waker, &mut self.toasts);
+                }
                 Command::ClearRecent => self.state.recent_files.clear(),
                 Command::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
             }
@@ -434,9 +484,10 @@ impl App {
     }
 
     fn central_ui(&mut self, ui: &mut egui::Ui) {
+        let overlay = self.node_overlay();
         let Self { models, active, graph_view, state, gpu, commands, open_jobs, .. } = self;
         match active.and_then(|i| models.get(i)) {
-            Some(m) => graph_view.ui(ui, &m.model, m.selected_layer, state, *gpu, commands),
+            Some(m) => graph_view.ui(ui, &m.model, m.selected_layer, state, *gpu, overlay.as_ref(), commands),
             None if !open_jobs.is_empty() => {
                 ui.centered_and_justified(|ui| {
                     ui.horizontal_centered(|ui| {
@@ -547,7 +598,7 @@ impl eframe::App for App {
         if !self.commands.is_empty() {
             ctx.request_repaint();
         }
-        let ready = self.open_jobs.is_empty() && !self.models.is_empty();
+        let ready = self.open_jobs.is_empty() && (!self.models.is_empty() || self.cka.has_study());
         self.automation.on_frame(&ctx, ready);
     }
 
@@ -568,7 +619,7 @@ fn drop_overlay(ctx: &egui::Context) {
     painter.text(
         rect.center(),
         egui::Align2::CENTER_CENTER,
-        "Drop model files to open them",
+        "Drop model files (or a study directory) to open them",
         egui::FontId::proportional(22.0),
         egui::Color32::WHITE,
     );

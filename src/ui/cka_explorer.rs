@@ -1,12 +1,15 @@
 //! The CKA explorer tab: a layer-by-layer CKA heatmap of two activation sets (the built-in demo
 //! pair until files are opened), estimator controls (kernel, sigma, debiased, minibatch), a
-//! details side panel for the clicked cell, and PNG/CSV export.
+//! details side panel for the clicked cell, and PNG/CSV export. With a seed study open
+//! (`gmnscope study` output, feature `burn`) it becomes the study view: a picker over every
+//! run-pair matrix and a summary column with the seed-comparison, cross-family and agreement
+//! charts (see [`crate::ui::study_view`]).
 //!
-//! Loading and computing run as jobs; [`CkaExplorer::logic`] (called from `App::logic`) polls them
-//! and restarts the computation when the settings change. With a minibatch size the job publishes
-//! each intermediate estimate, which `logic` picks up, so the heatmap fills in live.
+//! Loading, computing and exporting run as jobs; [`CkaExplorer::logic`] (called from `App::logic`)
+//! polls them and restarts the computation when the settings change. With a minibatch size the
+//! job publishes each intermediate estimate, which `logic` picks up, so the heatmap fills in live.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::ui::cka_data::{self, CkaResult, CkaSettings, LayerPair, LiveSlot};
@@ -15,6 +18,18 @@ use crate::ui::heatmap::{HeatmapInput, HeatmapView, value_text};
 use crate::ui::jobs::{self, CANCELLED, JobHandle, Waker};
 use crate::ui::status_bar::JobSummary;
 use crate::ui::toasts::Toasts;
+
+/// True when `path` is a seed-study directory (or its results.json): `gmnscope DIR`, a dropped
+/// folder and File › Open then open the study view instead of a model. Only stats the path.
+pub fn is_study_path(path: &Path) -> bool {
+    #[cfg(feature = "burn")]
+    return crate::study::reader::study_dir_of(path).is_some();
+    #[cfg(not(feature = "burn"))]
+    {
+        let _ = path;
+        false
+    }
+}
 
 /// Where the explorer's data comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,6 +61,16 @@ pub struct CkaExplorer {
     started: bool,
     minibatch_text: String,
     export_stem: String,
+    /// PNG/CSV writes in flight (each reports the path it wrote).
+    export_jobs: Vec<JobHandle<PathBuf>>,
+    /// The "Open study results" window's path field, while it is shown.
+    study_form: Option<String>,
+    /// A native folder dialog for that window.
+    browse_job: Option<JobHandle<Option<PathBuf>>>,
+    #[cfg(feature = "burn")]
+    study_job: Option<JobHandle<crate::study::reader::StudyData>>,
+    #[cfg(feature = "burn")]
+    study: Option<crate::ui::study_view::StudyView>,
 }
 
 impl CkaExplorer {
@@ -81,6 +106,55 @@ impl CkaExplorer {
         }
     }
 
+    /// Opens a seed study (its directory or its `results.json`) in a background job.
+    pub fn open_study(&mut self, path: PathBuf, waker: &Waker, toasts: &mut Toasts) {
+        self.started = true;
+        self.study_form = None;
+        #[cfg(feature = "burn")]
+        {
+            self.cancel_all();
+            let job = jobs::spawn("open study", waker.clone(), move |r| {
+                r.progress(format!("reading {}", path.display()), None);
+                crate::study::reader::open(&path, r.cancel_flag()).map_err(|e| e.to_string())
+            });
+            match job {
+                Ok(job) => self.study_job = Some(job),
+                Err(e) => toasts.error(format!("cannot start a worker thread: {e}")),
+            }
+        }
+        #[cfg(not(feature = "burn"))]
+        {
+            let _ = (path, waker);
+            toasts.error("This build has no seed-study support (feature `burn`)");
+        }
+    }
+
+    /// Shows the "Open study results" window.
+    pub fn show_open_study(&mut self) {
+        self.study_form.get_or_insert_with(String::new);
+    }
+
+    /// The study on show, if any (tests read it).
+    #[cfg(feature = "burn")]
+    pub fn study(&self) -> Option<&crate::ui::study_view::StudyView> {
+        self.study.as_ref()
+    }
+
+    /// True while a study is shown (the scripted-run screenshot counts it as a ready workspace).
+    pub fn has_study(&self) -> bool {
+        #[cfg(feature = "burn")]
+        return self.study.is_some();
+        #[cfg(not(feature = "burn"))]
+        false
+    }
+
+    fn study_loading(&self) -> bool {
+        #[cfg(feature = "burn")]
+        return self.study_job.is_some();
+        #[cfg(not(feature = "burn"))]
+        false
+    }
+
     fn cancel_all(&mut self) {
         for job in [&self.compute_job].into_iter().flatten() {
             job.cancel();
@@ -90,10 +164,29 @@ impl CkaExplorer {
         self.compute_job = None;
         self.load_job = None;
         self.results_job = None;
+        #[cfg(feature = "burn")]
+        {
+            self.study_job.iter().for_each(JobHandle::cancel);
+            self.study_job = None;
+        }
+    }
+
+    /// Leaves the study view (another source was opened).
+    fn clear_study(&mut self) {
+        #[cfg(feature = "burn")]
+        {
+            self.study = None;
+        }
     }
 
     pub fn is_busy(&self) -> bool {
-        self.load_job.is_some() || self.results_job.is_some() || self.compute_job.is_some() || self.needs_compute()
+        self.load_job.is_some()
+            || self.results_job.is_some()
+            || self.compute_job.is_some()
+            || self.needs_compute()
+            || !self.export_jobs.is_empty()
+            || self.browse_job.is_some()
+            || self.study_loading()
     }
 
     /// The current matrix, if any (tests read it).
@@ -109,12 +202,17 @@ impl CkaExplorer {
         self.load_job.iter().filter(|j| j.id == id).for_each(JobHandle::cancel);
         self.compute_job.iter().filter(|j| j.id == id).for_each(JobHandle::cancel);
         self.results_job.iter().filter(|j| j.id == id).for_each(JobHandle::cancel);
+        #[cfg(feature = "burn")]
+        self.study_job.iter().filter(|j| j.id == id).for_each(JobHandle::cancel);
     }
 
     pub fn job_summaries(&self, out: &mut Vec<JobSummary>) {
         out.extend(self.load_job.iter().map(JobSummary::of));
         out.extend(self.compute_job.iter().map(JobSummary::of));
         out.extend(self.results_job.iter().map(JobSummary::of));
+        out.extend(self.export_jobs.iter().map(JobSummary::of));
+        #[cfg(feature = "burn")]
+        out.extend(self.study_job.iter().map(JobSummary::of));
     }
 
     /// Polls jobs, takes live minibatch estimates, and (re)starts the computation when needed.
@@ -130,6 +228,7 @@ impl CkaExplorer {
             self.load_job = None;
             match done {
                 Ok(pair) => {
+                    self.clear_study();
                     self.pair = Some(Arc::new(pair));
                     self.computed_for = None;
                     self.result = None;
@@ -143,6 +242,7 @@ impl CkaExplorer {
             self.results_job = None;
             match done {
                 Ok(result) => {
+                    self.clear_study();
                     self.pair = None;
                     self.computed_for = None;
                     self.set_result(result);
@@ -166,6 +266,59 @@ impl CkaExplorer {
         }
         if self.needs_compute() && self.compute_job.is_none() {
             self.start_compute(waker, toasts);
+        }
+        self.export_jobs.retain_mut(|job| match job.poll() {
+            None => true,
+            Some(Ok(path)) => {
+                toasts.info(format!("Wrote {}", path.display()));
+                false
+            }
+            Some(Err(e)) => {
+                report(e, toasts);
+                false
+            }
+        });
+        if let Some(job) = &mut self.browse_job
+            && let Some(done) = job.poll()
+        {
+            self.browse_job = None;
+            match done {
+                Ok(Some(dir)) => self.open_study(dir, waker, toasts),
+                Ok(None) => toasts.info("No folder chosen. Type the study directory's path instead."),
+                Err(e) => toasts.error(format!("folder dialog: {e}")),
+            }
+        }
+        #[cfg(feature = "burn")]
+        self.poll_study(toasts);
+    }
+
+    #[cfg(feature = "burn")]
+    fn poll_study(&mut self, toasts: &mut Toasts) {
+        let Some(job) = &mut self.study_job else { return };
+        let Some(done) = job.poll() else { return };
+        self.study_job = None;
+        match done {
+            Ok(data) => {
+                // Unreadable matrix files: the study still opens; say which files are missing.
+                const SHOWN: usize = 3;
+                for p in data.problems.iter().take(SHOWN) {
+                    toasts.error(p.clone());
+                }
+                if data.problems.len() > SHOWN {
+                    toasts.error(format!("…and {} more unreadable matrix files", data.problems.len() - SHOWN));
+                }
+                let view = crate::ui::study_view::StudyView::new(data);
+                self.pair = None;
+                self.computed_for = None;
+                self.result = None;
+                self.selected = None;
+                if let Some(result) = view.shown() {
+                    self.set_result(result);
+                }
+                self.study = Some(view);
+            }
+            Err(e) if e == CANCELLED => {}
+            Err(e) => toasts.error(e),
         }
     }
 
@@ -194,21 +347,33 @@ impl CkaExplorer {
         }
     }
 
-    /// Writes the current matrix as PNG or CSV (small files: done on the spot, on the UI thread's
-    /// command pass, like the CLI would).
-    pub fn export(&self, path: &std::path::Path, png: bool, toasts: &mut Toasts) {
-        let Some(result) = &self.result else {
+    /// Writes the shown matrix as PNG or CSV in a background job (rendering the labelled PNG takes
+    /// a while for big matrices); a toast reports the result.
+    pub fn export(&mut self, path: &Path, png: bool, waker: &Waker, toasts: &mut Toasts) {
+        let Some(result) = self.result.clone() else {
             toasts.error("No CKA matrix to export yet");
             return;
         };
-        let written = if png { cka_data::write_png(path, result) } else { cka_data::write_csv(path, result) };
-        match written {
-            Ok(()) => toasts.info(format!("Wrote {}", path.display())),
-            Err(e) => toasts.error(e),
+        let path = path.to_path_buf();
+        let what = if png { "PNG" } else { "CSV" };
+        let job = jobs::spawn(format!("export CKA {what}"), waker.clone(), move |r| {
+            r.progress(format!("writing {}", path.display()), None);
+            if png { cka_data::write_png(&path, &result) } else { cka_data::write_csv(&path, &result) }?;
+            Ok(path)
+        });
+        match job {
+            Ok(job) => self.export_jobs.push(job),
+            Err(e) => toasts.error(format!("cannot start a worker thread: {e}")),
         }
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui, commands: &mut CommandQueue) {
+        self.open_study_ui(ui.ctx(), commands);
+        #[cfg(feature = "burn")]
+        if self.study.is_some() {
+            self.study_ui(ui, commands);
+            return;
+        }
         egui::Panel::top("cka_controls").show(ui, |ui| self.controls_ui(ui, commands));
         egui::Panel::right("cka_details")
             .resizable(true)
@@ -216,6 +381,130 @@ impl CkaExplorer {
             .size_range(220.0..=520.0)
             .show(ui, |ui| self.details_ui(ui));
         egui::CentralPanel::default().show(ui, |ui| self.heatmap_ui(ui));
+    }
+
+    /// The study view: picker and export on top, the summary column on the right, the heatmap of
+    /// the picked matrix in the middle with the clicked cell's details under it.
+    #[cfg(feature = "burn")]
+    fn study_ui(&mut self, ui: &mut egui::Ui, commands: &mut CommandQueue) {
+        egui::Panel::top("cka_study_controls").show(ui, |ui| {
+            ui.add_space(4.0);
+            if let Some(view) = &self.study {
+                ui.label(egui::RichText::new(view.caption()).weak()).on_hover_text(view.data.dir.display().to_string());
+            }
+            ui.horizontal_wrapped(|ui| {
+                let changed = self.study.as_mut().is_some_and(|v| v.picker_ui(ui));
+                if changed && let Some(result) = self.study.as_ref().and_then(|v| v.shown()) {
+                    self.set_result(result);
+                }
+                ui.separator();
+                self.source_buttons(ui, commands);
+                ui.separator();
+                self.export_ui(ui, commands);
+            });
+            ui.add_space(2.0);
+        });
+        egui::Panel::right("cka_study_summary").resizable(true).default_size(470.0).size_range(320.0..=900.0).show(
+            ui,
+            |ui| {
+                if let Some(view) = &self.study {
+                    view.summary_ui(ui);
+                }
+            },
+        );
+        egui::Panel::bottom("cka_study_cell").show(ui, |ui| self.selected_cell_line(ui));
+        egui::CentralPanel::default().show(ui, |ui| self.heatmap_ui(ui));
+    }
+
+    /// One line with the clicked cell's value and what it was computed from.
+    #[cfg(feature = "burn")]
+    fn selected_cell_line(&self, ui: &mut egui::Ui) {
+        ui.add_space(3.0);
+        let text = match (&self.result, self.selected) {
+            (Some(r), Some((i, j))) => format!(
+                "Selected: {} ({}) × {} ({}): {} · n = {} · {} kernel · {}",
+                r.rows.get(i).map_or("?", String::as_str),
+                r.row_title,
+                r.cols.get(j).map_or("?", String::as_str),
+                r.col_title,
+                r.matrix.get(i, j).map_or("undefined".into(), |v| format!("{v:.6}")),
+                r.n,
+                r.kernel,
+                r.estimator
+            ),
+            _ => "Click a cell for its details.".to_string(),
+        };
+        ui.label(egui::RichText::new(text).small());
+        ui.add_space(1.0);
+    }
+
+    /// "Open study results" window: a path (directory or results.json) and a folder dialog.
+    fn open_study_ui(&mut self, ctx: &egui::Context, commands: &mut CommandQueue) {
+        let Some(text) = &mut self.study_form else { return };
+        let (mut open, mut submit, mut browse) = (true, false, false);
+        egui::Window::new("Open study results")
+            .open(&mut open)
+            .collapsible(false)
+            .resizable(false)
+            .anchor(egui::Align2::CENTER_TOP, [0.0, 80.0])
+            .show(ctx, |ui| {
+                ui.label("A study directory written by `gmnscope study --out DIR` (or its results.json):");
+                let edit = ui.add(egui::TextEdit::singleline(text).hint_text("/path/to/study").desired_width(420.0));
+                submit |= edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                ui.add_space(6.0);
+                ui.horizontal(|ui| {
+                    submit |= ui.add_enabled(!text.trim().is_empty(), egui::Button::new("Open")).clicked();
+                    browse |= ui.add_enabled(self.browse_job.is_none(), egui::Button::new("Browse…")).clicked();
+                });
+            });
+        let path = text.trim().to_string();
+        if submit && !path.is_empty() {
+            commands.send(Command::OpenStudy(PathBuf::from(path)));
+            open = false;
+        }
+        if browse {
+            let pick = |_: &jobs::Reporter<Option<PathBuf>>| {
+                Ok(rfd::FileDialog::new().set_title("Open study results").pick_folder())
+            };
+            // Without a worker thread there is no dialog; the path field still works.
+            self.browse_job = jobs::spawn("folder dialog", Arc::new(|| {}), pick).ok();
+        }
+        if !open {
+            self.study_form = None;
+        }
+    }
+
+    /// Buttons that change what the explorer shows.
+    fn source_buttons(&mut self, ui: &mut egui::Ui, commands: &mut CommandQueue) {
+        if ui.button("Open activations…").clicked() {
+            commands.send(Command::ShowCkaOpenDialog);
+        }
+        if ui.button("Open study…").on_hover_text("Results of `gmnscope study`").clicked() {
+            commands.send(Command::ShowStudyOpenDialog);
+        }
+        if ui.button("Demo").on_hover_text("Two random-feature MLPs on procedural digits").clicked() {
+            commands.send(Command::OpenCkaDemo);
+        }
+    }
+
+    /// Export path field and the PNG / CSV buttons.
+    fn export_ui(&mut self, ui: &mut egui::Ui, commands: &mut CommandQueue) {
+        if self.export_stem.is_empty() {
+            self.export_stem = cka_data::default_export_stem().display().to_string();
+        }
+        ui.add(egui::TextEdit::singleline(&mut self.export_stem).desired_width(140.0))
+            .on_hover_text("Export path without extension");
+        let has = self.result.is_some();
+        if ui.add_enabled(has, egui::Button::new("Export PNG")).clicked() {
+            commands.send(Command::ExportCka { path: PathBuf::from(format!("{}.png", self.export_stem)), png: true });
+        }
+        if ui.add_enabled(has, egui::Button::new("Export CSV")).clicked() {
+            commands.send(Command::ExportCka { path: PathBuf::from(format!("{}.csv", self.export_stem)), png: false });
+        }
+        if !self.export_jobs.is_empty() || self.compute_job.is_some() || self.load_job.is_some() || self.study_loading()
+        {
+            ui.spinner();
+        }
     }
 
     fn controls_ui(&mut self, ui: &mut egui::Ui, commands: &mut CommandQueue) {
@@ -248,40 +537,24 @@ impl CkaExplorer {
                 }
             });
             ui.separator();
-            if ui.button("Open activations…").clicked() {
-                commands.send(Command::ShowCkaOpenDialog);
-            }
-            if ui.button("Demo").on_hover_text("Two random-feature MLPs on procedural digits").clicked() {
-                commands.send(Command::OpenCkaDemo);
-            }
+            self.source_buttons(ui, commands);
             ui.separator();
-            if self.export_stem.is_empty() {
-                self.export_stem = cka_data::default_export_stem().display().to_string();
-            }
-            ui.add(egui::TextEdit::singleline(&mut self.export_stem).desired_width(140.0))
-                .on_hover_text("Export path without extension");
-            let has = self.result.is_some();
-            if ui.add_enabled(has, egui::Button::new("Export PNG")).clicked() {
-                commands
-                    .send(Command::ExportCka { path: PathBuf::from(format!("{}.png", self.export_stem)), png: true });
-            }
-            if ui.add_enabled(has, egui::Button::new("Export CSV")).clicked() {
-                commands
-                    .send(Command::ExportCka { path: PathBuf::from(format!("{}.csv", self.export_stem)), png: false });
-            }
-            if self.compute_job.is_some() || self.load_job.is_some() {
-                ui.spinner();
-            }
+            self.export_ui(ui, commands);
         });
         ui.add_space(2.0);
     }
 
     fn heatmap_ui(&mut self, ui: &mut egui::Ui) {
         let Some(result) = &self.result else {
+            if self.has_study() && !self.study_loading() {
+                ui.label(egui::RichText::new("This study has no readable CKA matrix for this pick.").weak());
+                return;
+            }
+            let busy = if self.study_loading() { "Reading the study…" } else { "Computing CKA…" };
             ui.centered_and_justified(|ui| {
                 ui.horizontal_centered(|ui| {
                     ui.spinner();
-                    ui.label("Computing CKA…");
+                    ui.label(busy);
                 });
             });
             return;

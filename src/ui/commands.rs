@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::ui::graph_view::overlay::OverlaySettings;
 use crate::ui::jobs::JobId;
 use crate::ui::state::{ColourScale, EdgeMode, ThemeChoice};
 
@@ -76,6 +77,11 @@ pub enum Command {
     OpenCkaResults(PathBuf),
     /// Back to the built-in demo activations.
     OpenCkaDemo,
+    /// Show the window asking for a seed-study directory.
+    ShowStudyOpenDialog,
+    /// Open a seed study (`gmnscope study` output: the directory or its results.json) in the CKA
+    /// explorer's study view.
+    OpenStudy(PathBuf),
     /// Write the CKA explorer's matrix as PNG (`png`) or CSV.
     ExportCka {
         path: PathBuf,
@@ -87,6 +93,15 @@ pub enum Command {
     StartTraining,
     /// Cancel the GMN tab's running fit / load / training job.
     CancelTraining,
+    /// Pick a trained GMN run directory with the native dialog (GMN tab; its path field is the
+    /// fallback when there is no dialog).
+    ShowLoadGmnDialog,
+    /// Load a trained GMN from a run directory (a job).
+    LoadGmn(PathBuf),
+    /// Run the loaded GMN on the active model (a job); its node features become the overlay.
+    RunGmnOnModel,
+    /// Change the graph view's GMN activation overlay.
+    SetNodeOverlay(OverlaySettings),
     ClearRecent,
     Quit,
 }

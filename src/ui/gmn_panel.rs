@@ -6,6 +6,9 @@
 //! (`inr::fit_zoo`, a UI job), reading the zoo into a `GraphSet` (a UI job), then the core
 //! training job, whose typed events (`Progress` per batch, `Metrics` per epoch, `Finished`) are
 //! drained here with `try_recv` a bounded number at a time.
+//!
+//! The right-hand side is [`TrainedGmn`] (`gmn_run`): load a trained run (or the one just
+//! trained, "Use this GMN"), run it on the open model, and feed the graph view's overlay.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,6 +21,7 @@ use crate::inr::{FitConfig, ZooFitConfig, ZooFitEvent};
 use crate::jobs::{JobError, JobEvent};
 use crate::train::{DeviceChoice, GraphSet, TrainConfig, TrainOutcome, TrainRequest};
 use crate::ui::commands::{Command, CommandQueue};
+use crate::ui::gmn_run::TrainedGmn;
 use crate::ui::jobs::{self, CANCELLED, JobHandle, Waker};
 use crate::ui::status_bar::JobSummary;
 use crate::ui::toasts::Toasts;
@@ -97,6 +101,10 @@ pub struct GmnPanel {
     pub status: RunStatus,
     /// Start training as soon as the demo zoo is fitted.
     train_after_fit: bool,
+    /// The run directory of the last training that finished (offered as "Use this GMN").
+    finished_run: Option<PathBuf>,
+    /// Load / run a trained GMN and its activation overlay.
+    pub trained: TrainedGmn,
 }
 
 impl Default for GmnPanel {
@@ -117,18 +125,26 @@ impl Default for GmnPanel {
             started: None,
             status: RunStatus::Idle,
             train_after_fit: false,
+            finished_run: None,
+            trained: TrainedGmn::default(),
         }
     }
 }
 
 impl GmnPanel {
+    /// True while any of the tab's jobs runs (training or the trained GMN's).
     pub fn is_busy(&self) -> bool {
+        self.training_busy() || self.trained.is_busy()
+    }
+
+    /// True while the demo fit, the zoo read or the training runs (the form is locked).
+    pub fn training_busy(&self) -> bool {
         self.fit_job.is_some() || self.load_job.is_some() || self.train_job.is_some()
     }
 
     /// Fits `demo_count` SIREN INRs of procedural digits into a temporary zoo directory.
     pub fn fit_demo_zoo(&mut self, waker: &Waker, toasts: &mut Toasts, then_train: bool) {
-        if self.is_busy() {
+        if self.training_busy() {
             return;
         }
         let dir = std::env::temp_dir().join(format!("gmnscope-demo-zoo-{}-{}", std::process::id(), self.demo_count));
@@ -169,7 +185,7 @@ impl GmnPanel {
 
     /// Reads the zoo (a job); training starts when it is loaded.
     pub fn start(&mut self, waker: &Waker, toasts: &mut Toasts) {
-        if self.is_busy() {
+        if self.training_busy() {
             return;
         }
         if let Err(e) = self.form.config() {
@@ -207,6 +223,7 @@ impl GmnPanel {
         self.fit_job.iter().filter(|j| j.id == id).for_each(JobHandle::cancel);
         self.load_job.iter().filter(|j| j.id == id).for_each(JobHandle::cancel);
         self.train_job.iter().filter(|j| train_job_id(j) == id).for_each(crate::jobs::JobHandle::cancel);
+        self.trained.cancel_job(id);
     }
 
     pub fn job_summaries(&self, out: &mut Vec<JobSummary>) {
@@ -221,6 +238,7 @@ impl GmnPanel {
                 cancelling: job.cancel.is_cancelled(),
             });
         }
+        self.trained.job_summaries(out);
     }
 
     /// Polls the three jobs (bounded work per frame).
@@ -251,6 +269,7 @@ impl GmnPanel {
             }
         }
         self.drain_training(toasts);
+        self.trained.logic(waker, toasts);
     }
 
     fn fail(&mut self, e: String, toasts: &mut Toasts) {
@@ -322,6 +341,7 @@ impl GmnPanel {
         self.train_job = None;
         match result {
             Ok(outcome) => {
+                self.finished_run = Some(outcome.run_dir.clone());
                 let best = outcome.best_val.map_or(String::new(), |v| format!(", best validation {v:.3}"));
                 self.status = RunStatus::Finished(format!(
                     "{} steps on {}{best}; saved in {}",
@@ -350,11 +370,16 @@ impl GmnPanel {
             .default_size(320.0)
             .size_range(260.0..=480.0)
             .show(ui, |ui| self.settings_ui(ui, commands));
+        egui::Panel::right("gmn_trained")
+            .resizable(true)
+            .default_size(330.0)
+            .size_range(260.0..=520.0)
+            .show(ui, |ui| egui::ScrollArea::vertical().show(ui, |ui| self.trained.ui(ui, commands)));
         egui::CentralPanel::default().show(ui, |ui| self.run_ui(ui, commands));
     }
 
     fn settings_ui(&mut self, ui: &mut egui::Ui, commands: &mut CommandQueue) {
-        let busy = self.is_busy();
+        let busy = self.training_busy();
         ui.add_space(6.0);
         ui.heading("Zoo");
         ui.add_enabled_ui(!busy, |ui| {
@@ -416,9 +441,14 @@ impl GmnPanel {
         });
     }
 
-    fn run_ui(&mut self, ui: &mut egui::Ui, _commands: &mut CommandQueue) {
+    fn run_ui(&mut self, ui: &mut egui::Ui, commands: &mut CommandQueue) {
         ui.horizontal(|ui| {
             ui.heading("Training");
+            if let (RunStatus::Finished(_), Some(dir)) = (&self.status, &self.finished_run)
+                && ui.button("Use this GMN").on_hover_text("Load the trained GMN to run it on the open model").clicked()
+            {
+                commands.send(Command::LoadGmn(dir.clone()));
+            }
             let (text, weak) = match &self.status {
                 RunStatus::Idle => ("idle".to_string(), true),
                 RunStatus::FittingZoo => ("fitting the demo zoo".into(), false),

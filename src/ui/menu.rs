@@ -57,6 +57,9 @@ fn file_menu(ui: &mut egui::Ui, state: &AppState, has_model: bool, commands: &mu
     if ui.button("Open activations for CKA…").clicked() {
         commands.send(Command::ShowCkaOpenDialog);
     }
+    if ui.button("Open study results…").on_hover_text("A directory written by `gmnscope study`").clicked() {
+        commands.send(Command::ShowStudyOpenDialog);
+    }
     ui.separator();
     let close = egui::Button::new("Close model").shortcut_text(ui.ctx().format_shortcut(&shortcuts::CLOSE));
     if ui.add_enabled(has_model, close).clicked() {

@@ -9,8 +9,10 @@
 //!   [`toasts`], [`dialogs`].
 //! - [`jobs`]: named worker threads with typed events over bounded channels and a cancel flag;
 //!   [`loader`] is the open-model job.
-//! - [`cka_explorer`]: the CKA tab ([`heatmap`] draws the matrix, [`cka_data`] loads and computes).
-//! - `gmn_panel` (feature `burn`): the GMN training tab with live curves and cancel.
+//! - [`cka_explorer`]: the CKA tab ([`heatmap`] draws the matrix, [`cka_data`] loads and computes;
+//!   `study_view`, feature `burn`: a `gmnscope study` directory's matrices and summary charts).
+//! - `gmn_panel` (feature `burn`): the GMN training tab with live curves and cancel; `gmn_run`
+//!   loads a trained GMN, runs it on the open model and feeds the graph view's activation overlay.
 //! - [`automation`]: `--screenshot` / `--quit-after-frames` for scripted runs.
 //!
 //! Extension points for the views to come: add a [`commands::Tab`] variant and its panel file;
@@ -26,6 +28,8 @@ pub mod details;
 pub mod dialogs;
 #[cfg(feature = "burn")]
 pub mod gmn_panel;
+#[cfg(feature = "burn")]
+pub mod gmn_run;
 pub mod graph_view;
 pub mod heatmap;
 pub mod jobs;
@@ -34,6 +38,8 @@ pub mod loader;
 pub mod menu;
 pub mod state;
 pub mod status_bar;
+#[cfg(feature = "burn")]
+pub mod study_view;
 pub mod toasts;
 
 pub use app::{App, StartupOptions};

@@ -1,14 +1,18 @@
 //! The central panel: the parameter graph, drawn by the WGSL pipelines in [`renderer`] through an
 //! egui paint callback, with pan (drag), zoom (scroll / pinch, around the cursor), fit (F), level
 //! of detail, hover tooltips (CPU hit testing: a spatial grid for nodes, the edge blocks under the
-//! cursor for edges), click-to-select, a selection outline and a legend.
+//! cursor for edges), click-to-select, a selection outline and a legend. Nodes are coloured by
+//! type, or by GMN activation when the GMN tab has run its GMN on this model ([`overlay`]).
 //!
 //! Per frame the CPU work is O(1) in the number of edges: a camera update, one uniform write and,
-//! when hovering, a bounded hit test. Instance buffers are uploaded once per graph.
+//! when hovering, a bounded hit test. Instance buffers are uploaded once per graph; the overlay
+//! rewrites the node buffer when it changes.
 
+pub mod overlay;
 pub mod renderer;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use egui::{Color32, Pos2, Rect, RichText, Sense, Stroke, Vec2, pos2, vec2};
 
@@ -19,6 +23,7 @@ use crate::ui::commands::{Command, CommandQueue};
 use crate::ui::loader::{EXPLICIT_EDGE_CAP, GraphData, LoadedModel};
 use crate::ui::state::{AppState, ColourScale, EdgeMode};
 use crate::ui::status_bar::thousands;
+use overlay::NodeOverlay;
 use renderer::{EdgeDraw, GraphPaintCallback, ViewUniforms};
 
 /// Graphs with at most this many edges show neuron edges at any zoom in `Auto` mode.
@@ -46,11 +51,11 @@ impl Camera {
         Self { center: layout.bounds.center(), zoom: zoom_x.min(zoom_y).clamp(1e-4, 400.0), auto_fit: true }
     }
 
-    fn to_screen(&self, rect: Rect, p: [f32; 2]) -> Pos2 {
+    fn to_screen(self, rect: Rect, p: [f32; 2]) -> Pos2 {
         rect.center() + vec2(p[0] - self.center[0], p[1] - self.center[1]) * self.zoom
     }
 
-    fn to_world(&self, rect: Rect, p: Pos2) -> [f32; 2] {
+    fn to_world(self, rect: Rect, p: Pos2) -> [f32; 2] {
         let d = (p - rect.center()) / self.zoom;
         [self.center[0] + d.x, self.center[1] + d.y]
     }
@@ -68,6 +73,8 @@ enum Hover {
 pub struct GraphView {
     cameras: HashMap<u64, Camera>,
     fit_requested: bool,
+    /// The node overlay handed to the renderer in the last frame (read by tests).
+    drawn_overlay: Option<Arc<NodeOverlay>>,
 }
 
 impl GraphView {
@@ -75,11 +82,19 @@ impl GraphView {
         self.fit_requested = true;
     }
 
+    /// The GMN activation overlay the renderer was given in the last frame, if any.
+    pub fn drawn_overlay(&self) -> Option<&Arc<NodeOverlay>> {
+        self.drawn_overlay.as_ref()
+    }
+
     /// Forgets the camera of a closed model.
     pub fn forget_model(&mut self, model_id: u64) {
         self.cameras.remove(&model_id);
     }
 
+    /// Draws `model`; `overlay` (the GMN tab's, for whichever model it was computed on) colours
+    /// the nodes when it belongs to this model and is switched on.
+    #[allow(clippy::too_many_arguments)]
     pub fn ui(
         &mut self,
         ui: &mut egui::Ui,
@@ -87,8 +102,11 @@ impl GraphView {
         selected_layer: Option<usize>,
         state: &AppState,
         gpu: bool,
+        overlay: Option<&Arc<NodeOverlay>>,
         commands: &mut CommandQueue,
     ) {
+        self.drawn_overlay = None;
+        let overlay = overlay.filter(|o| o.model_id == model.id);
         let data = match &model.graph {
             Ok(data) => data,
             Err(e) => {
@@ -112,12 +130,19 @@ impl GraphView {
 
         let painter = ui.painter_at(rect);
         painter.rect_filled(rect, 0.0, background(ui));
+        let shown_overlay = overlay.filter(|o| o.settings.enabled).cloned();
         if gpu {
             let dark = ui.visuals().dark_mode;
             let uniforms = uniforms(ui, rect, camera, data, state, dark);
+            self.drawn_overlay = shown_overlay.clone();
             painter.add(egui_wgpu::Callback::new_paint_callback(
                 rect,
-                GraphPaintCallback { geometry: data.geometry.clone(), uniforms, edges: edge_draw },
+                GraphPaintCallback {
+                    geometry: data.geometry.clone(),
+                    uniforms,
+                    edges: edge_draw,
+                    overlay: shown_overlay.clone(),
+                },
             ));
         } else {
             painter.text(
@@ -150,9 +175,12 @@ impl GraphView {
             }
         }
         if state.show_legend {
-            legend(ui, rect, data, edge_draw, state.colour_scale);
+            legend(ui, rect, data, edge_draw, state.colour_scale, shown_overlay.as_deref());
         }
         controls(ui, rect, state, commands);
+        if let Some(o) = overlay {
+            overlay::controls_ui(ui, rect, o, commands);
+        }
     }
 }
 
@@ -464,8 +492,16 @@ fn tooltip(ui: &mut egui::Ui, model: &LoadedModel, data: &GraphData, hover: Hove
 
 const LEGEND_WIDTH: f32 = 250.0;
 
-/// Bottom-left overlay: the diverging colour bar with its range, and the node colours in use.
-fn legend(ui: &mut egui::Ui, rect: Rect, data: &GraphData, edges: EdgeDraw, colours: ColourScale) {
+/// Bottom-left overlay: the diverging colour bar with its range, and the node colours in use (or
+/// the GMN activation's colour bar when the overlay is on).
+fn legend(
+    ui: &mut egui::Ui,
+    rect: Rect,
+    data: &GraphData,
+    edges: EdgeDraw,
+    colours: ColourScale,
+    node_overlay: Option<&NodeOverlay>,
+) {
     let dark = ui.visuals().dark_mode;
     let map = Diverging::for_theme(dark);
     let local = colours == ColourScale::PerLayer;
@@ -528,6 +564,10 @@ fn legend(ui: &mut egui::Ui, rect: Rect, data: &GraphData, edges: EdgeDraw, colo
                 );
             }
             ui.add_space(4.0);
+            if let Some(o) = node_overlay {
+                overlay::legend_ui(ui, o, map, LEGEND_WIDTH);
+                return;
+            }
             ui.horizontal_wrapped(|ui| {
                 ui.set_max_width(LEGEND_WIDTH);
                 for i in used {

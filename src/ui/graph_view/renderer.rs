@@ -2,12 +2,15 @@
 //! in egui-wgpu's `callback_resources`; per-graph instance buffers uploaded once (keyed by the
 //! graph's id); per frame only the small [`ViewUniforms`] buffer is written. Draws: ONE instanced
 //! call for the edges (neuron-level lines, or block bands at overview zoom), ONE for the nodes.
+//! The GMN activation overlay rewrites the node buffer alone (never the edges), and only when the
+//! overlay changes (its key), not per frame.
 
 use std::sync::Arc;
 
 use egui_wgpu::wgpu;
 use wgpu::util::DeviceExt as _;
 
+use super::overlay::NodeOverlay;
 use crate::graph::ParamGraph;
 use crate::layout::{BlockQuad, EdgeSegment, GraphLayout};
 use crate::ui::colormap;
@@ -33,14 +36,19 @@ pub struct BlockInstance {
     pub c: [f32; 4],
 }
 
-/// One node: world position, palette index (see `colormap::NODE_PALETTE`), flags (reserved).
+/// One node: world position, palette index (see `colormap::NODE_PALETTE`), flags
+/// ([`NODE_OVERLAY`]) and the overlay value on the diverging map's scale (used with the flag).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct NodeInstance {
     pub pos: [f32; 2],
     pub palette: u32,
     pub flags: u32,
+    pub value: f32,
 }
+
+/// Flag bit: colour the node by `value` (a GMN activation) instead of its palette entry.
+pub const NODE_OVERLAY: u32 = 1;
 
 /// Everything the GPU needs about one graph, built on the loader's worker thread.
 pub struct GpuGeometry {
@@ -66,7 +74,7 @@ impl GpuGeometry {
             let palette = colormap::node_palette_index(b.node_type, b.role, b.ordered);
             for id in b.range() {
                 let pos = layout.positions.get(id).copied().unwrap_or([0.0, 0.0]);
-                nodes.push(NodeInstance { pos, palette, flags: 0 });
+                nodes.push(NodeInstance { pos, palette, flags: 0, value: 0.0 });
             }
         }
         let at = |id: u32| layout.positions.get(id as usize).copied().unwrap_or([0.0, 0.0]);
@@ -99,6 +107,25 @@ impl GpuGeometry {
             .collect();
         Self { id, nodes, edges, blocks }
     }
+
+    /// The node instances with `overlay` applied: instance `i` takes `overlay[i]` (nodes are laid
+    /// out in node-id order, see `analysis::node_alignment`). Non-finite values keep the palette
+    /// colour; an overlay of the wrong length is ignored rather than shifted onto other nodes.
+    pub fn node_instances(&self, overlay: Option<&[f32]>) -> Vec<NodeInstance> {
+        let overlay = overlay.filter(|v| v.len() == self.nodes.len());
+        match overlay {
+            None => self.nodes.clone(),
+            Some(values) => {
+                self.nodes
+                    .iter()
+                    .zip(values)
+                    .map(|(n, &v)| {
+                        if v.is_finite() { NodeInstance { flags: n.flags | NODE_OVERLAY, value: v, ..*n } } else { *n }
+                    })
+                    .collect()
+            }
+        }
+    }
 }
 
 /// The per-frame uniform block; must match `struct View` in shaders/edges.wgsl and nodes.wgsl.
@@ -130,16 +157,20 @@ pub enum EdgeDraw {
     None,
 }
 
-/// The paint callback: which graph, how to look at it, and which edge level to draw.
+/// The paint callback: which graph, how to look at it, which edge level to draw, and the node
+/// overlay (`None`: colour nodes by type).
 pub struct GraphPaintCallback {
     pub geometry: Arc<GpuGeometry>,
     pub uniforms: ViewUniforms,
     pub edges: EdgeDraw,
+    pub overlay: Option<Arc<NodeOverlay>>,
 }
 
 struct GraphBuffers {
     id: u64,
     nodes: Option<(wgpu::Buffer, u32)>,
+    /// Key of the overlay the node buffer holds (`None`: palette colours, as uploaded).
+    node_overlay: Option<u64>,
     edges: Option<(wgpu::Buffer, u32)>,
     blocks: Option<(wgpu::Buffer, u32)>,
 }
@@ -265,7 +296,7 @@ impl GraphRenderer {
             "vs_node",
             "fs_node",
             size_of::<NodeInstance>() as u64,
-            &wgpu::vertex_attr_array![0 => Float32x2, 1 => Uint32, 2 => Uint32],
+            &wgpu::vertex_attr_array![0 => Float32x2, 1 => Uint32, 2 => Uint32, 3 => Float32],
         );
         Self {
             edge_pipeline,
@@ -285,26 +316,49 @@ impl GraphRenderer {
             self.graphs.push(entry);
             return;
         }
-        let upload = |label: &str, bytes: &[u8], count: usize| {
+        let upload = |label: &str, bytes: &[u8], count: usize, usage: wgpu::BufferUsages| {
             (count > 0 && count <= u32::MAX as usize).then(|| {
                 let buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                     label: Some(label),
                     contents: bytes,
-                    usage: wgpu::BufferUsages::VERTEX,
+                    usage: wgpu::BufferUsages::VERTEX | usage,
                 });
                 (buffer, count as u32)
             })
         };
+        let fixed = wgpu::BufferUsages::empty();
+        // Only the node buffer is ever rewritten (the activation overlay).
+        let nodes = bytemuck::cast_slice(&geometry.nodes);
         let entry = GraphBuffers {
             id: geometry.id,
-            nodes: upload("gmnscope nodes", bytemuck::cast_slice(&geometry.nodes), geometry.nodes.len()),
-            edges: upload("gmnscope edges", bytemuck::cast_slice(&geometry.edges), geometry.edges.len()),
-            blocks: upload("gmnscope edge blocks", bytemuck::cast_slice(&geometry.blocks), geometry.blocks.len()),
+            nodes: upload("gmnscope nodes", nodes, geometry.nodes.len(), wgpu::BufferUsages::COPY_DST),
+            node_overlay: None,
+            edges: upload("gmnscope edges", bytemuck::cast_slice(&geometry.edges), geometry.edges.len(), fixed),
+            blocks: upload(
+                "gmnscope edge blocks",
+                bytemuck::cast_slice(&geometry.blocks),
+                geometry.blocks.len(),
+                fixed,
+            ),
         };
         if self.graphs.len() >= RESIDENT_GRAPHS {
             self.graphs.remove(0);
         }
         self.graphs.push(entry);
+    }
+
+    /// Rewrites a graph's node buffer when the wanted overlay differs from the one it holds.
+    fn apply_overlay(&mut self, queue: &wgpu::Queue, geometry: &GpuGeometry, overlay: Option<&NodeOverlay>) {
+        let Some(entry) = self.graphs.iter_mut().find(|g| g.id == geometry.id) else { return };
+        let wanted = overlay.map(|o| o.key);
+        if entry.node_overlay == wanted {
+            return;
+        }
+        if let Some((buffer, _)) = &entry.nodes {
+            let instances = geometry.node_instances(overlay.map(|o| o.values.as_slice()));
+            queue.write_buffer(buffer, 0, bytemuck::cast_slice(&instances));
+        }
+        entry.node_overlay = wanted;
     }
 }
 
@@ -328,6 +382,7 @@ impl egui_wgpu::CallbackTrait for GraphPaintCallback {
             return Vec::new();
         };
         renderer.ensure_uploaded(device, &self.geometry);
+        renderer.apply_overlay(queue, &self.geometry, self.overlay.as_deref());
         let mut uniforms = self.uniforms;
         uniforms.srgb_target = if renderer.srgb_target { 1.0 } else { 0.0 };
         queue.write_buffer(&renderer.uniforms, 0, bytemuck::bytes_of(&uniforms));
@@ -358,5 +413,30 @@ impl egui_wgpu::CallbackTrait for GraphPaintCallback {
             render_pass.set_vertex_buffer(0, buffer.slice(..));
             render_pass.draw(0..6, 0..*count);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geometry() -> GpuGeometry {
+        let node = |palette| NodeInstance { pos: [0.0, 0.0], palette, flags: 0, value: 0.0 };
+        GpuGeometry { id: 1, nodes: vec![node(5), node(0), node(6)], edges: Vec::new(), blocks: Vec::new() }
+    }
+
+    #[test]
+    fn overlay_values_go_to_their_own_nodes_and_bad_overlays_change_nothing() {
+        let g = geometry();
+        assert_eq!(g.node_instances(None), g.nodes);
+        let shown = g.node_instances(Some(&[-1.0, f32::NAN, 0.5]));
+        assert_eq!((shown[0].flags, shown[0].value, shown[0].palette), (NODE_OVERLAY, -1.0, 5));
+        assert_eq!(shown[1], g.nodes[1], "no value: the type colour stays");
+        assert_eq!((shown[2].flags, shown[2].value), (NODE_OVERLAY, 0.5));
+        // A wrong-length overlay is not shifted onto other nodes.
+        assert_eq!(g.node_instances(Some(&[0.1, 0.2])), g.nodes);
+        // The shader reads value at byte 16 of a 20-byte instance.
+        assert_eq!(size_of::<NodeInstance>(), 20);
+        assert_eq!(std::mem::offset_of!(NodeInstance, value), 16);
     }
 }
