@@ -32,6 +32,9 @@ pub struct TrainArgs {
     /// Linear warm-up steps (capped at a tenth of the run).
     #[arg(long, default_value_t = 1000)]
     pub warmup: u64,
+    /// Learning rate after the warm-up: cosine (decay to zero) or constant.
+    #[arg(long, default_value = "cosine")]
+    pub schedule: String,
     /// Global gradient-norm clipping (0 = off).
     #[arg(long, default_value_t = 10.0)]
     pub clip: f64,
@@ -88,6 +91,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         weight_decay: args.weight_decay,
         warmup_steps: args.warmup,
         grad_clip: args.clip,
+        schedule: args.schedule.parse().map_err(anyhow::Error::msg)?,
         seed: args.seed,
         probe_points: args.probe,
         device: args.device.parse().map_err(anyhow::Error::msg)?,

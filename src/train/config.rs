@@ -31,6 +31,27 @@ impl std::str::FromStr for DeviceChoice {
     }
 }
 
+/// Learning rate after the warm-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    Constant,
+    /// Cosine decay to zero at the last step (the default).
+    #[default]
+    Cosine,
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "constant" => Ok(Schedule::Constant),
+            "cosine" => Ok(Schedule::Cosine),
+            _ => Err(format!("unknown schedule '{s}' (expected constant or cosine)")),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TrainConfig {
@@ -44,6 +65,7 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Linear warm-up from 0 to `lr` over this many steps (capped at a tenth of the run).
     pub warmup_steps: u64,
+    pub schedule: Schedule,
     /// Global gradient-norm clipping threshold (0 = off).
     pub grad_clip: f64,
     pub seed: u64,
@@ -74,6 +96,7 @@ impl Default for TrainConfig {
             lr: 1e-3,
             weight_decay: 5e-4,
             warmup_steps: 1000,
+            schedule: Schedule::Cosine,
             grad_clip: 10.0,
             seed: 0,
             probe_points: 64,

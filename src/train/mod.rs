@@ -27,6 +27,6 @@ pub mod step;
 pub mod trainer;
 
 pub use checkpoint::{RunInfo, TrainState};
-pub use config::{DeviceChoice, TrainConfig};
+pub use config::{DeviceChoice, Schedule, TrainConfig};
 pub use dataset::{GraphSet, Sample, Task};
 pub use trainer::{TrainOutcome, TrainRequest, load_run, run, spawn};

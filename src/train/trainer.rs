@@ -10,7 +10,7 @@ use burn::optim::{AdamWConfig, ModuleOptimizer};
 use burn::tensor::Device;
 
 use super::checkpoint::{self, RUN_FORMAT, RunInfo, TrainState};
-use super::config::TrainConfig;
+use super::config::{Schedule, TrainConfig};
 use super::dataset::{GraphSet, Task};
 use super::metrics::{MetricsLog, kendall_tau};
 use super::step::{self, StepInput, Targets, to_vec};
@@ -185,11 +185,11 @@ impl<'a> Trainer<'a> {
         (self.batches_per_epoch() * self.request.config.epochs) as u64
     }
 
-    /// Linear warm-up (capped at a tenth of the run so short runs still train), then constant.
+    /// Linear warm-up (capped at a tenth of the run so short runs still train), then the
+    /// configured schedule.
     fn learning_rate(&self) -> f64 {
         let config = &self.request.config;
-        let warmup = config.warmup_steps.min(self.total_steps() / 10);
-        if warmup == 0 { config.lr } else { config.lr * ((self.state.step + 1) as f64 / warmup as f64).min(1.0) }
+        schedule_rate(config.lr, config.schedule, config.warmup_steps, self.state.step, self.total_steps())
     }
 
     /// The training order of epoch `epoch`: a seeded shuffle of the training split.
@@ -381,3 +381,38 @@ pub fn load_run(run_dir: &Path, device: &Device) -> Result<(RunInfo, Gmn), check
     let model = checkpoint::load_model(&dir, &info.gmn, device)?;
     Ok((info, model))
 }
+
+/// The learning rate at `step` (0-based) of a `total`-step run: linear warm-up over
+/// `min(warmup, total / 10)` steps, then constant or a cosine decay to zero at the last step.
+pub fn schedule_rate(lr: f64, schedule: Schedule, warmup: u64, step: u64, total: u64) -> f64 {
+    let warmup = warmup.min(total / 10);
+    if step < warmup {
+        return lr * (step + 1) as f64 / warmup as f64;
+    }
+    match schedule {
+        Schedule::Constant => lr,
+        Schedule::Cosine => {
+            let span = total.saturating_sub(warmup).max(1) as f64;
+            let progress = ((step - warmup) as f64 / span).min(1.0);
+            lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+        }
+    }
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    use super::*;
+
+    #[test]
+    fn warm_up_then_constant_or_cosine() {
+        // 1000 steps, warm-up capped at 100.
+        assert!((schedule_rate(1.0, Schedule::Constant, 500, 0, 1000) - 0.01).abs() < 1e-12);
+        assert!((schedule_rate(1.0, Schedule::Constant, 500, 99, 1000) - 1.0).abs() < 1e-12);
+        assert_eq!(schedule_rate(1.0, Schedule::Constant, 500, 999, 1000), 1.0);
+        assert!((schedule_rate(1.0, Schedule::Cosine, 100, 100, 1000) - 1.0).abs() < 1e-12);
+        assert!((schedule_rate(1.0, Schedule::Cosine, 100, 550, 1000) - 0.5).abs() < 1e-12, "half-way");
+        assert!(schedule_rate(1.0, Schedule::Cosine, 100, 999, 1000) < 1e-4, "near zero at the end");
+        assert_eq!(schedule_rate(2.0, Schedule::Cosine, 0, 0, 1), 2.0);
+    }
+}
+
