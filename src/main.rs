@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Model files to open in the app.
+    /// Model files to open in the app (`demo:NAME` for an embedded demo model).
     files: Vec<std::path::PathBuf>,
     /// App: once the workspace has loaded, save a screenshot of the window as PNG and exit.
     #[arg(long, value_name = "OUT.png")]
@@ -27,6 +27,10 @@ struct Cli {
     /// App: the tab shown first (model, gmn or cka).
     #[arg(long, value_name = "TAB")]
     tab: Option<String>,
+    /// App: load this trained GMN run, run it on the active model and colour the graph by its
+    /// node activations.
+    #[arg(long, value_name = "RUN")]
+    gmn: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -58,7 +62,13 @@ fn main() -> ExitCode {
         Some(Command::Train(args)) => cli::train::run(&args),
         Some(Command::Infer(args)) => cli::infer::run(&args),
         Some(Command::Study(args)) => cli::study::run(&args),
-        None => cli::gui::run(&cli.files, cli.screenshot.as_deref(), cli.quit_after_frames, cli.tab.as_deref()),
+        None => cli::gui::run(
+            &cli.files,
+            cli.screenshot.as_deref(),
+            cli.quit_after_frames,
+            cli.tab.as_deref(),
+            cli.gmn.as_deref(),
+        ),
     };
     report_peak_memory();
     match result {

@@ -3,7 +3,8 @@
 //! demo SIREN in a job, shows its prediction (the CLI's computation on the same file), and colours
 //! the drawn graph's nodes with exactly the reference node features (layer, PCA / norm / channel);
 //! switching the layer or colouring changes what the renderer is given. Bad run directories,
-//! models that do not fit and "no model open" end as error toasts, never panics.
+//! models that do not fit and "no model open" end as error toasts, never panics. `--gmn RUN`
+//! (`StartupOptions::gmn`) does all of that at start-up, in the app and in the real binary.
 #![cfg(feature = "burn")]
 
 use std::path::Path;
@@ -242,4 +243,128 @@ fn bad_runs_unfit_models_and_no_model_are_error_toasts() {
     h.state_mut().send(Command::RunGmnOnModel);
     h.run_steps(2);
     assert!(errors(&h).iter().any(|t| t.starts_with("No model is open")), "{:?}", errors(&h));
+}
+
+fn harness_with(options: StartupOptions) -> Harness<'static, App> {
+    Harness::builder()
+        .with_size([1280.0, 800.0])
+        .wgpu()
+        .build_eframe(move |cc| App::new(cc, StartupOptions { theme: Some(ThemeChoice::Dark), ..options }))
+}
+
+/// `--gmn RUN demo:siren`: once the model is open the app loads the run, runs it on the model and
+/// shows the overlay (last GMN layer, PCA, the reference values) on the Model tab, with no clicks.
+#[test]
+fn startup_gmn_loads_runs_and_overlays_the_active_model() {
+    let run = tempfile::tempdir().expect("temp dir");
+    write_run(run.path());
+    let (_, states) = reference(run.path());
+    let mut h = harness_with(StartupOptions {
+        files: vec!["demo:siren".into()],
+        gmn: Some(run.path().to_path_buf()),
+        ..StartupOptions::default()
+    });
+    settle(&mut h);
+    assert!(h.state().startup_finished());
+    let titles: Vec<String> = h.state().models().map(|m| m.title()).collect();
+    assert_eq!(titles, ["demo: siren"], "`demo:NAME` opens the embedded model");
+    assert_eq!(h.state().tab(), Tab::Model, "back on the model view");
+    let errors: Vec<_> = h.state().toasts().texts().filter(|(l, _)| *l == Level::Error).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let overlay = drawn(&h);
+    assert!(overlay.settings.enabled);
+    assert_eq!((overlay.settings.layer, overlay.settings.mode), (GMN_LAYERS, OverlayMode::Pca));
+    let nodes = h.state().active_model().and_then(|m| m.model.graph.as_ref().ok()).expect("graph").graph.num_nodes();
+    let f = NodeFeatures::new(&states[GMN_LAYERS], nodes, HIDDEN).expect("features");
+    let raw = node_colouring::first_principal_component(f).scores;
+    assert_close(&overlay.values, &node_colouring::normalise_all(&raw, ColourRange::robust(&raw, true)));
+    h.get_by_label("GMN node activation");
+}
+
+/// A directory that is not a run, and a model the GMN does not fit: an error toast each, the
+/// sequence ends (nothing stays busy, so a scripted screenshot still happens), no overlay, and
+/// the tab asked for with `--tab` is shown.
+#[test]
+fn startup_gmn_failures_are_toasts_and_end_the_sequence() {
+    let errors = |h: &Harness<'static, App>| -> Vec<String> {
+        h.state().toasts().texts().filter(|(l, _)| *l == Level::Error).map(|(_, t)| t.to_string()).collect()
+    };
+    let empty = tempfile::tempdir().expect("temp dir");
+    let mut h = harness_with(StartupOptions { gmn: Some(empty.path().to_path_buf()), ..StartupOptions::default() });
+    settle(&mut h);
+    assert!(h.state().startup_finished());
+    let e = errors(&h);
+    assert!(e.iter().any(|t| t.contains("is this a training run directory")), "{e:?}");
+    assert_eq!(h.state().tab(), Tab::Model);
+    assert!(h.state().graph_view().drawn_overlay().is_none());
+
+    let run = tempfile::tempdir().expect("temp dir");
+    write_run(run.path());
+    let mut h = harness_with(StartupOptions {
+        files: vec!["demo:resnet".into()],
+        gmn: Some(run.path().to_path_buf()),
+        tab: Some(Tab::Gmn),
+        ..StartupOptions::default()
+    });
+    settle(&mut h);
+    assert!(h.state().startup_finished());
+    assert!(h.state().gmn().trained.loaded.is_some(), "the run itself loads");
+    let e = errors(&h);
+    assert!(e.iter().any(|t| t.starts_with("demo: resnet") && t.contains("does not fit this GMN")), "{e:?}");
+    assert!(h.state().gmn().trained.inference.is_none());
+    assert_eq!(h.state().tab(), Tab::Gmn, "--tab wins");
+}
+
+/// The real binary under `xvfb-run`: `--gmn RUN demo:siren --screenshot OUT.png` waits for the
+/// GMN to run, writes a PNG and exits 0.
+#[test]
+fn binary_with_gmn_writes_a_screenshot_under_xvfb() {
+    if std::process::Command::new("xvfb-run").arg("--help").output().is_err() {
+        eprintln!("skipped: xvfb-run is not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    let run = tempfile::tempdir().expect("temp dir");
+    write_run(run.path());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("overlay.png");
+    let output = std::process::Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1400x860x24"])
+        .arg(crate::common::gmnscope_bin())
+        .arg("--gmn")
+        .arg(run.path())
+        .arg("demo:siren")
+        .arg("--screenshot")
+        .arg(&out)
+        .env("GMNSCOPE_THEME", "dark")
+        .output()
+        .expect("xvfb-run starts");
+    assert!(output.status.success(), "exit {}: {}", output.status, String::from_utf8_lossy(&output.stderr));
+    let bytes = std::fs::read(&out).expect("screenshot written");
+    let decoder = png::Decoder::new(std::io::Cursor::new(&bytes));
+    let mut reader = decoder.read_info().expect("a valid PNG");
+    let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut pixels).expect("valid PNG data");
+    assert!(info.width >= 640 && info.height >= 400, "window-sized: {}x{}", info.width, info.height);
+}
+
+/// `--gmn` naming no directory is a command-line mistake: one line naming the path, exit 2, no
+/// window (so no display is needed) and no screenshot.
+#[test]
+fn binary_with_a_missing_gmn_run_fails_with_one_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (missing, out) = (dir.path().join("no-such-run"), dir.path().join("shot.png"));
+    let output = std::process::Command::new(crate::common::gmnscope_bin())
+        .arg("--gmn")
+        .arg(&missing)
+        .arg("--screenshot")
+        .arg(&out)
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .expect("gmnscope starts");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("error: --gmn ") && stderr.contains(&missing.display().to_string()), "{stderr}");
+    assert!(!out.exists(), "no screenshot");
 }

@@ -1,7 +1,13 @@
 //! No subcommand: the desktop app. `gmnscope` opens the embedded demo models, `gmnscope FILE...`
-//! opens files. Scripted runs (CI smoke tests, README screenshots):
-//! - `--screenshot OUT.png`: once the workspace has loaded, render a few frames (10, or
-//!   `--quit-after-frames N`), save the window as PNG (written to a temp file, then renamed) and exit;
+//! opens files (`demo:NAME` is an embedded demo model). `--tab model|gmn|cka` picks the first
+//! tab; `--gmn RUN` loads a trained GMN run, runs it on the active model once the models are open
+//! and colours the graph by its node activations (last GMN layer, PCA). A path that is not a
+//! directory is a command-line error; a directory that is not a usable run, or a model the GMN
+//! does not fit, is an error toast in the app (a scripted run still takes its screenshot).
+//! Scripted runs (CI smoke tests, README screenshots):
+//! - `--screenshot OUT.png`: once the workspace has loaded (and the `--gmn` sequence ended),
+//!   render a few frames (10, or `--quit-after-frames N`), save the window as PNG (written to a
+//!   temp file, then renamed) and exit;
 //! - `--quit-after-frames N`: exit after N frames of the loaded workspace.
 //!
 //! `GMNSCOPE_THEME=light|dark` overrides the saved theme (for screenshots of both). Scripted runs
@@ -19,7 +25,14 @@ pub fn run(
     screenshot: Option<&Path>,
     quit_after_frames: Option<u64>,
     tab: Option<&str>,
+    gmn: Option<&Path>,
 ) -> anyhow::Result<()> {
+    #[cfg(feature = "burn")]
+    let gmn = gmn.map(run_dir).transpose()?;
+    #[cfg(not(feature = "burn"))]
+    if let Some(run) = gmn {
+        anyhow::bail!("--gmn {}: this gmnscope was built without GMN support (feature `burn`)", run.display());
+    }
     let tab = match tab {
         None => None,
         Some(name) => Some(
@@ -42,6 +55,8 @@ pub fn run(
         outcome: outcome.clone(),
         theme,
         tab,
+        #[cfg(feature = "burn")]
+        gmn,
     };
     let scripted = startup.screenshot.is_some() || startup.quit_after_frames.is_some();
     let scratch = std::env::temp_dir().join(format!("gmnscope-scripted-{}", std::process::id()));
@@ -66,5 +81,16 @@ pub fn run(
     match outcome.lock().ok().and_then(|mut o| o.take()) {
         Some(error) => anyhow::bail!(error),
         None => Ok(()),
+    }
+}
+
+/// `--gmn RUN` must name a directory; whether it holds a usable run the app's load job decides
+/// (and reports as a toast, as the GMN tab's "Load" does).
+#[cfg(feature = "burn")]
+fn run_dir(path: &Path) -> anyhow::Result<PathBuf> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(path.to_path_buf()),
+        Ok(_) => anyhow::bail!("--gmn {}: not a directory (expected a training run directory)", path.display()),
+        Err(e) => anyhow::bail!("--gmn {}: {e}", path.display()),
     }
 }

@@ -14,6 +14,7 @@ pub mod gui {
         _screenshot: Option<&std::path::Path>,
         _quit_after_frames: Option<u64>,
         _tab: Option<&str>,
+        _gmn: Option<&std::path::Path>,
     ) -> anyhow::Result<()> {
         anyhow::bail!("this gmnscope was built without the `gui` feature; use a subcommand (see --help)")
     }

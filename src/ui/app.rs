@@ -30,6 +30,9 @@ pub struct StartupOptions {
     pub theme: Option<ThemeChoice>,
     /// The tab shown first (`--tab`); the model view when `None`.
     pub tab: Option<Tab>,
+    /// A trained GMN run to load, run on the active model and show as the overlay (`--gmn`).
+    #[cfg(feature = "burn")]
+    pub gmn: Option<PathBuf>,
 }
 
 /// An open model and its view state.
@@ -64,6 +67,9 @@ pub struct App {
     cka: CkaExplorer,
     #[cfg(feature = "burn")]
     gmn: crate::ui::gmn_panel::GmnPanel,
+    /// `--gmn`: load, run and overlay a trained GMN once the models are open.
+    #[cfg(feature = "burn")]
+    startup_gmn: Option<crate::ui::startup_gmn::StartupGmn>,
     dialogs: Dialogs,
     automation: Automation,
     device: String,
@@ -104,6 +110,8 @@ impl App {
             cka: CkaExplorer::default(),
             #[cfg(feature = "burn")]
             gmn: Default::default(),
+            #[cfg(feature = "burn")]
+            startup_gmn: options.gmn.map(|run| crate::ui::startup_gmn::StartupGmn::new(run, options.tab)),
             dialogs: Dialogs::default(),
             automation: Automation::new(options.screenshot, options.quit_after_frames, options.outcome),
             device,
@@ -137,7 +145,16 @@ impl App {
             || self.heatmaps.running().next().is_some()
             || self.cka.is_busy()
             || self.gmn_busy()
+            || !self.startup_finished()
             || !self.commands.is_empty()
+    }
+
+    /// False while the `--gmn` start-up sequence runs (scripted screenshots wait for it).
+    pub fn startup_finished(&self) -> bool {
+        #[cfg(feature = "burn")]
+        return self.startup_gmn.as_ref().is_none_or(|s| s.finished());
+        #[cfg(not(feature = "burn"))]
+        true
     }
 
     pub fn models(&self) -> impl Iterator<Item = &LoadedModel> {
@@ -289,6 +306,9 @@ impl App {
                         if crate::ui::cka_explorer::is_study_path(&path) {
                             self.tab = Tab::Cka;
                             self.cka.open_study(path, &self.waker, &mut self.toasts);
+                        } else if let Some(name) = path.to_str().and_then(|p| p.strip_prefix("demo:")) {
+                            // As the CLI's subcommands take them: `demo:NAME`.
+                            self.open(ModelSource::Demo(name.to_string()));
                         } else {
                             self.open(ModelSource::File(path));
                         }
@@ -543,6 +563,11 @@ impl eframe::App for App {
         self.cka.logic(&self.waker, &mut self.toasts);
         #[cfg(feature = "burn")]
         self.gmn.logic(&self.waker, &mut self.toasts);
+        // After the commands and the GMN jobs: what it sent last frame has taken effect.
+        #[cfg(feature = "burn")]
+        if let Some(s) = &mut self.startup_gmn {
+            s.advance(!self.open_jobs.is_empty(), &self.gmn.trained, &mut self.commands);
+        }
         if self.is_busy() {
             // Keep spinners moving; workers also wake us when they report.
             ctx.request_repaint_after(std::time::Duration::from_millis(50));
@@ -598,8 +623,13 @@ impl eframe::App for App {
         if !self.commands.is_empty() {
             ctx.request_repaint();
         }
-        let ready = self.open_jobs.is_empty() && (!self.models.is_empty() || self.cka.has_study());
+        let ready =
+            self.open_jobs.is_empty() && (!self.models.is_empty() || self.cka.has_study()) && self.startup_finished();
         self.automation.on_frame(&ctx, ready);
+    }
+
+    fn raw_input_hook(&mut self, _ctx: &egui::Context, raw_input: &mut egui::RawInput) {
+        self.automation.filter_input(raw_input);
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

@@ -1,6 +1,7 @@
 //! Scripted runs of the real window: `--quit-after-frames N` and `--screenshot OUT.png`. Frames
-//! are counted from the moment the workspace is ready (no open jobs, at least one model shown) or
-//! after a start-up timeout, so a screenshot shows a loaded model rather than a spinner.
+//! are counted from the moment the workspace is ready (no open jobs, at least one model shown, the
+//! `--gmn` start-up sequence ended) or after a start-up timeout, so a screenshot shows a loaded
+//! model (and its GMN overlay) rather than a spinner.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -40,6 +41,14 @@ impl Automation {
 
     pub fn is_active(&self) -> bool {
         self.screenshot.is_some() || self.quit_after_frames.is_some()
+    }
+
+    /// Scripted runs ignore the pointer: under `xvfb-run` it rests mid-screen, over the graph, and
+    /// the hover tooltip it raises there does not belong in a screenshot.
+    pub fn filter_input(&self, raw: &mut egui::RawInput) {
+        if self.is_active() {
+            raw.events.retain(|e| !matches!(e, egui::Event::PointerMoved(_) | egui::Event::MouseMoved(_)));
+        }
     }
 
     /// Called once per rendered frame (from `App::ui`).

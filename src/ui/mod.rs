@@ -13,7 +13,8 @@
 //!   `study_view`, feature `burn`: a `gmnscope study` directory's matrices and summary charts).
 //! - `gmn_panel` (feature `burn`): the GMN training tab with live curves and cancel; `gmn_run`
 //!   loads a trained GMN, runs it on the open model and feeds the graph view's activation overlay.
-//! - [`automation`]: `--screenshot` / `--quit-after-frames` for scripted runs.
+//! - [`automation`]: `--screenshot` / `--quit-after-frames` for scripted runs; `startup_gmn`
+//!   (feature `burn`): `--gmn RUN` loads a GMN, runs it and shows its overlay at start-up.
 //!
 //! Extension points for the views to come: add a [`commands::Tab`] variant and its panel file;
 //! long computations become a [`jobs::spawn`] closure whose result the app stores in `logic`.
@@ -36,6 +37,8 @@ pub mod jobs;
 pub mod layer_tree;
 pub mod loader;
 pub mod menu;
+#[cfg(feature = "burn")]
+pub mod startup_gmn;
 pub mod state;
 pub mod status_bar;
 #[cfg(feature = "burn")]
