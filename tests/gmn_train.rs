@@ -11,7 +11,7 @@ use gmnscope::data::{Split, Target};
 use gmnscope::jobs::{JobError, JobEvent};
 use gmnscope::models::GraphInput;
 use gmnscope::rng::SplitMix64;
-use gmnscope::train::{self, DeviceChoice, GraphSet, Sample, TrainConfig, TrainOutcome, TrainRequest};
+use gmnscope::train::{self, DeviceChoice, GraphSet, Sample, Schedule, TrainConfig, TrainOutcome, TrainRequest};
 
 use crate::gmn_symmetry::{siren_layers, siren_store};
 
@@ -163,15 +163,18 @@ fn a_nan_weight_stops_the_run_with_a_clear_message() {
 #[test]
 fn resume_continues_exactly_and_cancel_keeps_a_checkpoint() {
     let data = Arc::new(tiny_zoo(48, 4));
+    // A cosine schedule depends on the run's length, so extending a 1-epoch run to 2 epochs can
+    // only match an uninterrupted 2-epoch run with a constant learning rate.
+    let constant = |epochs| TrainConfig { schedule: Schedule::Constant, ..config(5, epochs) };
     // Uninterrupted: 2 epochs.
     let full = tempfile::tempdir().unwrap();
-    train_in(full.path(), config(5, 2), &data, false).unwrap();
+    train_in(full.path(), constant(2), &data, false).unwrap();
     // 1 epoch, then resumed to 2: same epoch-2 numbers (model, AdamW moments and position restored).
     let split = tempfile::tempdir().unwrap();
-    train_in(split.path(), config(5, 1), &data, false).unwrap();
-    let again = train_in(split.path(), config(5, 2), &data, false).unwrap_err();
+    train_in(split.path(), constant(1), &data, false).unwrap();
+    let again = train_in(split.path(), constant(2), &data, false).unwrap_err();
     assert!(again.to_string().contains("--resume"), "{again}");
-    let resumed = train_in(split.path(), config(5, 2), &data, true).unwrap();
+    let resumed = train_in(split.path(), constant(2), &data, true).unwrap();
     assert_eq!(resumed.epochs, 2);
     let (a, b) = (metrics_lines(full.path(), "epoch"), metrics_lines(split.path(), "epoch"));
     assert_eq!(a.len(), 2);
