@@ -48,8 +48,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub undirected: bool,
     /// Probe features on INR zoos: every neuron's activations on this many fixed inputs (a
-    /// square number gives a grid) become node features; 0 = off.
-    #[arg(long, default_value_t = 64)]
+    /// square number gives a grid: 196 = 14 x 14) become node features; 0 = off.
+    #[arg(long, default_value_t = 196)]
     pub probe: usize,
     /// Continue the run in --out from its latest checkpoint.
     #[arg(long)]

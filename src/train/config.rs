@@ -99,7 +99,7 @@ impl Default for TrainConfig {
             schedule: Schedule::Cosine,
             grad_clip: 10.0,
             seed: 0,
-            probe_points: 64,
+            probe_points: 196,
             device: DeviceChoice::Auto,
             workers: 0,
             checkpoint_every: 0,
