@@ -516,8 +516,9 @@ impl CkaExplorer {
                 ui.selectable_value(&mut self.settings.rbf, false, "Linear");
                 ui.selectable_value(&mut self.settings.rbf, true, "RBF");
                 if self.settings.rbf {
-                    ui.label("σ ×");
+                    let label = ui.label("σ ×");
                     ui.add(egui::DragValue::new(&mut self.settings.sigma_frac).range(0.05..=4.0).speed(0.01))
+                        .labelled_by(label.id)
                         .on_hover_text("RBF bandwidth as a fraction of the median pairwise distance");
                 }
                 ui.separator();

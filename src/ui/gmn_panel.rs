@@ -387,8 +387,9 @@ impl GmnPanel {
                 egui::TextEdit::singleline(&mut self.zoo_path).hint_text("/path/to/zoo").desired_width(f32::INFINITY),
             );
             ui.horizontal(|ui| {
-                ui.label("Demo:");
-                ui.add(egui::DragValue::new(&mut self.demo_count).range(8..=2000).suffix(" INRs"));
+                let label = ui.label("Demo:");
+                ui.add(egui::DragValue::new(&mut self.demo_count).range(8..=2000).suffix(" INRs"))
+                    .labelled_by(label.id);
                 ui.add(egui::DragValue::new(&mut self.demo_steps).range(1..=2000).suffix(" steps"));
             });
             if ui.button("Fit a small demo zoo").on_hover_text("SIREN INRs of procedural digits").clicked() {
@@ -400,23 +401,24 @@ impl GmnPanel {
         ui.add_enabled_ui(!busy, |ui| {
             egui::Grid::new("gmn_form").num_columns(2).spacing([12.0, 6.0]).show(ui, |ui| {
                 let f = &mut self.form;
-                ui.label("Hidden width");
-                ui.add(egui::DragValue::new(&mut f.hidden).range(4..=512));
+                let label = ui.label("Hidden width");
+                ui.add(egui::DragValue::new(&mut f.hidden).range(4..=512)).labelled_by(label.id);
                 ui.end_row();
-                ui.label("Message-passing layers");
-                ui.add(egui::DragValue::new(&mut f.layers).range(1..=12));
+                let label = ui.label("Message-passing layers");
+                ui.add(egui::DragValue::new(&mut f.layers).range(1..=12)).labelled_by(label.id);
                 ui.end_row();
-                ui.label("Epochs");
-                ui.add(egui::DragValue::new(&mut f.epochs).range(1..=1000));
+                let label = ui.label("Epochs");
+                ui.add(egui::DragValue::new(&mut f.epochs).range(1..=1000)).labelled_by(label.id);
                 ui.end_row();
-                ui.label("Batch size");
-                ui.add(egui::DragValue::new(&mut f.batch_size).range(1..=1024));
+                let label = ui.label("Batch size");
+                ui.add(egui::DragValue::new(&mut f.batch_size).range(1..=1024)).labelled_by(label.id);
                 ui.end_row();
-                ui.label("Learning rate");
-                ui.add(egui::DragValue::new(&mut f.lr).range(1e-6..=1.0).speed(1e-4).max_decimals(5));
+                let label = ui.label("Learning rate");
+                ui.add(egui::DragValue::new(&mut f.lr).range(1e-6..=1.0).speed(1e-4).max_decimals(5))
+                    .labelled_by(label.id);
                 ui.end_row();
-                ui.label("Seed");
-                ui.add(egui::DragValue::new(&mut f.seed));
+                let label = ui.label("Seed");
+                ui.add(egui::DragValue::new(&mut f.seed)).labelled_by(label.id);
                 ui.end_row();
                 ui.label("Device");
                 ui.horizontal(|ui| {
@@ -425,8 +427,8 @@ impl GmnPanel {
                     ui.selectable_value(&mut f.device, DeviceChoice::Auto, "Auto");
                 });
                 ui.end_row();
-                ui.label("Run directory");
-                ui.add(egui::TextEdit::singleline(&mut self.run_dir).desired_width(180.0));
+                let label = ui.label("Run directory");
+                ui.add(egui::TextEdit::singleline(&mut self.run_dir).desired_width(180.0)).labelled_by(label.id);
                 ui.end_row();
             });
         });
