@@ -29,7 +29,11 @@ pub fn run(args: &StudyArgs) -> anyhow::Result<()> {
     let mut config = StudyConfig::load(&args.config).map_err(|e| anyhow::anyhow!(e))?;
     if let Some(dir) = &args.data {
         if config.data.source != "idx" {
-            anyhow::bail!("--data applies to configs with [data] source = \"idx\"; '{}' uses {}", args.config, config.data.source);
+            anyhow::bail!(
+                "--data applies to configs with [data] source = \"idx\"; '{}' uses {}",
+                args.config,
+                config.data.source
+            );
         }
         config.data.dir = Some(dir.clone());
     }

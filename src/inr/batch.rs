@@ -80,8 +80,10 @@ pub fn fit_batch(
     }
     let h = config.hidden;
     let widths = [2, h, h, 1];
-    let inits: Vec<Vec<Dense>> =
-        image_indices.iter().map(|&i| init::siren(&widths, config.omega_0, config.seed, init_index(config, i))).collect();
+    let inits: Vec<Vec<Dense>> = image_indices
+        .iter()
+        .map(|&i| init::siren(&widths, config.omega_0, config.seed, init_index(config, i)))
+        .collect();
 
     let mut params: Vec<Tensor<3>> = (0..TENSORS).map(|t| upload_param(&inits, t, device)).collect();
     let mut m: Vec<Tensor<3>> = params.iter().map(Tensor::zeros_like).collect();

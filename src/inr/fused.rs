@@ -320,12 +320,11 @@ fn forward_backward_generic(
     // Forward: s1 = sin(w0 (x W1 + b1)), s2 = sin(w0 (s1 W2 + b2)), y = s2 w3 + b3 + offset.
     // Every inner loop is a zip over h-long slices: no bounds checks, so it vectorises.
     let mut sq = 0f64;
-    let rows = s
-        .s1
-        .chunks_exact_mut(h)
-        .zip(s.c1.chunks_exact_mut(h))
-        .zip(s.s2.chunks_exact_mut(h).zip(s.c2.chunks_exact_mut(h)))
-        .zip(s.g2.chunks_exact_mut(h));
+    let rows =
+        s.s1.chunks_exact_mut(h)
+            .zip(s.c1.chunks_exact_mut(h))
+            .zip(s.s2.chunks_exact_mut(h).zip(s.c2.chunks_exact_mut(h)))
+            .zip(s.g2.chunks_exact_mut(h));
     for ((((s1, c1), (s2, c2)), z2), (xy, (&target, residual))) in
         rows.zip(coords.iter().zip(state.target.iter().zip(s.residual.iter_mut())))
     {
@@ -364,12 +363,11 @@ fn forward_backward_generic(
     let mut gw3 = vec![0f32; h];
     let mut gw2 = vec![0f32; h * h];
     let mut gb3 = 0f32;
-    let rows = s
-        .s1
-        .chunks_exact(h)
-        .zip(s.c1.chunks_exact(h))
-        .zip(s.s2.chunks_exact(h).zip(s.c2.chunks_exact(h)))
-        .zip(s.g2.chunks_exact_mut(h).zip(s.g1.chunks_exact_mut(h)));
+    let rows =
+        s.s1.chunks_exact(h)
+            .zip(s.c1.chunks_exact(h))
+            .zip(s.s2.chunks_exact(h).zip(s.c2.chunks_exact(h)))
+            .zip(s.g2.chunks_exact_mut(h).zip(s.g1.chunks_exact_mut(h)));
     for ((((s1, c1), (s2, c2)), (g2, g1)), (xy, &r)) in rows.zip(coords.iter().zip(s.residual.iter())) {
         let dy = scale * r;
         gb3 += dy;
@@ -484,13 +482,8 @@ mod tests {
         let layers = init::siren(&[2, 6, 6, 1], config.omega_0, 1, 2);
         let target: Vec<f32> = (0..side * side).map(|i| ((i * 7) % 11) as f32 / 10.0).collect();
         let coords = siren::grid(side);
-        let state = InrState {
-            original: 0,
-            params: layout.pack(&layers),
-            m: vec![],
-            v: vec![],
-            target: target.clone(),
-        };
+        let state =
+            InrState { original: 0, params: layout.pack(&layers), m: vec![], v: vec![], target: target.clone() };
         let mut s = Scratch::new(side * side, &layout);
         forward_backward(&layout, &coords, &config, &state, &mut s);
         let analytic = s.grad.clone();

@@ -62,7 +62,17 @@ pub enum FitEngine {
 
 impl Default for FitConfig {
     fn default() -> Self {
-        Self { steps: 1000, lr: 5e-4, omega_0: 30.0, output_offset: 0.5, hidden: 32, target_psnr: Some(40.0), seed: 0, shared_init: false, engine: FitEngine::Cpu }
+        Self {
+            steps: 1000,
+            lr: 5e-4,
+            omega_0: 30.0,
+            output_offset: 0.5,
+            hidden: 32,
+            target_psnr: Some(40.0),
+            seed: 0,
+            shared_init: false,
+            engine: FitEngine::Cpu,
+        }
     }
 }
 

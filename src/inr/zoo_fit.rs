@@ -132,7 +132,9 @@ pub fn fit_zoo(
         };
         let inrs = match config.fit.engine {
             FitEngine::Cpu => fit_batch_fused(&pixels, &image_indices, images.rows, &config.fit, cancel, &mut report)?,
-            FitEngine::Burn => fit_batch(&pixels, &image_indices, images.rows, &config.fit, device, cancel, &mut report)?,
+            FitEngine::Burn => {
+                fit_batch(&pixels, &image_indices, images.rows, &config.fit, device, cancel, &mut report)?
+            }
         };
         for (&(i, img), inr) in chunk.iter().zip(&inrs) {
             let file = native::inr_file_name(i);
@@ -222,7 +224,12 @@ fn check_compatible(existing: &ZooIndex, fresh: &ZooIndex) -> Result<(), String>
         Err(format!(
             "this zoo was fitted with other settings (images {}, steps {}, lr {}, seed {}, shared init {}, split seed {}); \
              resume with the same settings or choose another --out",
-            existing.image_source, existing.steps, existing.lr, existing.seed, existing.shared_init, existing.split_seed
+            existing.image_source,
+            existing.steps,
+            existing.lr,
+            existing.seed,
+            existing.shared_init,
+            existing.split_seed
         ))
     }
 }

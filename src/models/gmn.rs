@@ -111,9 +111,11 @@ impl Gmn {
                 node_states.push(x.clone());
             }
         }
-        let outputs = self.config.probe.is_some().then(|| {
-            topo.probe.output_mean(self.final_node_norm.forward(x.clone()), topo.node_segment.as_ref())
-        });
+        let outputs = self
+            .config
+            .probe
+            .is_some()
+            .then(|| topo.probe.output_mean(self.final_node_norm.forward(x.clone()), topo.node_segment.as_ref()));
         let embedding = match self.config.readout {
             Readout::Nodes => segment_mean(topo, self.final_node_norm.forward(x), true),
             Readout::Edges => segment_mean(topo, self.final_edge_norm.forward(e), false),

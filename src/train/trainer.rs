@@ -415,4 +415,3 @@ mod schedule_tests {
         assert_eq!(schedule_rate(2.0, Schedule::Cosine, 0, 0, 1), 2.0);
     }
 }
-
