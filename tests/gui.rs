@@ -6,32 +6,12 @@
 use std::time::Duration;
 
 use egui::accesskit::Role;
-use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use gmnscope::ui::commands::Command;
 use gmnscope::ui::state::ThemeChoice;
 use gmnscope::ui::status_bar::thousands;
-use gmnscope::ui::{App, StartupOptions};
 
-fn harness(theme: ThemeChoice) -> Harness<'static, App> {
-    Harness::builder()
-        .with_size([1280.0, 800.0])
-        .wgpu()
-        .build_eframe(move |cc| App::new(cc, StartupOptions { theme: Some(theme), ..StartupOptions::default() }))
-}
-
-/// Steps frames until no job runs (models opened, heatmaps computed), then a few more to lay out.
-fn settle(harness: &mut Harness<'static, App>) {
-    for _ in 0..3000 {
-        harness.step();
-        if !harness.state().is_busy() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(!harness.state().is_busy(), "jobs did not finish");
-    harness.run_steps(4);
-}
+use crate::gui_support::{harness, settle};
 
 fn siren_reference() -> (gmnscope::arch::Architecture, gmnscope::graph::ParamGraph) {
     let store = gmnscope::demo::open("siren").expect("demo opens");

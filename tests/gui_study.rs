@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
@@ -17,30 +16,12 @@ use gmnscope::rng::SplitMix64;
 use gmnscope::study::analysis::{self, FAMILIES, PairMatrix, Run};
 use gmnscope::study::files::ActivationSet;
 use gmnscope::study::{CkaResults, OutputFiles, Probe, Results, figures, reader};
+use gmnscope::ui::App;
 use gmnscope::ui::commands::{Command, Tab};
 use gmnscope::ui::state::ThemeChoice;
 use gmnscope::ui::toasts::Level;
-use gmnscope::ui::{App, StartupOptions};
 
-fn harness(theme: ThemeChoice) -> Harness<'static, App> {
-    Harness::builder()
-        .with_size([1280.0, 800.0])
-        .wgpu()
-        .build_eframe(move |cc| App::new(cc, StartupOptions { theme: Some(theme), ..StartupOptions::default() }))
-}
-
-/// Steps frames until no job runs, then a few more to lay out.
-fn settle(harness: &mut Harness<'static, App>) {
-    for _ in 0..3000 {
-        harness.step();
-        if !harness.state().is_busy() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(!harness.state().is_busy(), "jobs did not finish");
-    harness.run_steps(4);
-}
+use crate::gui_support::{harness, settle};
 
 const SAMPLES: usize = 24;
 const SEEDS: [u64; 3] = [0, 1, 2];

@@ -22,6 +22,8 @@ mod gui;
 mod gui_overlay;
 #[cfg(feature = "gui")]
 mod gui_study;
+#[cfg(feature = "gui")]
+mod gui_support;
 #[cfg(feature = "burn")]
 mod inr_fit;
 #[cfg(feature = "burn")]

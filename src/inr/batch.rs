@@ -19,8 +19,8 @@ use super::{Error, FitConfig, init};
 use crate::data::siren::{self, Dense};
 
 /// Adam's hyperparameters besides the learning rate (PyTorch defaults).
-const BETA1: f64 = 0.9;
-const BETA2: f64 = 0.999;
+pub(super) const BETA1: f64 = 0.9;
+pub(super) const BETA2: f64 = 0.999;
 const EPSILON: f64 = 1e-8;
 
 /// Reported after every step.
@@ -49,6 +49,16 @@ pub struct FittedInr {
     pub initial_psnr: f32,
 }
 
+/// Checks a batch for either fitter: every image holds `side * side` pixels and has an index.
+/// `Ok(false)` for an empty batch (nothing to fit).
+pub(super) fn check_batch(images: &[Vec<f32>], image_indices: &[usize], side: usize) -> Result<bool, Error> {
+    let (n, pixels) = (images.len(), side * side);
+    if image_indices.len() != n || images.iter().any(|im| im.len() != pixels) {
+        return Err(Error::Invalid(format!("{n} images must each hold {pixels} pixels and have an index")));
+    }
+    Ok(n > 0)
+}
+
 /// The index that seeds the initial weights of image `image_index`'s INR: its own, or one index
 /// for every image when the zoo uses a shared initialisation.
 pub(super) fn init_index(config: &FitConfig, image_index: usize) -> usize {
@@ -72,11 +82,8 @@ pub fn fit_batch(
 ) -> Result<Vec<FittedInr>, Error> {
     let n = images.len();
     let pixels = side * side;
-    if n == 0 {
+    if !check_batch(images, image_indices, side)? {
         return Ok(Vec::new());
-    }
-    if image_indices.len() != n || images.iter().any(|im| im.len() != pixels) {
-        return Err(Error::Invalid(format!("{n} images must each hold {pixels} pixels and have an index")));
     }
     let h = config.hidden;
     let widths = [2, h, h, 1];
@@ -228,6 +235,6 @@ fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default()
 }
 
-fn psnr_of(mse: f32) -> f32 {
+pub(super) fn psnr_of(mse: f32) -> f32 {
     (10.0 * (1.0 / (mse as f64).max(1e-12)).log10()) as f32
 }

@@ -16,13 +16,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::batch::{FitProgress, FittedInr};
+use super::batch::{BETA1, BETA2, FitProgress, FittedInr, psnr_of};
 use super::{Error, FitConfig, init};
 use crate::data::siren::{self, Dense};
 
-/// Adam's hyperparameters besides the learning rate (PyTorch defaults, as in `batch`).
-const BETA1: f64 = 0.9;
-const BETA2: f64 = 0.999;
+/// Adam's epsilon (PyTorch's default, as `batch::EPSILON`), in f32 for the update loop.
 const EPSILON: f32 = 1e-8;
 
 /// Offsets of the parameter blocks inside one INR's flat vector.
@@ -141,11 +139,8 @@ pub fn fit_batch_fused(
 ) -> Result<Vec<FittedInr>, Error> {
     let n = images.len();
     let pixels = side * side;
-    if n == 0 {
+    if !super::batch::check_batch(images, image_indices, side)? {
         return Ok(Vec::new());
-    }
-    if image_indices.len() != n || images.iter().any(|im| im.len() != pixels) {
-        return Err(Error::Invalid(format!("{n} images must each hold {pixels} pixels and have an index")));
     }
     let h = config.hidden;
     let layout = Layout::new(h);
@@ -438,10 +433,6 @@ fn sin_cos(x: f32) -> (f32, f32) {
     let sin_sign = 1.0 - 2.0 * ((qi >> 1) & 1) as f32;
     let cos_sign = 1.0 - 2.0 * (((qi + 1) >> 1) & 1) as f32;
     (sin_sign * sin_mag, cos_sign * cos_mag)
-}
-
-fn psnr_of(mse: f32) -> f32 {
-    (10.0 * (1.0 / (mse as f64).max(1e-12)).log10()) as f32
 }
 
 #[cfg(test)]

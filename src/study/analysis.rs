@@ -19,6 +19,15 @@ pub struct Run {
     pub acts: ActivationSet,
 }
 
+/// Layer names per family (`results.json`'s `layers`), from the first run of each family.
+pub fn family_layers(runs: &[Run]) -> BTreeMap<String, Vec<String>> {
+    let mut layers = BTreeMap::new();
+    for r in runs {
+        layers.entry(r.family.to_string()).or_insert_with(|| r.acts.names.clone());
+    }
+    layers
+}
+
 impl Run {
     pub fn label(&self) -> String {
         format!("{}-s{}", self.family, self.seed)

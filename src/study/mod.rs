@@ -278,10 +278,7 @@ pub fn run(config: &StudyConfig, out: &Path, progress: &mut dyn FnMut(&str)) -> 
     write_examples(&out.join(&gmn_only_png), &images, &index, &probe_entries, &agreement.gmn_only_samples)?;
     files.figures.push(gmn_only_png);
 
-    let mut layers = BTreeMap::new();
-    for r in &runs {
-        layers.entry(r.family.to_string()).or_insert_with(|| r.acts.names.clone());
-    }
+    let layers = analysis::family_layers(&runs);
     let results = Results {
         format: FORMAT.into(),
         version: VERSION,

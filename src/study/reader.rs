@@ -482,10 +482,7 @@ mod tests {
                 pair_summaries.insert(format!("{fa}-{fb}"), s);
             }
         }
-        let mut layers = BTreeMap::new();
-        for r in &runs {
-            layers.entry(r.family.to_string()).or_insert_with(|| r.acts.names.clone());
-        }
+        let layers = analysis::family_layers(&runs);
         let results = Results {
             format: FORMAT.into(),
             version: VERSION,

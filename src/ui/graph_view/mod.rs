@@ -14,7 +14,7 @@ pub mod renderer;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use egui::{Color32, Pos2, Rect, RichText, Sense, Stroke, Vec2, pos2, vec2};
+use egui::{Color32, Pos2, Rect, RichText, Sense, Stroke, Vec2, vec2};
 
 use crate::graph::{EdgeType, NodeBlock, NodeType};
 use crate::layout::GraphLayout;
@@ -530,22 +530,7 @@ fn legend(
     area.show(ui.ctx(), |ui| {
         egui::Frame::popup(ui.style()).inner_margin(8.0).show(ui, |ui| {
             ui.label(RichText::new(title).small().strong());
-            let (bar, _) = ui.allocate_exact_size(vec2(LEGEND_WIDTH, 10.0), Sense::hover());
-            let mut mesh = egui::Mesh::default();
-            let steps = 32;
-            for s in 0..=steps {
-                let t = s as f32 / steps as f32;
-                let x = bar.left() + t * bar.width();
-                let c = map.map(2.0 * t - 1.0);
-                mesh.colored_vertex(pos2(x, bar.top()), c);
-                mesh.colored_vertex(pos2(x, bar.bottom()), c);
-                if s > 0 {
-                    let i = (2 * s) as u32;
-                    mesh.add_triangle(i - 2, i - 1, i);
-                    mesh.add_triangle(i - 1, i, i + 1);
-                }
-            }
-            ui.painter().add(egui::Shape::mesh(mesh));
+            overlay::colour_bar(ui, map, LEGEND_WIDTH, |t| 2.0 * t - 1.0);
             ui.horizontal(|ui| {
                 ui.set_width(LEGEND_WIDTH);
                 ui.label(RichText::new(format!("{:+.3}", -scale)).small().monospace());

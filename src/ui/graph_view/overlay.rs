@@ -137,23 +137,9 @@ pub fn controls_ui(ui: &egui::Ui, rect: egui::Rect, overlay: &NodeOverlay, comma
 pub fn legend_ui(ui: &mut egui::Ui, overlay: &NodeOverlay, map: Diverging, width: f32) {
     ui.label(RichText::new("GMN node activation").small().strong());
     ui.label(RichText::new(&overlay.title).small().weak());
-    let (bar, _) = ui.allocate_exact_size(vec2(width, 10.0), Sense::hover());
-    let mut mesh = egui::Mesh::default();
-    let steps = 32;
-    for s in 0..=steps {
-        let t = s as f32 / steps as f32;
-        let x = bar.left() + t * bar.width();
-        // The shader's mapping: signed values span the whole map, norms its upper half.
-        let c = map.map(if overlay.range.signed { 2.0 * t - 1.0 } else { t });
-        mesh.colored_vertex(pos2(x, bar.top()), c);
-        mesh.colored_vertex(pos2(x, bar.bottom()), c);
-        if s > 0 {
-            let i = (2 * s) as u32;
-            mesh.add_triangle(i - 2, i - 1, i);
-            mesh.add_triangle(i - 1, i, i + 1);
-        }
-    }
-    ui.painter().add(egui::Shape::mesh(mesh));
+    // The shader's mapping: signed values span the whole map, norms its upper half.
+    let signed = overlay.range.signed;
+    colour_bar(ui, map, width, |t| if signed { 2.0 * t - 1.0 } else { t });
     ui.horizontal(|ui| {
         ui.set_width(width);
         ui.label(RichText::new(format!("{:+.3}", overlay.range.lo)).small().monospace());
@@ -166,4 +152,24 @@ pub fn legend_ui(ui: &mut egui::Ui, overlay: &NodeOverlay, map: Diverging, width
         let note = format!("values [{:+.3}, {:+.3}]; colours span the central 95%", r.min, r.max);
         ui.label(RichText::new(note).small().weak());
     }
+}
+
+/// A horizontal colour bar `width` wide: position `t` in [0, 1] shows `map.map(value(t))`.
+pub fn colour_bar(ui: &mut egui::Ui, map: Diverging, width: f32, value: impl Fn(f32) -> f32) {
+    let (bar, _) = ui.allocate_exact_size(vec2(width, 10.0), Sense::hover());
+    let mut mesh = egui::Mesh::default();
+    let steps = 32;
+    for s in 0..=steps {
+        let t = s as f32 / steps as f32;
+        let x = bar.left() + t * bar.width();
+        let c = map.map(value(t));
+        mesh.colored_vertex(pos2(x, bar.top()), c);
+        mesh.colored_vertex(pos2(x, bar.bottom()), c);
+        if s > 0 {
+            let i = (2 * s) as u32;
+            mesh.add_triangle(i - 2, i - 1, i);
+            mesh.add_triangle(i - 1, i, i + 1);
+        }
+    }
+    ui.painter().add(egui::Shape::mesh(mesh));
 }
