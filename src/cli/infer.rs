@@ -9,7 +9,7 @@ pub struct InferArgs {
     /// Training run directory (written by `gmnscope train`).
     #[arg(long)]
     pub gmn: PathBuf,
-    /// Model file to classify / score (any format `inspect` reads).
+    /// Model file to classify / score (any format `inspect` reads, or `demo:NAME`).
     pub file: PathBuf,
     /// Print JSON (keys: prediction, probabilities, value, embedding, layers, ...).
     #[arg(long)]
@@ -36,7 +36,7 @@ pub fn run(args: &InferArgs) -> anyhow::Result<()> {
     let choice: DeviceChoice = args.device.parse().map_err(anyhow::Error::msg)?;
     let (device, _) = device::resolve(choice);
     let (info, model) = load_run(&args.gmn, &device)?;
-    let store = gmnscope::checkpoint::open(&args.file)?;
+    let store = super::inspect::open_model(&args.file)?;
     let (topology, weights) = dataset::graph_input(&store, info.gmn.undirected)
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("{}: cannot build its parameter graph", args.file.display()))?;
