@@ -3,10 +3,11 @@
 //! `torch.set_num_threads(2)`) on the same CPU, in the same run, on the same graphs (written to a
 //! temporary safetensors file the peer reads).
 //!
-//! `cargo bench --bench gmn_train` prints both rates and the ratio. Environment:
-//! `GMN_BENCH_WORKERS` (data-parallel workers, default one per core), `GMN_BENCH_SKIP_PEER=1`.
-//! Our step is the trainer's own (`train::step`): batch, forward, backward, gradient sum, global
-//! clipping, AdamW.
+//! `cargo bench --bench gmn_train` prints the rates and the ratios. Environment:
+//! `GMN_BENCH_WORKERS` (worker threads, default one per core), `GMN_BENCH_SKIP_PEER=1`,
+//! `GMN_BENCH_SKIP_BURN=1` (only the fused engine). Our step is the trainer's own, on each CPU
+//! engine: gradients (the fused engine, `train::fused`, which `--device cpu` and the default
+//! use without a GPU; and burn-flex autodiff, `train::step`), global clipping, AdamW.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ use gmnscope::checkpoint::writer::{OwnedTensor, write_safetensors};
 use gmnscope::data::{Split, Target};
 use gmnscope::models::{BatchTopology, Gmn, GraphInput, Topology};
 use gmnscope::rng::SplitMix64;
+use gmnscope::train::fused::FusedEngine;
 use gmnscope::train::step::{self, StepInput};
 use gmnscope::train::{GraphSet, Sample, TrainConfig};
 
@@ -117,36 +119,50 @@ fn main() {
     let input =
         StepInput { data: &data, shared: Some(&batch_topology), target_mean: 0.0, target_std: 1.0, device: &autodiff };
     let n_workers = config.worker_count(BATCH);
-    let mut next = 0usize;
-    let mut train_step = || {
-        let indices: Vec<usize> = (0..BATCH).map(|k| (next * BATCH + k) % GRAPHS).collect();
-        next += 1;
-        let (mut grads, _) = step::gradients(&model, &input, &indices, n_workers).expect("a step");
-        step::clip_global_norm(&model, &mut grads, 10.0);
-        model = optim.step(1e-3, model.clone(), grads);
-    };
-
-    let mut per_step = Vec::new();
     let mut criterion = Criterion::default()
         .configure_from_args()
         .sample_size(10)
         .warm_up_time(Duration::from_secs(3))
         .measurement_time(Duration::from_secs(20));
-    criterion.bench_function(
-        &format!("gmn_train/siren-2-32-32-1/h{HIDDEN}-l{LAYERS}-b{BATCH}/flex-w{n_workers}"),
-        |b| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    train_step();
-                }
-                let elapsed = start.elapsed();
-                per_step.push(elapsed / iters.max(1) as u32);
-                elapsed
-            })
-        },
-    );
-    let ours = BATCH as f64 / median(per_step).as_secs_f64().max(1e-12);
+
+    // The trainer's step on each CPU engine: gradients (fused engine or burn-flex autodiff),
+    // global clipping, AdamW on the burn model.
+    let mut rates = Vec::new();
+    for fused in [true, false] {
+        if !fused && std::env::var("GMN_BENCH_SKIP_BURN").is_ok_and(|v| v == "1") {
+            continue;
+        }
+        let mut engine = fused.then(|| FusedEngine::new(&model, &data).expect("the fused engine applies"));
+        let mut next = 0usize;
+        let mut train_step = || {
+            let indices: Vec<usize> = (0..BATCH).map(|k| (next * BATCH + k) % GRAPHS).collect();
+            next += 1;
+            let (mut grads, _) = match &mut engine {
+                Some(engine) => engine.gradients(&model, &data, &indices, 0.0, 1.0, n_workers, &device),
+                None => step::gradients(&model, &input, &indices, n_workers),
+            }
+            .expect("a step");
+            step::clip_global_norm(&model, &mut grads, 10.0);
+            model = optim.step(1e-3, model.clone(), grads);
+        };
+        let mut per_step = Vec::new();
+        let name = if fused { "cpu-fused" } else { "flex-burn" };
+        criterion.bench_function(
+            &format!("gmn_train/siren-2-32-32-1/h{HIDDEN}-l{LAYERS}-b{BATCH}/{name}-w{n_workers}"),
+            |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        train_step();
+                    }
+                    let elapsed = start.elapsed();
+                    per_step.push(elapsed / iters.max(1) as u32);
+                    elapsed
+                })
+            },
+        );
+        rates.push((name, BATCH as f64 / median(per_step).as_secs_f64().max(1e-12)));
+    }
 
     let peer = if std::env::var("GMN_BENCH_SKIP_PEER").is_ok_and(|v| v == "1") {
         None
@@ -185,11 +201,15 @@ fn main() {
         topo.num_nodes(),
         topo.num_edges()
     );
-    println!("  gmnscope (burn-flex, {n_workers} workers): {ours:.1} graphs/s");
+    for (name, rate) in &rates {
+        println!("  gmnscope ({name}, {n_workers} workers): {rate:.1} graphs/s");
+    }
     match peer {
         Some(torch) => {
             println!("  PyTorch (same model, 2 threads):        {torch:.1} graphs/s");
-            println!("  ratio gmnscope / PyTorch: {:.2}x (goal >= 2x)", ours / torch);
+            for (name, rate) in &rates {
+                println!("  ratio gmnscope {name} / PyTorch: {:.2}x (goal >= 2x)", rate / torch);
+            }
         }
         None => println!("  PyTorch peer: not run"),
     }

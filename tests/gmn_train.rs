@@ -91,14 +91,23 @@ fn metrics_lines(dir: &Path, kind: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Both CPU engines: burn-flex autodiff and the fused engine (`train::fused`).
+const CPU_ENGINES: [DeviceChoice; 2] = [DeviceChoice::Flex, DeviceChoice::Cpu];
+
 #[test]
 fn training_learns_a_weight_statistic_and_reports_events() {
+    for device in CPU_ENGINES {
+        learns_on(device);
+    }
+}
+
+fn learns_on(device: DeviceChoice) {
     const EPOCHS: usize = 12;
     let data = Arc::new(tiny_zoo(160, 1));
     assert!(data.shared.is_some(), "one architecture: one shared topology");
     let dir = tempfile::tempdir().unwrap();
     let request = TrainRequest {
-        config: config(3, EPOCHS),
+        config: TrainConfig { device, ..config(3, EPOCHS) },
         data: data.clone(),
         run_dir: dir.path().to_path_buf(),
         resume: false,
@@ -126,7 +135,7 @@ fn training_learns_a_weight_statistic_and_reports_events() {
     assert!(last.get("train_loss").unwrap() < first, "loss went down: {first} -> {:?}", last.get("train_loss"));
     let val = last.get("val_accuracy").unwrap();
     let trace: Vec<_> = epochs.iter().map(|m| (m.get("train_loss"), m.get("val_accuracy"))).collect();
-    assert!(val >= 0.8, "validation accuracy {val} (chance is ~0.5); per epoch {trace:?}");
+    assert!(val >= 0.8, "{device:?}: validation accuracy {val} (chance is ~0.5); per epoch {trace:?}");
     assert_eq!(metrics_lines(dir.path(), "epoch").len(), EPOCHS);
     assert_eq!(metrics_lines(dir.path(), "step").len() as u64, outcome.steps);
 
@@ -138,15 +147,39 @@ fn training_learns_a_weight_statistic_and_reports_events() {
 #[test]
 fn same_seed_gives_bit_identical_losses() {
     let data = Arc::new(tiny_zoo(48, 2));
-    let losses = |seed: u64| {
+    for device in CPU_ENGINES {
+        let losses = |seed: u64| {
+            let dir = tempfile::tempdir().unwrap();
+            train_in(dir.path(), TrainConfig { device, ..config(seed, 2) }, &data, false).unwrap();
+            metrics_lines(dir.path(), "step").iter().map(|v| v["loss"].as_f64().unwrap().to_bits()).collect::<Vec<_>>()
+        };
+        let a = losses(7);
+        assert!(a.len() >= 6);
+        assert_eq!(a, losses(7), "{device:?}: same seed, same bits");
+        assert_ne!(a, losses(8), "{device:?}: another seed, another run");
+    }
+}
+
+/// The fused engine trains the same model as burn: from the same initial weights, the per-step
+/// losses of the two engines agree to float rounding for a whole epoch, and so do the
+/// validation metrics the trainer evaluates (on the fused engine's forward pass).
+#[test]
+fn the_fused_engine_follows_the_burn_engine_step_by_step() {
+    let data = Arc::new(tiny_zoo(48, 12));
+    let run = |device| {
         let dir = tempfile::tempdir().unwrap();
-        train_in(dir.path(), config(seed, 2), &data, false).unwrap();
-        metrics_lines(dir.path(), "step").iter().map(|v| v["loss"].as_f64().unwrap().to_bits()).collect::<Vec<_>>()
+        train_in(dir.path(), TrainConfig { device, ..config(4, 1) }, &data, false).unwrap();
+        (metrics_lines(dir.path(), "step"), metrics_lines(dir.path(), "epoch"))
     };
-    let a = losses(7);
-    assert!(a.len() >= 6);
-    assert_eq!(a, losses(7), "same seed, same bits");
-    assert_ne!(a, losses(8), "another seed, another run");
+    let ((flex_steps, flex_epoch), (cpu_steps, cpu_epoch)) = (run(DeviceChoice::Flex), run(DeviceChoice::Cpu));
+    assert_eq!(flex_steps.len(), cpu_steps.len());
+    for (a, b) in flex_steps.iter().zip(&cpu_steps) {
+        let (a, b) = (a["loss"].as_f64().unwrap(), b["loss"].as_f64().unwrap());
+        assert!((a - b).abs() < 1e-4 * (1.0 + a.abs()), "step losses: flex {a} vs fused {b}");
+    }
+    let (a, b) = (flex_epoch[0]["val_loss"].as_f64().unwrap(), cpu_epoch[0]["val_loss"].as_f64().unwrap());
+    assert!((a - b).abs() < 1e-4 * (1.0 + a.abs()), "validation loss: flex {a} vs fused {b}");
+    assert_eq!(flex_epoch[0]["val_accuracy"], cpu_epoch[0]["val_accuracy"]);
 }
 
 #[test]
@@ -154,18 +187,27 @@ fn a_nan_weight_stops_the_run_with_a_clear_message() {
     let mut data = tiny_zoo(32, 3);
     let i = data.indices(Split::Train)[5];
     data.samples[i].input.weights[3] = f32::NAN;
-    let dir = tempfile::tempdir().unwrap();
-    let err = train_in(dir.path(), config(1, 3), &Arc::new(data), false).unwrap_err();
-    let JobError::Failed(message) = err else { panic!("expected a failure, got {err:?}") };
-    assert!(message.contains("diverged") && message.contains("NaN"), "{message}");
+    let data = Arc::new(data);
+    for device in CPU_ENGINES {
+        let dir = tempfile::tempdir().unwrap();
+        let err = train_in(dir.path(), TrainConfig { device, ..config(1, 3) }, &data, false).unwrap_err();
+        let JobError::Failed(message) = err else { panic!("expected a failure, got {err:?}") };
+        assert!(message.contains("diverged") && message.contains("NaN"), "{device:?}: {message}");
+    }
 }
 
 #[test]
 fn resume_continues_exactly_and_cancel_keeps_a_checkpoint() {
+    for device in CPU_ENGINES {
+        resume_and_cancel_on(device);
+    }
+}
+
+fn resume_and_cancel_on(device: DeviceChoice) {
     let data = Arc::new(tiny_zoo(48, 4));
     // A cosine schedule depends on the run's length, so extending a 1-epoch run to 2 epochs can
     // only match an uninterrupted 2-epoch run with a constant learning rate.
-    let constant = |epochs| TrainConfig { schedule: Schedule::Constant, ..config(5, epochs) };
+    let constant = |epochs| TrainConfig { schedule: Schedule::Constant, device, ..config(5, epochs) };
     // Uninterrupted: 2 epochs.
     let full = tempfile::tempdir().unwrap();
     train_in(full.path(), constant(2), &data, false).unwrap();
@@ -178,11 +220,11 @@ fn resume_continues_exactly_and_cancel_keeps_a_checkpoint() {
     assert_eq!(resumed.epochs, 2);
     let (a, b) = (metrics_lines(full.path(), "epoch"), metrics_lines(split.path(), "epoch"));
     assert_eq!(a.len(), 2);
-    assert_eq!(a[1], b[1], "epoch 2 after a resume equals epoch 2 of the uninterrupted run");
+    assert_eq!(a[1], b[1], "{device:?}: epoch 2 after a resume equals epoch 2 of the uninterrupted run");
 
     // Cancel as soon as the first checkpoint is on disk: the job ends Cancelled, the run loads.
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(6, 1000);
+    let mut cfg = TrainConfig { device, ..config(6, 1000) };
     cfg.checkpoint_every = 1;
     let request =
         TrainRequest { config: cfg, data: data.clone(), run_dir: dir.path().to_path_buf(), resume: false, zoo: None };

@@ -12,12 +12,16 @@ mod formats_onnx;
 mod formats_pytorch;
 mod formats_safetensors;
 #[cfg(feature = "burn")]
+mod gmn_fused;
+#[cfg(feature = "burn")]
 mod gmn_symmetry;
 #[cfg(feature = "burn")]
 mod gmn_train;
 mod graph_rules;
 #[cfg(feature = "gui")]
 mod gui;
+#[cfg(feature = "gui")]
+mod gui_live;
 #[cfg(feature = "gui")]
 mod gui_overlay;
 #[cfg(feature = "gui")]

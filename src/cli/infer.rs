@@ -34,7 +34,7 @@ pub fn run(args: &InferArgs) -> anyhow::Result<()> {
     use gmnscope::train::{DeviceChoice, Task, dataset, device, load_run};
 
     let choice: DeviceChoice = args.device.parse().map_err(anyhow::Error::msg)?;
-    let (device, _) = device::resolve(choice);
+    let (device, _, _) = device::resolve(choice);
     let (info, model) = load_run(&args.gmn, &device)?;
     let store = super::inspect::open_model(&args.file)?;
     let (topology, weights) = dataset::graph_input(&store, info.gmn.undirected)

@@ -16,7 +16,8 @@ pub struct TrainArgs {
     pub seed: u64,
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
-    /// auto (wgpu on a hardware GPU, else flex), flex or wgpu.
+    /// auto (wgpu on a hardware GPU, else cpu), cpu (the fused CPU engine; burn-flex for zoos of
+    /// mixed architectures), flex (burn-flex autodiff) or wgpu.
     #[arg(long, default_value = "auto")]
     pub device: String,
     #[arg(long, default_value_t = 64)]

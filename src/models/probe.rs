@@ -64,78 +64,133 @@ pub struct ProbeGraph {
     src: Tensor<1, Int>,
     dst: Tensor<1, Int>,
     /// `[N, 1, 1]` masks.
-    is_bias: Tensor<3>,
     is_hidden: Tensor<3>,
     is_output: Tensor<3>,
-    /// Input order of every node (`None` for non-inputs), host side.
-    input_order: Vec<Option<usize>>,
+    /// The host-side facts the tensors were built from.
+    plan: ProbePlan,
     /// `[S, 1]`: 1 / number of output neurons per segment (0 when a segment has none).
     inv_segment_outputs: Tensor<2>,
-    /// Rounds of propagation needed (the deepest layer index).
-    depth: usize,
-    /// Why probe features cannot be computed for this topology, if they cannot.
-    unsupported: Option<String>,
 }
 
-impl ProbeGraph {
-    /// Built for every batch topology; `unsupported` is set when the graph is not an MLP graph.
-    pub fn new(parts: &[&Topology], device: &Device) -> Self {
-        let mut edges = Vec::new();
-        let (mut src, mut dst) = (Vec::new(), Vec::new());
-        let (mut bias, mut hidden, mut output) = (Vec::new(), Vec::new(), Vec::new());
-        let mut input_order = Vec::new();
-        let mut depth = 0usize;
-        let mut unsupported = None;
-        let mut inv_outputs = Vec::with_capacity(parts.len());
+/// The host-side facts of probe propagation over a (union of) topologies: which edges carry
+/// activations forward, which nodes are biases, hidden or output neurons, the input order of
+/// every input neuron. [`ProbeGraph`] puts them on a device; the fused CPU trainer
+/// (`train::fused`) uses them as they are.
+#[derive(Clone, Debug)]
+pub struct ProbePlan {
+    /// Forward edges: index into the union's edges, and their endpoints.
+    pub edges: Vec<u32>,
+    pub src: Vec<u32>,
+    pub dst: Vec<u32>,
+    pub is_bias: Vec<bool>,
+    pub is_hidden: Vec<bool>,
+    pub is_output: Vec<bool>,
+    /// Input order of every node (`None` for non-inputs).
+    pub input_order: Vec<Option<usize>>,
+    /// Output neurons per part.
+    pub outputs: Vec<usize>,
+    /// Rounds of propagation needed (the deepest layer index).
+    pub depth: usize,
+    /// Why probe features cannot be computed for these topologies, if they cannot.
+    pub unsupported: Option<String>,
+}
+
+impl ProbePlan {
+    pub fn new(parts: &[&Topology]) -> Self {
+        let mut plan = ProbePlan {
+            edges: Vec::new(),
+            src: Vec::new(),
+            dst: Vec::new(),
+            is_bias: Vec::new(),
+            is_hidden: Vec::new(),
+            is_output: Vec::new(),
+            input_order: Vec::new(),
+            outputs: Vec::with_capacity(parts.len()),
+            depth: 0,
+            unsupported: None,
+        };
         let (mut node_base, mut edge_base) = (0usize, 0usize);
         for t in parts {
             let last = t.node_features.iter().filter(|f| f[2] == NEURON).map(|f| f[0]).max().unwrap_or(0);
-            depth = depth.max(last.max(0) as usize);
+            plan.depth = plan.depth.max(last.max(0) as usize);
             for f in &t.node_features {
                 let (layer, order, kind) = (f[0], f[1], f[2]);
-                if kind != NEURON && kind != BIAS && unsupported.is_none() {
-                    unsupported = Some(format!(
+                if kind != NEURON && kind != BIAS && plan.unsupported.is_none() {
+                    plan.unsupported = Some(format!(
                         "probe features need a graph of neurons and biases (an MLP or SIREN); this one has node type {kind}"
                     ));
                 }
                 let neuron = kind == NEURON;
-                bias.push(f32::from(u8::from(kind == BIAS)));
-                hidden.push(f32::from(u8::from(neuron && layer > 0 && layer < last)));
-                output.push(f32::from(u8::from(neuron && layer == last && last > 0)));
-                input_order.push((neuron && layer == 0).then(|| order.max(0) as usize));
+                plan.is_bias.push(kind == BIAS);
+                plan.is_hidden.push(neuron && layer > 0 && layer < last);
+                plan.is_output.push(neuron && layer == last && last > 0);
+                plan.input_order.push((neuron && layer == 0).then(|| order.max(0) as usize));
             }
             for k in 0..t.src.len() {
                 let (a, b) = (t.src[k] as usize, t.dst[k] as usize);
                 let (from, to) = (&t.node_features[a], &t.node_features[b]);
                 // A bias node carries the layer index of the neurons it feeds.
                 if to[0] > from[0] || (from[2] == BIAS && to[0] == from[0]) {
-                    edges.push((edge_base + k) as i64);
-                    src.push((node_base + a) as i64);
-                    dst.push((node_base + b) as i64);
+                    plan.edges.push((edge_base + k) as u32);
+                    plan.src.push((node_base + a) as u32);
+                    plan.dst.push((node_base + b) as u32);
                 }
             }
-            let outputs = t.node_features.iter().filter(|f| f[2] == NEURON && f[0] == last && last > 0).count();
-            inv_outputs.push(if outputs > 0 { 1.0 / outputs as f32 } else { 0.0 });
+            plan.outputs.push(t.node_features.iter().filter(|f| f[2] == NEURON && f[0] == last && last > 0).count());
             node_base += t.node_features.len();
             edge_base += t.src.len();
         }
-        let n = node_base;
-        let int1 = |v: Vec<i64>| {
+        plan
+    }
+
+    /// Number of input neurons (the probe points' dimension).
+    pub fn inputs(&self) -> usize {
+        self.input_order.iter().flatten().max().map_or(0, |m| m + 1)
+    }
+
+    /// `[N * K]`: what never changes during propagation: probe coordinates at the inputs, 1 at
+    /// biases, 0 elsewhere.
+    pub fn fixed(&self, config: &ProbeConfig) -> Vec<f32> {
+        let k = config.points;
+        let points = config.points(self.inputs());
+        let mut fixed = vec![0f32; self.input_order.len() * k];
+        for (v, order) in self.input_order.iter().enumerate() {
+            if let Some(j) = order {
+                for (p, point) in points.iter().enumerate() {
+                    fixed[v * k + p] = point.get(*j).copied().unwrap_or(0.0);
+                }
+            }
+            if self.is_bias[v] {
+                fixed[v * k..(v + 1) * k].iter_mut().for_each(|x| *x += 1.0);
+            }
+        }
+        fixed
+    }
+}
+
+impl ProbeGraph {
+    /// Built for every batch topology; `unsupported` is set when the graph is not an MLP graph.
+    pub fn new(parts: &[&Topology], device: &Device) -> Self {
+        let plan = ProbePlan::new(parts);
+        let n = plan.input_order.len();
+        let int1 = |v: &[u32]| {
+            let v: Vec<i64> = v.iter().map(|&x| x as i64).collect();
             let len = v.len();
             Tensor::<1, Int>::from_data(TensorData::new(v, [len]), device)
         };
-        let mask = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [n, 1, 1]), device);
+        let mask = |v: &[bool]| {
+            let v: Vec<f32> = v.iter().map(|&b| f32::from(u8::from(b))).collect();
+            Tensor::<3>::from_data(TensorData::new(v, [n, 1, 1]), device)
+        };
+        let inv_outputs: Vec<f32> = plan.outputs.iter().map(|&o| if o > 0 { 1.0 / o as f32 } else { 0.0 }).collect();
         Self {
-            edges: int1(edges),
-            src: int1(src),
-            dst: int1(dst),
-            is_bias: mask(bias),
-            is_hidden: mask(hidden),
-            is_output: mask(output),
+            edges: int1(&plan.edges),
+            src: int1(&plan.src),
+            dst: int1(&plan.dst),
+            is_hidden: mask(&plan.is_hidden),
+            is_output: mask(&plan.is_output),
             inv_segment_outputs: Tensor::from_data(TensorData::new(inv_outputs, [parts.len(), 1]), device),
-            input_order,
-            depth,
-            unsupported,
+            plan,
         }
     }
 
@@ -160,7 +215,7 @@ impl ProbeGraph {
 
     /// Why probe features are not available for this topology, if they are not.
     pub fn unsupported(&self) -> Option<&str> {
-        self.unsupported.as_deref()
+        self.plan.unsupported.as_deref()
     }
 
     /// `[N, B, K]`: every node's activation on the `K` probe inputs, for the `[E, B, 1]` raw
@@ -168,24 +223,14 @@ impl ProbeGraph {
     pub fn activations(&self, config: &ProbeConfig, weights: Tensor<3>) -> Tensor<3> {
         let [_, b, _] = weights.dims();
         let k = config.points;
-        let n = self.input_order.len();
+        let n = self.plan.input_order.len();
         let device = weights.device();
-        let inputs = self.input_order.iter().flatten().max().map_or(0, |m| m + 1);
-        let points = config.points(inputs);
-        let mut fixed = vec![0f32; n * k];
-        for (v, order) in self.input_order.iter().enumerate() {
-            if let Some(j) = order {
-                for (p, point) in points.iter().enumerate() {
-                    fixed[v * k + p] = point.get(*j).copied().unwrap_or(0.0);
-                }
-            }
-        }
         // Inputs and biases never change; every other node is recomputed from them each round.
-        let fixed = Tensor::<3>::from_data(TensorData::new(fixed, [n, 1, k]), &device) + self.is_bias.clone();
+        let fixed = Tensor::<3>::from_data(TensorData::new(self.plan.fixed(config), [n, 1, k]), &device);
         let m = self.src.dims()[0];
         let w = weights.select(0, self.edges.clone()); // [Ep, B, 1]
         let mut act = fixed.clone().repeat_dim(1, b);
-        for _ in 0..self.depth {
+        for _ in 0..self.plan.depth {
             let messages = act.clone().select(0, self.src.clone()) * w.clone(); // [Ep, B, K]
             let z = Tensor::<2>::zeros([n, b * k], &device)
                 .select_assign(0, self.dst.clone(), messages.reshape([m, b * k]), IndexingUpdateOp::Add)

@@ -56,7 +56,30 @@ pub fn all_pairs(runs: &[Run], options: &Options) -> anyhow::Result<Vec<PairMatr
     Ok(out)
 }
 
-fn views(acts: &ActivationSet) -> anyhow::Result<Vec<ActivationsView<'_>>> {
+/// The pairs the last run of `runs` forms with every earlier run: `(a, last)` for `a < last`, in
+/// `a` order. Calling it after each new run yields every pair [`all_pairs`] does, as soon as both
+/// runs exist (the study streams them to the app); [`sort_pairs`] restores `all_pairs`' order.
+pub fn pairs_with_last(runs: &[Run], options: &Options) -> anyhow::Result<Vec<PairMatrix>> {
+    let Some(last) = runs.len().checked_sub(1) else { return Ok(Vec::new()) };
+    let vb = views(&runs[last].acts)?;
+    let mut out = Vec::with_capacity(last);
+    for a in 0..last {
+        let va = views(&runs[a].acts)?;
+        let matrix = cka_matrix(&va, &vb, options)
+            .map_err(|e| anyhow!("CKA {} vs {}: {e}", runs[a].label(), runs[last].label()))?;
+        out.push(PairMatrix { a, b: last, matrix });
+    }
+    Ok(out)
+}
+
+/// Puts pairs gathered incrementally into [`all_pairs`]' order (by first run, then second), the
+/// order `results.json` lists matrix files in and the summaries add values in.
+pub fn sort_pairs(pairs: &mut [PairMatrix]) {
+    pairs.sort_by_key(|p| (p.a, p.b));
+}
+
+/// Every layer of `acts` as a CKA input.
+pub fn views(acts: &ActivationSet) -> anyhow::Result<Vec<ActivationsView<'_>>> {
     let n = acts.n();
     acts.layers
         .iter()
@@ -226,4 +249,54 @@ pub fn agreement(runs: &[Run], labels: &[u8]) -> Agreement {
         }
     }
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix64;
+
+    /// Two seeds of each family, random activations with family-specific layer widths.
+    fn runs() -> Vec<Run> {
+        let n = 20;
+        let mut rng = SplitMix64::new(9);
+        let mut runs = Vec::new();
+        for (family, widths) in [("gmn", vec![4, 3]), ("mlp", vec![5, 2, 3]), ("cnn", vec![6, 3])] {
+            for seed in [0u64, 1] {
+                let layers = widths.iter().map(|&p| (p, (0..n * p).map(|_| rng.normal()).collect())).collect();
+                let names = (0..widths.len()).map(|l| format!("l{l}")).collect();
+                runs.push(Run { family, seed, acts: ActivationSet { names, layers, predictions: vec![0; n] } });
+            }
+        }
+        runs
+    }
+
+    /// The study computes each run's pairs when the run is added; gathered and sorted, they are
+    /// exactly `all_pairs`: same runs, same order, bit-identical matrices, so results.json (whose
+    /// summaries add values in pair order) cannot change.
+    #[test]
+    fn incremental_pairs_equal_all_pairs() {
+        let runs = runs();
+        let options = Options::linear();
+        let expected = all_pairs(&runs, &options).unwrap();
+        assert_eq!(expected.len(), runs.len() * (runs.len() - 1) / 2);
+        let mut gathered = Vec::new();
+        for k in 1..=runs.len() {
+            let new = pairs_with_last(&runs[..k], &options).unwrap();
+            assert_eq!(new.len(), k - 1, "run {k} pairs with every earlier run");
+            assert!(new.iter().all(|p| p.b == k - 1 && p.a < p.b));
+            gathered.extend(new);
+        }
+        sort_pairs(&mut gathered);
+        for (g, e) in gathered.iter().zip(&expected) {
+            assert_eq!((g.a, g.b), (e.a, e.b));
+            assert_eq!(g.matrix, e.matrix, "pair ({}, {})", e.a, e.b);
+        }
+        assert_eq!(gathered.len(), expected.len());
+        let summary = |pairs: &[PairMatrix]| {
+            (family_summary(&runs, pairs, "mlp"), family_pair_summary(&runs, pairs, "gmn", "cnn"))
+        };
+        assert_eq!(summary(&gathered), summary(&expected));
+        assert!(pairs_with_last(&[], &options).unwrap().is_empty());
+    }
 }

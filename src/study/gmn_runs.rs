@@ -9,6 +9,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context as _, anyhow};
 use burn::tensor::Device;
@@ -16,19 +17,22 @@ use burn::tensor::Device;
 use super::baselines::to_vec;
 use super::files::{ActivationSet, write_bytes};
 use crate::graph::NodeType;
-use crate::jobs::JobEvent;
-use crate::models::GmnBatch;
+use crate::jobs::{JobError, JobEvent};
+use crate::models::{Gmn, GmnBatch};
 use crate::train::{DeviceChoice, GraphSet, TrainConfig, TrainRequest};
 
 /// Marker written once a GMN run finished (a run directory without it is resumed).
 const DONE: &str = "study-done";
 
-/// Trains (or resumes, or reuses) the GMN of one seed in `run_dir`.
+/// Trains (or resumes, or reuses) the GMN of one seed in `run_dir`. Setting `cancel` stops the
+/// training at its next batch (its checkpoint is kept, so a rerun resumes) with the error
+/// [`super::CANCELLED`].
 pub fn train(
     data: &Arc<GraphSet>,
     config: TrainConfig,
     run_dir: &Path,
     zoo: &Path,
+    cancel: &AtomicBool,
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<()> {
     if run_dir.join(DONE).is_file() {
@@ -43,16 +47,24 @@ pub fn train(
         zoo: Some(zoo.to_path_buf()),
     };
     let handle = crate::train::spawn(request).with_context(|| "cannot start the GMN training thread")?;
-    handle
-        .wait(|event| {
-            if let JobEvent::Metrics(m) = event
-                && m.scope == "epoch"
-            {
-                let val = m.get("val_accuracy").map_or("--".into(), |v| format!("{v:.3}"));
-                progress(&format!("epoch {}: validation accuracy {val}", m.index));
-            }
-        })
-        .map_err(|e| anyhow!("{}: GMN training failed: {e}", run_dir.display()))?;
+    let token = handle.cancel.clone();
+    let result = handle.wait(|event| {
+        // Progress arrives once per batch: often enough to pass a cancel request on.
+        if cancel.load(Ordering::Relaxed) {
+            token.cancel();
+        }
+        if let JobEvent::Metrics(m) = event
+            && m.scope == "epoch"
+        {
+            let val = m.get("val_accuracy").map_or("--".into(), |v| format!("{v:.3}"));
+            progress(&format!("epoch {}: validation accuracy {val}", m.index));
+        }
+    });
+    match result {
+        Ok(_) => {}
+        Err(JobError::Cancelled) => return Err(anyhow!(super::CANCELLED)),
+        Err(e) => return Err(anyhow!("{}: GMN training failed: {e}", run_dir.display())),
+    }
     write_bytes(&run_dir.join(DONE), b"finished\n")
 }
 
@@ -60,6 +72,18 @@ pub fn train(
 /// on the samples `probe` of `data`.
 pub fn activations(data: &GraphSet, probe: &[usize], run_dir: &Path, device: &Device) -> anyhow::Result<ActivationSet> {
     let (_, model) = crate::train::load_run(run_dir, device)?;
+    representations(&model, data, probe, device)
+}
+
+/// The GMN layer representation (module doc) of `model` on the samples `probe` of `data`: one
+/// `[probe.len(), hidden]` layer per EdgeMPNN block (`block1`, ...), plus the predicted classes.
+/// Shared by the study and the live training CKA (`training_cka`), so both measure the same thing.
+pub fn representations(
+    model: &Gmn,
+    data: &GraphSet,
+    probe: &[usize],
+    device: &Device,
+) -> anyhow::Result<ActivationSet> {
     let topology = data.shared.clone().ok_or_else(|| anyhow!("the zoo's INRs do not share one architecture"))?;
     let hidden: Vec<usize> = topology
         .node_features

@@ -52,13 +52,14 @@ pub mod figures;
 pub mod files;
 pub mod gmn_runs;
 pub mod reader;
+pub mod training_cka;
 
 pub use config::StudyConfig;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context as _, anyhow, bail};
 use burn::tensor::Device;
@@ -69,9 +70,10 @@ use crate::data::{ImageSet, Split, procedural};
 use crate::inr::{FitConfig, ZooFitConfig, ZooFitEvent};
 use crate::models::image::{ImageCnn, ImageMlp};
 use crate::train::GraphSet;
-use analysis::{Agreement, FAMILIES, FamilyPairSummary, FamilySummary, Run};
+use analysis::{Agreement, FAMILIES, FamilyPairSummary, FamilySummary, PairMatrix, Run};
 use baselines::{ImageBatch, TrainSettings};
 use files::{ActivationSet, write_bytes};
+use reader::{RunId, RunPairMatrix};
 
 pub const FORMAT: &str = "gmnscope-study";
 pub const VERSION: u32 = 1;
@@ -111,8 +113,44 @@ pub struct OutputFiles {
     pub figures: Vec<String>,
 }
 
+/// The error text of a study stopped through its cancel flag.
+pub const CANCELLED: &str = "cancelled";
+
+/// What a running study reports, in order. The CLI prints the messages; the app also draws the
+/// runs and matrices as they arrive.
+#[derive(Clone, Debug)]
+pub enum StudyEvent {
+    /// One line of progress (what `gmnscope study` prints).
+    Message(String),
+    /// A run's probe activations are ready (trained now or reused): run `done` of `total`.
+    RunFinished { run: RunId, accuracy: f64, done: usize, total: usize },
+    /// A run-pair CKA matrix, computed as soon as both runs existed (its CSV is written), with
+    /// the study's summaries over every run and pair so far: `results.json` as it would read if
+    /// the study ended here, without the figures and the summaries that have no value yet.
+    Pair { matrix: RunPairMatrix, partial: Box<Results> },
+}
+
 /// Runs (or resumes) the study into `out`; `progress` receives one line per event.
 pub fn run(config: &StudyConfig, out: &Path, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Results> {
+    let never = AtomicBool::new(false);
+    run_with_events(config, out, &never, &mut |event| {
+        if let StudyEvent::Message(line) = event {
+            progress(&line);
+        }
+    })
+}
+
+/// Runs (or resumes) the study into `out`, reporting through `on_event`. Setting `cancel` stops
+/// it at the next check (between runs, INR batches and GMN batches) with the error [`CANCELLED`];
+/// everything finished so far stays on disk, so a rerun resumes.
+pub fn run_with_events(
+    config: &StudyConfig,
+    out: &Path,
+    cancel: &AtomicBool,
+    on_event: &mut dyn FnMut(StudyEvent),
+) -> anyhow::Result<Results> {
+    let say = |on_event: &mut dyn FnMut(StudyEvent), line: String| on_event(StudyEvent::Message(line));
+    let check = || if cancel.load(Ordering::Relaxed) { Err(anyhow!(CANCELLED)) } else { Ok(()) };
     config.validate().map_err(|e| anyhow!(e))?;
     for sub in ["", "runs", "acts", "cka", "figures"] {
         let dir = out.join(sub);
@@ -124,7 +162,7 @@ pub fn run(config: &StudyConfig, out: &Path, progress: &mut dyn FnMut(&str)) -> 
     // 1. Images and the INR zoo.
     let images = load_images(config)?;
     let zoo_dir = out.join("zoo");
-    fit_zoo(config, &images, &zoo_dir, &device, progress)?;
+    fit_zoo(config, &images, &zoo_dir, &device, cancel, &mut |l: &str| say(on_event, l.to_string()))?;
     let index = ZooIndex::read(&zoo_dir)?;
     let side = images.rows;
     let pixels_of = |entries: &[usize]| -> (Vec<f32>, Vec<u8>) {
@@ -153,25 +191,34 @@ pub fn run(config: &StudyConfig, out: &Path, progress: &mut dyn FnMut(&str)) -> 
     let (probe_px, probe_labels) = pixels_of(&probe_entries);
     let train_images = ImageBatch { pixels: &train_px, labels: &train_labels, side };
     let probe_images = ImageBatch { pixels: &probe_px, labels: &probe_labels, side };
-    progress(&format!(
-        "zoo ready: {} INRs ({} train); probe set: {} test samples",
-        index.entries.len(),
-        train_entries.len(),
-        probe_entries.len()
-    ));
+    say(
+        on_event,
+        format!(
+            "zoo ready: {} INRs ({} train); probe set: {} test samples",
+            index.entries.len(),
+            train_entries.len(),
+            probe_entries.len()
+        ),
+    );
 
-    // 2-3. Runs and their probe activations.
+    // 2-3. Runs and their probe activations; 4. each run's CKA with every earlier run as soon as
+    // it exists (so the app can show matrices while later runs train).
+    let options = config.cka_options();
+    let total_runs = FAMILIES.len() * config.seeds.len();
     let mut graphs: Option<Arc<GraphSet>> = None;
     let mut runs = Vec::new();
+    let mut pairs = Vec::new();
     for family in FAMILIES {
         for &seed in &config.seeds {
+            check()?;
             let label = format!("{family}-s{seed}");
             let acts_path = out.join("acts").join(format!("{label}.safetensors"));
             let run_dir = out.join("runs").join(&label);
             let acts = if acts_path.is_file() {
-                progress(&format!("{label}: reusing {}", acts_path.display()));
+                say(on_event, format!("{label}: reusing {}", acts_path.display()));
                 ActivationSet::read(&acts_path)?
             } else {
+                let mut progress = |l: &str| say(on_event, l.to_string());
                 let acts = match family {
                     "gmn" => {
                         let data = match &graphs {
@@ -189,7 +236,7 @@ pub fn run(config: &StudyConfig, out: &Path, progress: &mut dyn FnMut(&str)) -> 
                         progress(&format!("{label}: training the GMN"));
                         let tc = gmn_runs::train_config(&config.gmn, seed);
                         let mut p = |line: &str| progress(&format!("{label}: {line}"));
-                        gmn_runs::train(&data, tc, &run_dir, &zoo_dir, &mut p)?;
+                        gmn_runs::train(&data, tc, &run_dir, &zoo_dir, cancel, &mut p)?;
                         gmn_runs::activations(&data, &probe_entries, &run_dir, &device)?
                     }
                     "mlp" => {
@@ -200,13 +247,15 @@ pub fn run(config: &StudyConfig, out: &Path, progress: &mut dyn FnMut(&str)) -> 
                             lr: config.mlp.lr,
                             seed,
                         };
-                        baseline_run(&label, &run_dir, build, &s, &train_images, &probe_images, &device, progress)?
+                        let (train, probe) = (&train_images, &probe_images);
+                        baseline_run(&label, &run_dir, build, &s, train, probe, &device, &mut progress)?
                     }
                     _ => {
                         let c = &config.cnn;
                         let build = |d: &Device| ImageCnn::new(seed, side, &c.channels, c.hidden, 10, d);
                         let s = TrainSettings { epochs: c.epochs, batch_size: c.batch_size, lr: c.lr, seed };
-                        baseline_run(&label, &run_dir, build, &s, &train_images, &probe_images, &device, progress)?
+                        let (train, probe) = (&train_images, &probe_images);
+                        baseline_run(&label, &run_dir, build, &s, train, probe, &device, &mut progress)?
                     }
                 };
                 acts.write(&acts_path)?;
@@ -216,56 +265,47 @@ pub fn run(config: &StudyConfig, out: &Path, progress: &mut dyn FnMut(&str)) -> 
                 bail!("{}: holds {} samples, the probe set has {}", acts_path.display(), acts.n(), probe_entries.len());
             }
             let correct = acts.predictions.iter().zip(&probe_labels).filter(|(p, l)| p == l).count();
-            progress(&format!("{label}: probe accuracy {:.3}", correct as f64 / probe_labels.len() as f64));
+            let accuracy = correct as f64 / probe_labels.len() as f64;
+            say(on_event, format!("{label}: probe accuracy {accuracy:.3}"));
             runs.push(Run { family, seed, acts });
-        }
-    }
-
-    // 4-5. CKA, summaries, predictions; files.
-    progress("computing CKA between every pair of runs");
-    let options = config.cka_options();
-    let pairs = analysis::all_pairs(&runs, &options)?;
-    let mut files = OutputFiles::default();
-    for p in &pairs {
-        let (a, b) = (&runs[p.a], &runs[p.b]);
-        let rel = format!("cka/{}_vs_{}.csv", a.label(), b.label());
-        figures::write_matrix_csv(&out.join(&rel), &a.acts.names, &b.acts.names, &p.matrix)?;
-        files.matrices.push(rel);
-    }
-    let mut families = BTreeMap::new();
-    for f in FAMILIES {
-        if let Some(s) = analysis::family_summary(&runs, &pairs, f) {
-            families.insert(f.to_string(), s);
-        }
-    }
-    let mut pair_summaries = BTreeMap::new();
-    for (i, fa) in FAMILIES.iter().enumerate() {
-        for fb in &FAMILIES[i..] {
-            if let Some(s) = analysis::family_pair_summary(&runs, &pairs, fa, fb) {
-                let key = format!("{fa}-{fb}");
-                let rel = format!("figures/cka-{key}.png");
-                let what = if fa == fb { "across seeds" } else { "across families" };
-                figures::write_heatmap(
-                    &out.join(&rel),
-                    &format!("{} CKA {key} {what} (mean over seed pairs)", config.cka.kernel),
-                    (&fa.to_uppercase(), &s.row_layers),
-                    (&fb.to_uppercase(), &s.col_layers),
-                    &s.mean_matrix,
-                )?;
-                files.figures.push(rel);
-                let csv_rel = format!("cka/mean_{key}.csv");
-                write_bytes(
-                    &out.join(&csv_rel),
-                    figures::matrix_csv(&s.row_layers, &s.col_layers, &s.mean_matrix).as_bytes(),
-                )?;
-                files.matrices.push(csv_rel);
-                pair_summaries.insert(key, s);
+            let run = RunId::new(family, seed);
+            on_event(StudyEvent::RunFinished { run, accuracy, done: runs.len(), total: total_runs });
+            if runs.len() > 1 {
+                say(on_event, format!("{label}: CKA with the {} runs before it", runs.len() - 1));
+            }
+            for p in analysis::pairs_with_last(&runs, &options)? {
+                let matrix = write_pair_csv(out, &runs, &p)?;
+                pairs.push(p);
+                analysis::sort_pairs(&mut pairs);
+                let partial = summarise(config, &runs, &pairs, &probe_labels, true).results;
+                on_event(StudyEvent::Pair { matrix, partial: Box::new(partial) });
             }
         }
     }
+
+    // 4-5. Summaries, predictions; files.
+    say(on_event, "summarising CKA over every pair of runs".to_string());
+    let Summary { mut results, pair_order } = summarise(config, &runs, &pairs, &probe_labels, false);
+    let files = &mut results.files;
+    for (key, s) in pair_order.iter().filter_map(|k| results.cka.pairs.get(k).map(|s| (k, s))) {
+        let (fa, fb) = key.split_once('-').unwrap_or((key, key));
+        let rel = format!("figures/cka-{key}.png");
+        let what = if fa == fb { "across seeds" } else { "across families" };
+        figures::write_heatmap(
+            &out.join(&rel),
+            &format!("{} CKA {key} {what} (mean over seed pairs)", config.cka.kernel),
+            (&fa.to_uppercase(), &s.row_layers),
+            (&fb.to_uppercase(), &s.col_layers),
+            &s.mean_matrix,
+        )?;
+        files.figures.push(rel);
+        let csv_rel = format!("cka/mean_{key}.csv");
+        write_bytes(&out.join(&csv_rel), figures::matrix_csv(&s.row_layers, &s.col_layers, &s.mean_matrix).as_bytes())?;
+        files.matrices.push(csv_rel);
+    }
     let seed_plot = "figures/seed-cka.png".to_string();
     let plotted: Vec<(&str, &FamilySummary)> =
-        FAMILIES.iter().filter_map(|f| families.get(*f).map(|s| (*f, s))).collect();
+        FAMILIES.iter().filter_map(|f| results.cka.families.get(*f).map(|s| (*f, s))).collect();
     figures::write_seed_plot(
         &out.join(&seed_plot),
         &format!("Same-layer {} CKA across seeds ({} seeds)", config.cka.kernel, config.seeds.len()),
@@ -273,29 +313,77 @@ pub fn run(config: &StudyConfig, out: &Path, progress: &mut dyn FnMut(&str)) -> 
     )?;
     files.figures.push(seed_plot);
 
-    let agreement = analysis::agreement(&runs, &probe_labels);
     let gmn_only_png = "figures/gmn-only-correct.png".to_string();
-    write_examples(&out.join(&gmn_only_png), &images, &index, &probe_entries, &agreement.gmn_only_samples)?;
-    files.figures.push(gmn_only_png);
+    write_examples(&out.join(&gmn_only_png), &images, &index, &probe_entries, &results.agreement.gmn_only_samples)?;
+    results.files.figures.push(gmn_only_png);
 
-    let layers = analysis::family_layers(&runs);
+    let json = serde_json::to_string_pretty(&results)?;
+    write_bytes(&out.join("results.json"), json.as_bytes())?;
+    say(on_event, format!("wrote {}", out.join("results.json").display()));
+    Ok(results)
+}
+
+/// Writes the matrix CSV of run pair `p` (`cka/<run>_vs_<run>.csv`) and returns the matrix read
+/// back from it: exactly what the study view shows once the study is finished and reopened.
+fn write_pair_csv(out: &Path, runs: &[Run], p: &PairMatrix) -> anyhow::Result<RunPairMatrix> {
+    let (a, b) = (&runs[p.a], &runs[p.b]);
+    let file = format!("cka/{}_vs_{}.csv", a.label(), b.label());
+    let path = out.join(&file);
+    figures::write_matrix_csv(&path, &a.acts.names, &b.acts.names, &p.matrix)?;
+    let (rows, cols, values) = reader::read_matrix_csv(&path)?;
+    Ok(RunPairMatrix { file, a: RunId::new(a.family, a.seed), b: RunId::new(b.family, b.seed), rows, cols, values })
+}
+
+/// `results.json` for `runs` and their `pairs` (sorted as `all_pairs` returns them), with the
+/// run-pair matrix files listed; and the family-pair keys in report order (gmn-gmn, gmn-mlp, ...),
+/// the order the final figures and mean matrices are written in.
+struct Summary {
+    results: Results,
+    pair_order: Vec<String>,
+}
+
+/// Builds a [`Summary`]. `partial` (a study still running) leaves out summaries without any value
+/// yet (a family with one run so far has no seed pairs).
+fn summarise(config: &StudyConfig, runs: &[Run], pairs: &[PairMatrix], labels: &[u8], partial: bool) -> Summary {
+    let mut files = OutputFiles::default();
+    for p in pairs {
+        files.matrices.push(format!("cka/{}_vs_{}.csv", runs[p.a].label(), runs[p.b].label()));
+    }
+    let mut families = BTreeMap::new();
+    for f in FAMILIES {
+        if let Some(s) = analysis::family_summary(runs, pairs, f)
+            && !(partial && s.overall.is_none())
+        {
+            families.insert(f.to_string(), s);
+        }
+    }
+    let mut pair_summaries = BTreeMap::new();
+    let mut pair_order = Vec::new();
+    for (i, fa) in FAMILIES.iter().enumerate() {
+        for fb in &FAMILIES[i..] {
+            if let Some(s) = analysis::family_pair_summary(runs, pairs, fa, fb)
+                && !(partial && s.mean.is_none())
+            {
+                let key = format!("{fa}-{fb}");
+                pair_order.push(key.clone());
+                pair_summaries.insert(key, s);
+            }
+        }
+    }
     let results = Results {
         format: FORMAT.into(),
         version: VERSION,
         name: config.name.clone(),
         cka_estimator: config.cka.kernel.clone(),
         seeds: config.seeds.clone(),
-        probe: Probe { split: "test".into(), samples: probe_labels.len(), labels: probe_labels.clone() },
-        accuracy: analysis::accuracies(&runs, &probe_labels),
-        layers,
+        probe: Probe { split: "test".into(), samples: labels.len(), labels: labels.to_vec() },
+        accuracy: analysis::accuracies(runs, labels),
+        layers: analysis::family_layers(runs),
         cka: CkaResults { families, pairs: pair_summaries },
-        agreement,
+        agreement: analysis::agreement(runs, labels),
         files,
     };
-    let json = serde_json::to_string_pretty(&results)?;
-    write_bytes(&out.join("results.json"), json.as_bytes())?;
-    progress(&format!("wrote {}", out.join("results.json").display()));
-    Ok(results)
+    Summary { results, pair_order }
 }
 
 /// Trains (or loads) one baseline and records its probe activations.
@@ -345,6 +433,7 @@ fn fit_zoo(
     images: &ImageSet,
     zoo_dir: &Path,
     device: &Device,
+    cancel: &AtomicBool,
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<()> {
     let zoo_config = ZooFitConfig {
@@ -367,7 +456,6 @@ fn fit_zoo(
         return Ok(());
     }
     progress(&format!("fitting {} SIREN INRs into {}", config.data.count, zoo_dir.display()));
-    let cancel = AtomicBool::new(false);
     let mut on_event = |e: &ZooFitEvent| {
         if let ZooFitEvent::BatchWritten { zoo_done, count, batch_mean_psnr, seconds } = e {
             progress(&format!(
@@ -375,8 +463,10 @@ fn fit_zoo(
             ));
         }
     };
-    crate::inr::fit_zoo(images, zoo_dir, &zoo_config, device, &cancel, &mut on_event)
-        .map_err(|e| anyhow!("{}: fitting the INR zoo: {e}", zoo_dir.display()))?;
+    crate::inr::fit_zoo(images, zoo_dir, &zoo_config, device, cancel, &mut on_event).map_err(|e| match e {
+        crate::inr::Error::Cancelled => anyhow!(CANCELLED),
+        e => anyhow!("{}: fitting the INR zoo: {e}", zoo_dir.display()),
+    })?;
     Ok(())
 }
 

@@ -10,11 +10,15 @@ use crate::models::{GmnConfig, Readout};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeviceChoice {
-    /// wgpu when a hardware GPU adapter exists, otherwise Flex.
+    /// wgpu when a hardware GPU adapter exists, otherwise the fused CPU engine (burn-flex where
+    /// that engine does not apply: zoos of mixed architectures).
     #[default]
     Auto,
     /// burn-flex, pure-Rust CPU: deterministic, the reference for numbers.
     Flex,
+    /// The fused CPU engine (`train::fused`): the same model and optimizer as Flex, the forward
+    /// and backward passes hand-written; deterministic too, and several times faster.
+    Cpu,
     /// wgpu on the default adapter (never for numeric checks on a software adapter).
     Wgpu,
 }
@@ -24,9 +28,10 @@ impl std::str::FromStr for DeviceChoice {
     fn from_str(s: &str) -> Result<Self, String> {
         match s.to_ascii_lowercase().as_str() {
             "auto" => Ok(DeviceChoice::Auto),
-            "flex" | "cpu" => Ok(DeviceChoice::Flex),
+            "flex" => Ok(DeviceChoice::Flex),
+            "cpu" => Ok(DeviceChoice::Cpu),
             "wgpu" | "gpu" => Ok(DeviceChoice::Wgpu),
-            _ => Err(format!("unknown device '{s}' (expected auto, flex or wgpu)")),
+            _ => Err(format!("unknown device '{s}' (expected auto, cpu, flex or wgpu)")),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Choosing the burn device: wgpu on a hardware GPU adapter, otherwise Flex.
+//! Choosing the burn device: wgpu on a hardware GPU adapter, otherwise the CPU (burn-flex
+//! tensors; the trainer runs its steps on the fused engine there when it applies).
 //!
 //! A software adapter (Mesa lavapipe, `DeviceType::Cpu`) runs wgpu but silently returns wrong
 //! numbers for long loops (DESIGN.md), so `Auto` treats it as "no GPU". `--device wgpu` still
@@ -8,14 +9,16 @@ use burn::tensor::{Device, DeviceKind};
 
 use super::config::DeviceChoice;
 
-/// The resolved device and a short name for logs (`flex`, `wgpu (NVIDIA ...)`).
-pub fn resolve(choice: DeviceChoice) -> (Device, String) {
+/// The resolved device and a short name for logs (`flex`, `cpu`, `wgpu (NVIDIA ...)`), and
+/// whether the fused CPU engine should run the steps.
+pub fn resolve(choice: DeviceChoice) -> (Device, String, bool) {
     match choice {
-        DeviceChoice::Flex => (Device::flex(), "flex".into()),
-        DeviceChoice::Wgpu => (Device::wgpu(DeviceKind::DefaultDevice), "wgpu".into()),
+        DeviceChoice::Flex => (Device::flex(), "flex".into(), false),
+        DeviceChoice::Cpu => (Device::flex(), "cpu".into(), true),
+        DeviceChoice::Wgpu => (Device::wgpu(DeviceKind::DefaultDevice), "wgpu".into(), false),
         DeviceChoice::Auto => match hardware_gpu() {
-            Some(name) => (Device::wgpu(DeviceKind::DefaultDevice), format!("wgpu ({name})")),
-            None => (Device::flex(), "flex".into()),
+            Some(name) => (Device::wgpu(DeviceKind::DefaultDevice), format!("wgpu ({name})"), false),
+            None => (Device::flex(), "cpu".into(), true),
         },
     }
 }

@@ -22,6 +22,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod dataset;
 pub mod device;
+pub mod fused;
 pub mod metrics;
 pub mod step;
 pub mod trainer;

@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use burn::module::Module;
 use burn::optim::{AdamWConfig, ModuleOptimizer};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor, TensorData};
 
 use super::checkpoint::{self, RUN_FORMAT, RunInfo, TrainState};
 use super::config::{Schedule, TrainConfig};
 use super::dataset::{GraphSet, Task};
+use super::fused::FusedEngine;
 use super::metrics::{MetricsLog, kendall_tau};
 use super::step::{self, StepInput, Targets, to_vec};
 use crate::data::{Split, Target};
@@ -72,6 +73,9 @@ struct Trainer<'a> {
     eval_topology: Option<Arc<BatchTopology>>,
     train_indices: Vec<usize>,
     log: MetricsLog,
+    /// The fused CPU engine, when the device is the CPU and the engine supports the model and
+    /// zoo (otherwise burn computes the steps).
+    fused: Option<FusedEngine>,
 }
 
 impl<'a> Trainer<'a> {
@@ -85,7 +89,7 @@ impl<'a> Trainer<'a> {
         }
         std::fs::create_dir_all(run_dir)
             .map_err(|e| JobError::Failed(format!("{}: cannot create the run directory: {e}", run_dir.display())))?;
-        let (device, device_name) = super::device::resolve(config.device);
+        let (device, mut device_name, want_fused) = super::device::resolve(config.device);
         let autodiff = device.clone().autodiff();
 
         let (target_mean, target_std) = match data.task {
@@ -161,6 +165,14 @@ impl<'a> Trainer<'a> {
             }
             None => (None, None),
         };
+        let fused = match want_fused.then(|| FusedEngine::new(&model, data)) {
+            Some(Ok(engine)) => Some(engine),
+            Some(Err(why)) => {
+                device_name = format!("flex (the fused CPU engine does not apply: {why})");
+                None
+            }
+            None => None,
+        };
         Ok(Self {
             request,
             info,
@@ -174,6 +186,7 @@ impl<'a> Trainer<'a> {
             eval_topology,
             train_indices,
             log: MetricsLog::new(run_dir),
+            fused,
         })
     }
 
@@ -229,8 +242,19 @@ impl<'a> Trainer<'a> {
                     device: &self.autodiff,
                 };
                 let workers = config.worker_count(chunk.len());
-                let (mut grads, stats) =
-                    step::gradients(&self.model, &input, chunk, workers).map_err(JobError::Failed)?;
+                let (mut grads, stats) = match &mut self.fused {
+                    Some(engine) => engine.gradients(
+                        &self.model,
+                        &data,
+                        chunk,
+                        self.info.target_mean,
+                        self.info.target_std,
+                        workers,
+                        &self.device,
+                    ),
+                    None => step::gradients(&self.model, &input, chunk, workers),
+                }
+                .map_err(JobError::Failed)?;
                 let grad_norm = step::clip_global_norm(&self.model, &mut grads, config.grad_clip);
                 let loss = stats.loss();
                 if !loss.is_finite() || !grad_norm.is_finite() {
@@ -328,7 +352,7 @@ impl<'a> Trainer<'a> {
 
     /// Loss and accuracy (classification) or MSE and Kendall's tau in target units (regression)
     /// on one split; `None` when the split is empty.
-    fn evaluate(&self, split: Split) -> Result<Option<Vec<(String, f64)>>, JobError> {
+    fn evaluate(&mut self, split: Split) -> Result<Option<Vec<(String, f64)>>, JobError> {
         let data = self.request.data.as_ref();
         let indices = data.indices(split);
         if indices.is_empty() {
@@ -337,10 +361,20 @@ impl<'a> Trainer<'a> {
         let model = self.model.valid();
         let (mut loss_sum, mut correct, mut predictions) = (0.0f64, 0usize, Vec::with_capacity(indices.len()));
         for chunk in indices.chunks(self.request.config.batch_size) {
-            let batch = step::make_batch(&model, data, self.eval_topology.as_ref(), chunk, &self.device)
-                .map_err(JobError::Failed)?;
             let targets = Targets::of(data, chunk, self.info.target_mean, self.info.target_std);
-            let output = model.forward(&batch).output;
+            let output = match &mut self.fused {
+                Some(engine) => {
+                    let workers = self.request.config.worker_count(chunk.len());
+                    let values = engine.outputs(&self.model, data, chunk, workers).map_err(JobError::Failed)?;
+                    let columns = values.len() / chunk.len().max(1);
+                    Tensor::<2>::from_data(TensorData::new(values, [chunk.len(), columns]), &self.device)
+                }
+                None => {
+                    let batch = step::make_batch(&model, data, self.eval_topology.as_ref(), chunk, &self.device)
+                        .map_err(JobError::Failed)?;
+                    model.forward(&batch).output
+                }
+            };
             let values = to_vec(output.clone());
             correct += step::count_correct(&values, &targets);
             let loss = to_vec(step::loss(output, &targets)).first().copied().unwrap_or(f32::NAN) as f64;

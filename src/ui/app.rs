@@ -417,6 +417,28 @@ impl App {
                     self.tab = Tab::Cka;
                     self.cka.open_study(path, &self.waker, &mut self.toasts);
                 }
+                Command::ShowRunStudyDialog => {
+                    self.tab = Tab::Cka;
+                    self.cka.show_run_study(&mut self.toasts);
+                }
+                #[cfg(feature = "burn")]
+                Command::RunStudy { config, out } => {
+                    self.tab = Tab::Cka;
+                    self.cka.run_study(config, out, &self.waker, &mut self.toasts);
+                }
+                #[cfg(feature = "burn")]
+                Command::ShowTrainingCka => match self.gmn.live_cka.run_dir() {
+                    Some(run_dir) => {
+                        self.tab = Tab::Cka;
+                        let source = CkaSource::Training { run_dir: run_dir.clone() };
+                        self.cka.open(source, &self.waker, &mut self.toasts);
+                    }
+                    None => self.toasts.info("No training run yet: train a GMN in the GMN tab first"),
+                },
+                #[cfg(not(feature = "burn"))]
+                Command::RunStudy { .. } | Command::ShowTrainingCka => {
+                    self.toasts.error("This build has no training support (feature `burn`)");
+                }
                 Command::ClearRecent => self.state.recent_files.clear(),
                 Command::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
             }
@@ -563,6 +585,8 @@ impl eframe::App for App {
         self.cka.logic(&self.waker, &mut self.toasts);
         #[cfg(feature = "burn")]
         self.gmn.logic(&self.waker, &mut self.toasts);
+        #[cfg(feature = "burn")]
+        self.cka.follow_training(self.gmn.live_cka.latest());
         // After the commands and the GMN jobs: what it sent last frame has taken effect.
         #[cfg(feature = "burn")]
         if let Some(s) = &mut self.startup_gmn {

@@ -102,6 +102,17 @@ pub struct CkaResult {
     pub batches: Option<(usize, usize)>,
 }
 
+/// The newest live CKA matrix of a GMN training run (computed by the GMN tab, shown by the
+/// explorer's `CkaSource::Training`); `version` grows with every new matrix of the app's session.
+#[derive(Clone, Debug)]
+pub struct TrainingCka {
+    pub run_dir: PathBuf,
+    /// E.g. "GMN training: epoch 3 vs initialisation".
+    pub title: String,
+    pub result: CkaResult,
+    pub version: u64,
+}
+
 /// Where a running minibatch job leaves its latest estimate for the UI to pick up.
 pub type LiveSlot = Arc<Mutex<Option<CkaResult>>>;
 

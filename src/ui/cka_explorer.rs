@@ -8,6 +8,12 @@
 //! Loading, computing and exporting run as jobs; [`CkaExplorer::logic`] (called from `App::logic`)
 //! polls them and restarts the computation when the settings change. With a minibatch size the
 //! job publishes each intermediate estimate, which `logic` picks up, so the heatmap fills in live.
+//!
+//! Two live sources (feature `burn`): [`CkaSource::Training`] shows the GMN tab's newest training
+//! CKA matrix (each block at the latest checkpoint vs at initialisation; the app hands it over
+//! every frame through [`CkaExplorer::follow_training`]); and "Run study…" runs a seed study in
+//! the background (`study_run`), whose matrices fill the study view as they are computed before
+//! the finished directory is opened like any other study.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,6 +47,18 @@ pub enum CkaSource {
     },
     /// A matrix written by `gmnscope cka --json` (no activations: settings are fixed).
     Results(PathBuf),
+    /// The live CKA of the GMN training run in `run_dir` (GMN tab), newest checkpoint vs
+    /// initialisation, updated after every epoch.
+    Training {
+        run_dir: PathBuf,
+    },
+}
+
+/// The training run the explorer shows, and the matrix version on show.
+struct TrainingFollow {
+    run_dir: PathBuf,
+    version: u64,
+    title: Option<String>,
 }
 
 #[derive(Default)]
@@ -71,6 +89,18 @@ pub struct CkaExplorer {
     study_job: Option<JobHandle<crate::study::reader::StudyData>>,
     #[cfg(feature = "burn")]
     study: Option<crate::ui::study_view::StudyView>,
+    /// The last source opened (`None`: a study, or nothing yet).
+    source: Option<CkaSource>,
+    /// Set while the training source is shown.
+    training: Option<TrainingFollow>,
+    /// The run directory whose live matrices were last switched to automatically.
+    auto_followed: Option<PathBuf>,
+    /// The "Run study…" window, while it is shown.
+    #[cfg(feature = "burn")]
+    run_form: Option<crate::ui::study_run::RunStudyForm>,
+    /// A study running in the background; its partial results are in `study`.
+    #[cfg(feature = "burn")]
+    study_run: Option<crate::ui::study_run::StudyRun>,
 }
 
 impl CkaExplorer {
@@ -85,7 +115,10 @@ impl CkaExplorer {
     pub fn open(&mut self, source: CkaSource, waker: &Waker, toasts: &mut Toasts) {
         self.started = true;
         self.cancel_all();
+        self.stop_study_run(toasts);
         self.selected = None;
+        self.source = Some(source.clone());
+        self.training = None;
         let spawned = match source {
             CkaSource::Demo => {
                 jobs::spawn("CKA demo activations", waker.clone(), |_| Ok(cka_data::demo_pair(cka_data::DEMO_EXAMPLES)))
@@ -100,6 +133,15 @@ impl CkaExplorer {
                 jobs::spawn("CKA open results", waker.clone(), move |_| cka_data::load_results_json(&path))
                     .map(|j| self.results_job = Some(j))
             }
+            CkaSource::Training { run_dir } => {
+                // No job: the GMN tab computes, `follow_training` hands the matrices over.
+                self.clear_study();
+                self.pair = None;
+                self.computed_for = None;
+                self.result = None;
+                self.training = Some(TrainingFollow { run_dir, version: 0, title: None });
+                Ok(())
+            }
         };
         if let Err(e) = spawned {
             toasts.error(format!("cannot start a worker thread: {e}"));
@@ -110,6 +152,9 @@ impl CkaExplorer {
     pub fn open_study(&mut self, path: PathBuf, waker: &Waker, toasts: &mut Toasts) {
         self.started = true;
         self.study_form = None;
+        self.stop_study_run(toasts);
+        self.source = None;
+        self.training = None;
         #[cfg(feature = "burn")]
         {
             self.cancel_all();
@@ -132,6 +177,95 @@ impl CkaExplorer {
     /// Shows the "Open study results" window.
     pub fn show_open_study(&mut self) {
         self.study_form.get_or_insert_with(String::new);
+    }
+
+    /// Shows the "Run study…" window.
+    pub fn show_run_study(&mut self, toasts: &mut Toasts) {
+        #[cfg(feature = "burn")]
+        {
+            let _ = toasts;
+            self.run_form.get_or_insert_with(Default::default);
+        }
+        #[cfg(not(feature = "burn"))]
+        toasts.error("This build has no seed-study support (feature `burn`)");
+    }
+
+    /// Runs a seed study (`config`: a TOML file, `None`: the built-in demo) into `out` in the
+    /// background; the study view shows its matrices as they arrive.
+    #[cfg(feature = "burn")]
+    pub fn run_study(&mut self, config: Option<PathBuf>, out: PathBuf, waker: &Waker, toasts: &mut Toasts) {
+        self.started = true;
+        self.run_form = None;
+        self.cancel_all();
+        self.stop_study_run(toasts);
+        match crate::ui::study_run::StudyRun::start(config, out, waker) {
+            Ok(run) => {
+                self.source = None;
+                self.training = None;
+                self.clear_study();
+                self.pair = None;
+                self.computed_for = None;
+                self.result = None;
+                self.selected = None;
+                self.study_run = Some(run);
+            }
+            Err(e) => toasts.error(format!("cannot start a worker thread: {e}")),
+        }
+    }
+
+    /// The running study, if any (tests read it).
+    #[cfg(feature = "burn")]
+    pub fn study_run(&self) -> Option<&crate::ui::study_run::StudyRun> {
+        self.study_run.as_ref()
+    }
+
+    /// Cancels a running study (another source replaces it); what it finished stays on disk.
+    fn stop_study_run(&mut self, toasts: &mut Toasts) {
+        #[cfg(feature = "burn")]
+        if let Some(run) = self.study_run.take() {
+            run.job.cancel();
+            toasts.info(format!("Study cancelled; run it into {} again to resume", run.out.display()));
+        }
+        #[cfg(not(feature = "burn"))]
+        let _ = toasts;
+    }
+
+    /// The title of the live training matrix on show ("GMN training: epoch 3 vs initialisation").
+    pub fn training_title(&self) -> Option<&str> {
+        self.training.as_ref().and_then(|t| t.title.as_deref())
+    }
+
+    /// Takes the GMN tab's newest training CKA (call once per frame). Shown when the training
+    /// source is open on that run; a new run's first matrix is switched to automatically when the
+    /// explorer shows nothing of the user's (the built-in demo or nothing yet).
+    pub fn follow_training(&mut self, latest: Option<&Arc<cka_data::TrainingCka>>) {
+        let Some(latest) = latest else { return };
+        let idle = matches!(self.source, None | Some(CkaSource::Demo)) && !self.has_study() && !self.study_running();
+        if self.training.is_none() && idle && self.auto_followed.as_ref() != Some(&latest.run_dir) {
+            self.auto_followed = Some(latest.run_dir.clone());
+            self.cancel_all();
+            self.started = true;
+            self.pair = None;
+            self.computed_for = None;
+            self.result = None;
+            self.selected = None;
+            self.source = Some(CkaSource::Training { run_dir: latest.run_dir.clone() });
+            self.training = Some(TrainingFollow { run_dir: latest.run_dir.clone(), version: 0, title: None });
+        }
+        let Some(t) = &mut self.training else { return };
+        if t.run_dir != latest.run_dir || t.version == latest.version {
+            return;
+        }
+        t.version = latest.version;
+        t.title = Some(latest.title.clone());
+        self.set_result(latest.result.clone());
+    }
+
+    fn study_running(&self) -> bool {
+        #[cfg(feature = "burn")]
+        return self.study_run.is_some();
+        #[cfg(not(feature = "burn"))]
+        false
     }
 
     /// The study on show, if any (tests read it).
@@ -187,6 +321,7 @@ impl CkaExplorer {
             || !self.export_jobs.is_empty()
             || self.browse_job.is_some()
             || self.study_loading()
+            || self.study_running()
     }
 
     /// The current matrix, if any (tests read it).
@@ -204,6 +339,8 @@ impl CkaExplorer {
         self.results_job.iter().filter(|j| j.id == id).for_each(JobHandle::cancel);
         #[cfg(feature = "burn")]
         self.study_job.iter().filter(|j| j.id == id).for_each(JobHandle::cancel);
+        #[cfg(feature = "burn")]
+        self.study_run.iter().filter(|r| r.job.id == id).for_each(|r| r.job.cancel());
     }
 
     pub fn job_summaries(&self, out: &mut Vec<JobSummary>) {
@@ -213,6 +350,8 @@ impl CkaExplorer {
         out.extend(self.export_jobs.iter().map(JobSummary::of));
         #[cfg(feature = "burn")]
         out.extend(self.study_job.iter().map(JobSummary::of));
+        #[cfg(feature = "burn")]
+        out.extend(self.study_run.iter().map(|r| JobSummary::of(&r.job)));
     }
 
     /// Polls jobs, takes live minibatch estimates, and (re)starts the computation when needed.
@@ -290,6 +429,34 @@ impl CkaExplorer {
         }
         #[cfg(feature = "burn")]
         self.poll_study(toasts);
+        #[cfg(feature = "burn")]
+        self.poll_study_run(waker, toasts);
+    }
+
+    /// Shows a running study's newest partial results; opens the directory when it finishes.
+    #[cfg(feature = "burn")]
+    fn poll_study_run(&mut self, waker: &Waker, toasts: &mut Toasts) {
+        let Some(run) = &mut self.study_run else { return };
+        let (update, done, out) = (run.take_update(), run.job.poll(), run.out.clone());
+        if let Some(data) = update {
+            match &mut self.study {
+                Some(view) => view.update(data),
+                None => self.study = Some(crate::ui::study_view::StudyView::new(data)),
+            }
+            if let Some(result) = self.study.as_ref().and_then(|v| v.shown()) {
+                self.set_result(result);
+            }
+        }
+        let Some(done) = done else { return };
+        self.study_run = None;
+        match done {
+            // Read back exactly as if the user opened it (the summaries and figures are final now).
+            Ok(dir) => self.open_study(dir, waker, toasts),
+            Err(e) if e == CANCELLED => {
+                toasts.info(format!("Study cancelled; run it into {} again to resume", out.display()))
+            }
+            Err(e) => toasts.error(e),
+        }
     }
 
     #[cfg(feature = "burn")]
@@ -370,8 +537,24 @@ impl CkaExplorer {
     pub fn ui(&mut self, ui: &mut egui::Ui, commands: &mut CommandQueue) {
         self.open_study_ui(ui.ctx(), commands);
         #[cfg(feature = "burn")]
+        if let Some(form) = &mut self.run_form
+            && !form.ui(ui.ctx(), commands)
+        {
+            self.run_form = None;
+        }
+        #[cfg(feature = "burn")]
         if self.study.is_some() {
             self.study_ui(ui, commands);
+            return;
+        }
+        #[cfg(feature = "burn")]
+        if self.study_run.is_some() {
+            egui::Panel::top("cka_study_run").show(ui, |ui| self.study_run_ui(ui, commands));
+            egui::CentralPanel::default().show(ui, |ui| {
+                ui.centered_and_justified(|ui| {
+                    ui.label(egui::RichText::new("The first matrices appear once two runs are trained.").weak());
+                });
+            });
             return;
         }
         egui::Panel::top("cka_controls").show(ui, |ui| self.controls_ui(ui, commands));
@@ -388,6 +571,10 @@ impl CkaExplorer {
     #[cfg(feature = "burn")]
     fn study_ui(&mut self, ui: &mut egui::Ui, commands: &mut CommandQueue) {
         egui::Panel::top("cka_study_controls").show(ui, |ui| {
+            if self.study_run.is_some() {
+                self.study_run_ui(ui, commands);
+                ui.separator();
+            }
             ui.add_space(4.0);
             if let Some(view) = &self.study {
                 ui.label(egui::RichText::new(view.caption()).weak()).on_hover_text(view.data.dir.display().to_string());
@@ -414,6 +601,28 @@ impl CkaExplorer {
         );
         egui::Panel::bottom("cka_study_cell").show(ui, |ui| self.selected_cell_line(ui));
         egui::CentralPanel::default().show(ui, |ui| self.heatmap_ui(ui));
+    }
+
+    /// A running study: where it writes, its stage and progress, and Cancel.
+    #[cfg(feature = "burn")]
+    fn study_run_ui(&mut self, ui: &mut egui::Ui, commands: &mut CommandQueue) {
+        let Some(run) = &self.study_run else { return };
+        ui.add_space(4.0);
+        ui.horizontal(|ui| {
+            ui.strong("Running study");
+            ui.label(egui::RichText::new(run.out.display().to_string()).weak());
+            let cancelling = run.job.is_cancelling();
+            if ui.add_enabled(!cancelling, egui::Button::new("Cancel study")).clicked() {
+                commands.send(Command::CancelJob(run.job.id));
+            }
+            if cancelling {
+                ui.label("cancelling…");
+            }
+        });
+        let matrices = run.matrix_count();
+        let text = format!("{} · {matrices} matrices so far", run.job.stage);
+        ui.add(egui::ProgressBar::new(run.job.fraction.unwrap_or(0.0)).text(text));
+        ui.add_space(2.0);
     }
 
     /// One line with the clicked cell's value and what it was computed from.
@@ -482,6 +691,13 @@ impl CkaExplorer {
         if ui.button("Open study…").on_hover_text("Results of `gmnscope study`").clicked() {
             commands.send(Command::ShowStudyOpenDialog);
         }
+        if ui
+            .button("Run study…")
+            .on_hover_text("Run a seed study here; matrices appear as they are computed")
+            .clicked()
+        {
+            commands.send(Command::ShowRunStudyDialog);
+        }
         if ui.button("Demo").on_hover_text("Two random-feature MLPs on procedural digits").clicked() {
             commands.send(Command::OpenCkaDemo);
         }
@@ -546,6 +762,12 @@ impl CkaExplorer {
     }
 
     fn heatmap_ui(&mut self, ui: &mut egui::Ui) {
+        if self.result.is_none() && self.training.is_some() {
+            ui.centered_and_justified(|ui| {
+                ui.label(egui::RichText::new("Live training CKA: waiting for the first epoch's checkpoint…").weak());
+            });
+            return;
+        }
         let Some(result) = &self.result else {
             if self.has_study() && !self.study_loading() {
                 ui.label(egui::RichText::new("This study has no readable CKA matrix for this pick.").weak());
@@ -561,7 +783,7 @@ impl CkaExplorer {
             return;
         };
         ui.horizontal(|ui| {
-            ui.heading("Layer CKA");
+            ui.heading(self.training_title().unwrap_or("Layer CKA"));
             let mut caption = format!("{} kernel · {} · n = {}", result.kernel, result.estimator, result.n);
             if let Some((done, total)) = result.batches {
                 caption.push_str(&format!(" · batch {done}/{total}"));
@@ -646,7 +868,16 @@ impl CkaExplorer {
                 ("undefined", result.matrix.undefined_count().to_string()),
             ],
         );
-        if self.pair.is_none() {
+        if self.training.is_some() {
+            ui.add_space(6.0);
+            ui.label(
+                egui::RichText::new(
+                    "Live: the GMN's blocks at the newest checkpoint (rows) vs at initialisation (columns), \
+                     updated after every epoch. Settings are fixed.",
+                )
+                .weak(),
+            );
+        } else if self.pair.is_none() {
             ui.add_space(6.0);
             ui.label(egui::RichText::new("Loaded from a results file: settings are fixed.").weak());
         }

@@ -82,6 +82,16 @@ pub enum Command {
     /// Open a seed study (`gmnscope study` output: the directory or its results.json) in the CKA
     /// explorer's study view.
     OpenStudy(PathBuf),
+    /// Show the GMN tab's live training CKA (each block vs initialisation) in the CKA explorer.
+    ShowTrainingCka,
+    /// Show the "Run study…" window.
+    ShowRunStudyDialog,
+    /// Run a seed study in the background into `out` (`config`: a study TOML; `None`: the
+    /// built-in demo study), showing its matrices in the study view as they are computed.
+    RunStudy {
+        config: Option<PathBuf>,
+        out: PathBuf,
+    },
     /// Write the CKA explorer's matrix as PNG (`png`) or CSV.
     ExportCka {
         path: PathBuf,

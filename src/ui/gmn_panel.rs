@@ -7,6 +7,10 @@
 //! training job, whose typed events (`Progress` per batch, `Metrics` per epoch, `Finished`) are
 //! drained here with `try_recv` a bounded number at a time.
 //!
+//! Each `CheckpointSaved` event (one per epoch) also feeds [`LiveTrainingCka`] (`live_cka`,
+//! "Live CKA", on by default): how far each GMN block has moved since initialisation, shown in
+//! the CKA tab.
+//!
 //! The right-hand side is [`TrainedGmn`] (`gmn_run`): load a trained run (or the one just
 //! trained, "Use this GMN"), run it on the open model, and feed the graph view's overlay.
 
@@ -23,6 +27,7 @@ use crate::train::{DeviceChoice, GraphSet, TrainConfig, TrainOutcome, TrainReque
 use crate::ui::commands::{Command, CommandQueue};
 use crate::ui::gmn_run::TrainedGmn;
 use crate::ui::jobs::{self, CANCELLED, JobHandle, Waker};
+use crate::ui::live_cka::LiveTrainingCka;
 use crate::ui::status_bar::JobSummary;
 use crate::ui::toasts::Toasts;
 
@@ -40,7 +45,7 @@ pub struct TrainForm {
 
 impl Default for TrainForm {
     fn default() -> Self {
-        Self { hidden: 32, layers: 3, epochs: 10, batch_size: 16, lr: 3e-3, seed: 0, device: DeviceChoice::Flex }
+        Self { hidden: 32, layers: 3, epochs: 10, batch_size: 16, lr: 3e-3, seed: 0, device: DeviceChoice::Cpu }
     }
 }
 
@@ -105,6 +110,8 @@ pub struct GmnPanel {
     finished_run: Option<PathBuf>,
     /// Load / run a trained GMN and its activation overlay.
     pub trained: TrainedGmn,
+    /// Block-by-block CKA against initialisation after every checkpoint of the training run.
+    pub live_cka: LiveTrainingCka,
 }
 
 impl Default for GmnPanel {
@@ -127,6 +134,7 @@ impl Default for GmnPanel {
             train_after_fit: false,
             finished_run: None,
             trained: TrainedGmn::default(),
+            live_cka: LiveTrainingCka::default(),
         }
     }
 }
@@ -134,7 +142,7 @@ impl Default for GmnPanel {
 impl GmnPanel {
     /// True while any of the tab's jobs runs (training or the trained GMN's).
     pub fn is_busy(&self) -> bool {
-        self.training_busy() || self.trained.is_busy()
+        self.training_busy() || self.trained.is_busy() || self.live_cka.is_busy()
     }
 
     /// True while the demo fit, the zoo read or the training runs (the form is locked).
@@ -217,6 +225,7 @@ impl GmnPanel {
         self.fit_job.iter().for_each(JobHandle::cancel);
         self.load_job.iter().for_each(JobHandle::cancel);
         self.train_job.iter().for_each(crate::jobs::JobHandle::cancel);
+        self.live_cka.stop();
     }
 
     pub fn cancel_job(&mut self, id: jobs::JobId) {
@@ -224,6 +233,7 @@ impl GmnPanel {
         self.load_job.iter().filter(|j| j.id == id).for_each(JobHandle::cancel);
         self.train_job.iter().filter(|j| train_job_id(j) == id).for_each(crate::jobs::JobHandle::cancel);
         self.trained.cancel_job(id);
+        self.live_cka.cancel_job(id);
     }
 
     pub fn job_summaries(&self, out: &mut Vec<JobSummary>) {
@@ -239,6 +249,7 @@ impl GmnPanel {
             });
         }
         self.trained.job_summaries(out);
+        self.live_cka.job_summaries(out);
     }
 
     /// Polls the three jobs (bounded work per frame).
@@ -269,6 +280,7 @@ impl GmnPanel {
             }
         }
         self.drain_training(toasts);
+        self.live_cka.logic(waker);
         self.trained.logic(waker, toasts);
     }
 
@@ -287,9 +299,11 @@ impl GmnPanel {
             Err(e) => return self.fail(format!("training settings: {e}"), toasts),
         };
         let zoo = Some(PathBuf::from(self.zoo_path.trim()));
-        let request = TrainRequest { config, data, run_dir: PathBuf::from(self.run_dir.trim()), resume: false, zoo };
+        let run_dir = PathBuf::from(self.run_dir.trim());
+        let request = TrainRequest { config, data: data.clone(), run_dir: run_dir.clone(), resume: false, zoo };
         match crate::train::spawn(request) {
             Ok(job) => {
+                self.live_cka.follow(run_dir, data);
                 self.train_job = Some(job);
                 self.curves = Curves::default();
                 self.done_steps = 0;
@@ -325,6 +339,7 @@ impl GmnPanel {
                         self.curves.val_accuracy.push([m.step as f64, v]);
                     }
                 }
+                Ok(JobEvent::CheckpointSaved { path, .. }) => self.live_cka.on_checkpoint(path),
                 Ok(JobEvent::Finished(result)) => {
                     finished = Some(result);
                     break;
@@ -350,8 +365,15 @@ impl GmnPanel {
                     outcome.run_dir.display()
                 ));
             }
-            Err(JobError::Cancelled) => self.status = RunStatus::Cancelled,
-            Err(e) => self.fail(e.to_string(), toasts),
+            Err(JobError::Cancelled) => {
+                // The checkpoint saved on cancel is not worth a matrix.
+                self.live_cka.stop();
+                self.status = RunStatus::Cancelled;
+            }
+            Err(e) => {
+                self.live_cka.stop();
+                self.fail(e.to_string(), toasts);
+            }
         }
     }
 
@@ -422,7 +444,11 @@ impl GmnPanel {
                 ui.end_row();
                 ui.label("Device");
                 ui.horizontal(|ui| {
-                    ui.selectable_value(&mut f.device, DeviceChoice::Flex, "CPU (Flex)");
+                    ui.selectable_value(&mut f.device, DeviceChoice::Cpu, "CPU").on_hover_text(
+                        "The fused CPU engine: hand-written forward and backward passes, the fastest on CPU",
+                    );
+                    ui.selectable_value(&mut f.device, DeviceChoice::Flex, "CPU (burn)")
+                        .on_hover_text("burn-flex autodiff: the reference implementation");
                     ui.selectable_value(&mut f.device, DeviceChoice::Wgpu, "GPU (wgpu)");
                     ui.selectable_value(&mut f.device, DeviceChoice::Auto, "Auto");
                 });
@@ -441,6 +467,13 @@ impl GmnPanel {
                 commands.send(Command::CancelTraining);
             }
         });
+        ui.checkbox(&mut self.live_cka.enabled, "Live CKA").on_hover_text(
+            "After every epoch: CKA of each GMN block with its state at initialisation, on up to 256 zoo \
+             graphs (shown in the CKA tab)",
+        );
+        if let Some(e) = &self.live_cka.error {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
     }
 
     fn run_ui(&mut self, ui: &mut egui::Ui, commands: &mut CommandQueue) {
@@ -450,6 +483,11 @@ impl GmnPanel {
                 && ui.button("Use this GMN").on_hover_text("Load the trained GMN to run it on the open model").clicked()
             {
                 commands.send(Command::LoadGmn(dir.clone()));
+            }
+            if let Some(latest) = self.live_cka.latest()
+                && ui.button("Show live CKA").on_hover_text(latest.title.clone()).clicked()
+            {
+                commands.send(Command::ShowTrainingCka);
             }
             let (text, weak) = match &self.status {
                 RunStatus::Idle => ("idle".to_string(), true),

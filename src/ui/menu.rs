@@ -60,6 +60,10 @@ fn file_menu(ui: &mut egui::Ui, state: &AppState, has_model: bool, commands: &mu
     if ui.button("Open study results…").on_hover_text("A directory written by `gmnscope study`").clicked() {
         commands.send(Command::ShowStudyOpenDialog);
     }
+    if ui.button("Run study…").on_hover_text("Run a seed study; its CKA matrices appear as they are computed").clicked()
+    {
+        commands.send(Command::ShowRunStudyDialog);
+    }
     ui.separator();
     let close = egui::Button::new("Close model").shortcut_text(ui.ctx().format_shortcut(&shortcuts::CLOSE));
     if ui.add_enabled(has_model, close).clicked() {

@@ -12,7 +12,10 @@
 //! - [`cka_explorer`]: the CKA tab ([`heatmap`] draws the matrix, [`cka_data`] loads and computes;
 //!   `study_view`, feature `burn`: a `gmnscope study` directory's matrices and summary charts).
 //! - `gmn_panel` (feature `burn`): the GMN training tab with live curves and cancel; `gmn_run`
-//!   loads a trained GMN, runs it on the open model and feeds the graph view's activation overlay.
+//!   loads a trained GMN, runs it on the open model and feeds the graph view's activation overlay;
+//!   `live_cka` computes each epoch's block CKA against initialisation for the CKA explorer.
+//! - `study_run` (feature `burn`): "Run study…", a seed study as a job whose matrices stream
+//!   into the study view.
 //! - [`automation`]: `--screenshot` / `--quit-after-frames` for scripted runs; `startup_gmn`
 //!   (feature `burn`): `--gmn RUN` loads a GMN, runs it and shows its overlay at start-up.
 //!
@@ -35,12 +38,16 @@ pub mod graph_view;
 pub mod heatmap;
 pub mod jobs;
 pub mod layer_tree;
+#[cfg(feature = "burn")]
+pub mod live_cka;
 pub mod loader;
 pub mod menu;
 #[cfg(feature = "burn")]
 pub mod startup_gmn;
 pub mod state;
 pub mod status_bar;
+#[cfg(feature = "burn")]
+pub mod study_run;
 #[cfg(feature = "burn")]
 pub mod study_view;
 pub mod toasts;

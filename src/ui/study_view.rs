@@ -4,7 +4,8 @@
 //! column: the seed-comparison plot (same-layer cross-seed CKA against layer depth, per family:
 //! mean line and min-max band), the cross-family CKA bars, the prediction-agreement bars and the
 //! accuracy table. Every number comes from the study files or the core reader; nothing is
-//! computed here.
+//! computed here. A study still running (`study_run`) is shown the same way from its partial
+//! results, [`StudyView::update`]d as matrices arrive.
 
 use std::sync::Arc;
 
@@ -57,6 +58,14 @@ impl StudyView {
             data,
             pick,
         }
+    }
+
+    /// Replaces the data (newer partial results of a running study), keeping the pick when the
+    /// new data has that matrix too.
+    pub fn update(&mut self, data: StudyData) {
+        let pick = self.pick.clone();
+        *self = Self::new(data);
+        self.set_pick(pick);
     }
 
     pub fn pick(&self) -> &StudyPick {

@@ -1,0 +1,623 @@
+//! One graph's forward and backward pass through the whole GMN, written out by hand.
+//!
+//! The algebra is `models::block`'s factored EdgeMPNN (and `models::gmn`'s encoders, readout and
+//! head) for ONE network: node rows `[N, h]`, edge rows `[E, h]`. The forward pass keeps what
+//! the backward pass needs in a per-thread [`Workspace`] that is reused for every graph, so a
+//! step allocates nothing and one graph's working set stays in cache.
+//!
+//! Gradients of the parameters add into `Workspace::grad` (the flat layout of
+//! `params::Layout`), except the encoders' constant parts: their gradients with respect to the
+//! per-node and per-edge constants (`x0`, `fixed_edges`) add into `dx0` / `dfixed` and are turned
+//! into parameter gradients once per step (`super::encoders`).
+
+use super::kernels::{
+    add_bias_gathers, add_column_sums, add_row, gather_scale_sum, layer_norm, layer_norm_backward, matmul, mul_assign,
+    scale_sum_scatter2, scatter_add, silu, silu_backward, silu_with_derivative,
+};
+use super::params::{BlockOffsets, Layout};
+use super::plan::Plan;
+use crate::models::Readout;
+use crate::models::probe::ProbeActivation;
+
+/// What one block's backward pass reads from its forward pass.
+struct BlockCache {
+    xhat: Vec<f32>,
+    x_rstd: Vec<f32>,
+    xn: Vec<f32>,
+    ehat: Vec<f32>,
+    e_rstd: Vec<f32>,
+    en: Vec<f32>,
+    /// SiLU outputs and derivatives (`d* = silu'(a*)`) of the three MLPs' hidden layers.
+    z1: Vec<f32>,
+    d1: Vec<f32>,
+    d2: Vec<f32>,
+    mean: Vec<f32>,
+    agg: Vec<f32>,
+    z3: Vec<f32>,
+    d3: Vec<f32>,
+}
+
+impl BlockCache {
+    fn new(n: usize, m: usize, h: usize) -> Self {
+        let (nh, mh) = (vec![0.0; n * h], vec![0.0; m * h]);
+        Self {
+            xhat: nh.clone(),
+            x_rstd: vec![0.0; n],
+            xn: nh.clone(),
+            ehat: mh.clone(),
+            e_rstd: vec![0.0; m],
+            en: mh.clone(),
+            z1: mh.clone(),
+            d1: mh.clone(),
+            d2: mh,
+            mean: nh.clone(),
+            agg: nh.clone(),
+            z3: nh.clone(),
+            d3: nh,
+        }
+    }
+}
+
+/// Per-step values every graph shares: the parameters and the encoders' constant parts.
+pub struct Shared<'a> {
+    pub params: &'a [f32],
+    /// `[N, h]`: the node encoder's output (the same for every network of the topology).
+    pub x0: &'a [f32],
+    /// `[E, h]`: the edge encoder's output without the weight term.
+    pub fixed_edges: &'a [f32],
+}
+
+/// What a graph is trained towards.
+#[derive(Clone, Copy, Debug)]
+pub enum Goal {
+    Class(usize),
+    /// A standardised value.
+    Value(f32),
+}
+
+/// One worker thread's buffers and gradient sums.
+pub struct Workspace {
+    blocks: Vec<BlockCache>,
+    /// Edge states `e_0 .. e_L`.
+    edges: Vec<Vec<f32>>,
+    x: Vec<f32>,
+    weights: Vec<f32>,
+    raw_weights: Vec<f32>,
+    probe_act: Vec<f32>,
+    probe_z: Vec<f32>,
+    ps: Vec<f32>,
+    pd: Vec<f32>,
+    qs: Vec<f32>,
+    pre: Vec<f32>,
+    z2: Vec<f32>,
+    fn_hat: Vec<f32>,
+    fn_rstd: Vec<f32>,
+    fn_out: Vec<f32>,
+    fe_hat: Vec<f32>,
+    fe_rstd: Vec<f32>,
+    fe_out: Vec<f32>,
+    embedding: Vec<f32>,
+    hid: Vec<f32>,
+    zh: Vec<f32>,
+    /// The last graph's output row (logits or the value).
+    pub out: Vec<f32>,
+    // Backward buffers.
+    dx: Vec<f32>,
+    de: Vec<f32>,
+    dxn: Vec<f32>,
+    den: Vec<f32>,
+    dz: Vec<f32>,
+    da2: Vec<f32>,
+    dps: Vec<f32>,
+    dpd: Vec<f32>,
+    dqs: Vec<f32>,
+    dmean: Vec<f32>,
+    dagg: Vec<f32>,
+    da3: Vec<f32>,
+    ln_scratch: Vec<f32>,
+    demb: Vec<f32>,
+    dhid: Vec<f32>,
+    dout: Vec<f32>,
+    /// Sums over this worker's graphs.
+    pub grad: Vec<f32>,
+    pub dx0: Vec<f32>,
+    pub dfixed: Vec<f32>,
+    pub loss_sum: f64,
+    pub correct: usize,
+}
+
+impl Workspace {
+    pub fn new(plan: &Plan, layout: &Layout) -> Self {
+        let (n, m, h) = (plan.n, plan.m, layout.h);
+        let k = layout.probe_points;
+        let nh = vec![0.0; n * h];
+        let mh = vec![0.0; m * h];
+        Self {
+            blocks: (0..layout.blocks.len()).map(|_| BlockCache::new(n, m, h)).collect(),
+            edges: (0..=layout.blocks.len()).map(|_| mh.clone()).collect(),
+            x: nh.clone(),
+            weights: vec![0.0; m],
+            raw_weights: vec![0.0; m],
+            probe_act: vec![0.0; n * k],
+            probe_z: vec![0.0; n * k],
+            ps: nh.clone(),
+            pd: nh.clone(),
+            qs: nh.clone(),
+            pre: mh.clone(),
+            z2: mh.clone(),
+            fn_hat: nh.clone(),
+            fn_rstd: vec![0.0; n],
+            fn_out: nh.clone(),
+            fe_hat: mh.clone(),
+            fe_rstd: vec![0.0; m],
+            fe_out: mh.clone(),
+            embedding: vec![0.0; layout.embedding],
+            hid: vec![0.0; h],
+            zh: vec![0.0; h],
+            out: vec![0.0; layout.outputs],
+            dx: nh.clone(),
+            de: mh.clone(),
+            dxn: nh.clone(),
+            den: mh.clone(),
+            dz: mh.clone(),
+            da2: mh.clone(),
+            dps: nh.clone(),
+            dpd: nh.clone(),
+            dqs: nh.clone(),
+            dmean: nh.clone(),
+            dagg: nh.clone(),
+            da3: nh.clone(),
+            ln_scratch: vec![0.0; h],
+            demb: vec![0.0; layout.embedding],
+            dhid: vec![0.0; h],
+            dout: vec![0.0; layout.outputs],
+            grad: vec![0.0; layout.len],
+            dx0: nh,
+            dfixed: mh,
+            loss_sum: 0.0,
+            correct: 0,
+        }
+    }
+
+    /// Clears the sums before a step.
+    pub fn reset(&mut self) {
+        self.grad.fill(0.0);
+        self.dx0.fill(0.0);
+        self.dfixed.fill(0.0);
+        self.loss_sum = 0.0;
+        self.correct = 0;
+    }
+}
+
+/// Forward pass of the network with weight column `column`; with a goal, also the loss and the
+/// backward pass (gradients scaled by `scale`, the graph's share of the batch mean).
+#[inline(always)]
+pub fn run_graph(
+    ws: &mut Workspace,
+    shared: &Shared<'_>,
+    plan: &Plan,
+    layout: &Layout,
+    column: &[f32],
+    goal: Option<Goal>,
+    scale: f32,
+) {
+    forward(ws, shared, plan, layout, column);
+    if let Some(goal) = goal {
+        loss_gradient(ws, goal, scale);
+        backward(ws, shared, plan, layout);
+    }
+}
+
+#[inline(always)]
+fn forward(ws: &mut Workspace, shared: &Shared<'_>, plan: &Plan, layout: &Layout, column: &[f32]) {
+    let p = shared.params;
+    let (n, m, h) = (plan.n, plan.m, layout.h);
+    // Edge encoder: only the weight term depends on the network.
+    for e in 0..m {
+        let raw = column[plan.weight_index[e] as usize];
+        ws.raw_weights[e] = raw;
+        ws.weights[e] = raw * plan.edge_scale[e];
+    }
+    let ww = &p[layout.edge_weight_w..layout.edge_weight_w + h];
+    {
+        let e0 = &mut ws.edges[0];
+        for e in 0..m {
+            let w = ws.weights[e];
+            let fixed = &shared.fixed_edges[e * h..(e + 1) * h];
+            let row = &mut e0[e * h..(e + 1) * h];
+            for j in 0..h {
+                row[j] = w * ww[j] + fixed[j];
+            }
+        }
+    }
+    ws.x.copy_from_slice(shared.x0);
+    if let Some(probe) = &plan.probe {
+        probe_activations(ws, plan, probe);
+        let k = layout.probe_points;
+        matmul(&mut ws.x, n, h, k, &ws.probe_act, false, &p[layout.probe_w..], false, true);
+        add_row(&mut ws.x, h, &p[layout.probe_b..layout.probe_b + h]);
+    }
+    for (l, o) in layout.blocks.iter().enumerate() {
+        let (before, after) = ws.edges.split_at_mut(l + 1);
+        block_forward(
+            &mut ws.blocks[l],
+            o,
+            p,
+            plan,
+            h,
+            &mut ws.x,
+            &before[l],
+            &mut after[0],
+            &mut ws.ps,
+            &mut ws.pd,
+            &mut ws.qs,
+            &mut ws.pre,
+            &mut ws.z2,
+        );
+    }
+    // Readout: means of the final LayerNorms, plus the output neurons' mean with probes.
+    let e_last = &ws.edges[layout.blocks.len()];
+    let mut at = 0;
+    let probe = plan.probe.as_ref();
+    let nodes_read = layout.readout != Readout::Edges || probe.is_some();
+    if nodes_read {
+        layer_norm(
+            &ws.x,
+            h,
+            &p[layout.final_node_gamma..],
+            &p[layout.final_node_beta..],
+            &mut ws.fn_hat,
+            &mut ws.fn_rstd,
+            &mut ws.fn_out,
+        );
+    }
+    if layout.readout != Readout::Edges {
+        mean_rows(&ws.fn_out, h, &mut ws.embedding[at..at + h]);
+        at += h;
+    }
+    if layout.readout != Readout::Nodes {
+        layer_norm(
+            e_last,
+            h,
+            &p[layout.final_edge_gamma..],
+            &p[layout.final_edge_beta..],
+            &mut ws.fe_hat,
+            &mut ws.fe_rstd,
+            &mut ws.fe_out,
+        );
+        mean_rows(&ws.fe_out, h, &mut ws.embedding[at..at + h]);
+        at += h;
+    }
+    if let Some(probe) = probe {
+        let out = &mut ws.embedding[at..at + h];
+        out.fill(0.0);
+        for &v in &probe.outputs {
+            for (o, x) in out.iter_mut().zip(&ws.fn_out[v as usize * h..(v as usize + 1) * h]) {
+                *o += x;
+            }
+        }
+        let inv = if probe.outputs.is_empty() { 0.0 } else { 1.0 / probe.outputs.len() as f32 };
+        out.iter_mut().for_each(|o| *o *= inv);
+    }
+    // Head: Linear -> SiLU -> Linear.
+    let w = layout.embedding;
+    matmul(&mut ws.hid, 1, h, w, &ws.embedding, false, &p[layout.head_hidden_w..], false, false);
+    add_row(&mut ws.hid, h, &p[layout.head_hidden_b..layout.head_hidden_b + h]);
+    silu(&ws.hid, &mut ws.zh);
+    let c = layout.outputs;
+    matmul(&mut ws.out, 1, c, h, &ws.zh, false, &p[layout.head_out_w..], false, false);
+    add_row(&mut ws.out, c, &p[layout.head_out_b..layout.head_out_b + c]);
+}
+
+/// `[N, K]` probe activations of the network whose raw weights are in `ws.raw_weights`.
+#[inline(always)]
+fn probe_activations(ws: &mut Workspace, plan: &Plan, probe: &super::plan::ProbeSetup) {
+    let k = probe.config.points;
+    let ProbeActivation::Sine { omega_0, output_offset } = probe.config.activation;
+    let pp = &probe.plan;
+    ws.probe_act.copy_from_slice(&probe.fixed);
+    for _ in 0..pp.depth {
+        ws.probe_z.fill(0.0);
+        for ((&edge, &s), &d) in pp.edges.iter().zip(&pp.src).zip(&pp.dst) {
+            let w = ws.raw_weights[edge as usize];
+            let (s, d) = (s as usize, d as usize);
+            for j in 0..k {
+                ws.probe_z[d * k + j] += ws.probe_act[s * k + j] * w;
+            }
+        }
+        for v in 0..plan.n {
+            let (fixed, z, act) = (
+                &probe.fixed[v * k..(v + 1) * k],
+                &ws.probe_z[v * k..(v + 1) * k],
+                &mut ws.probe_act[v * k..(v + 1) * k],
+            );
+            if pp.is_hidden[v] {
+                for j in 0..k {
+                    act[j] = fixed[j] + (omega_0 * z[j]).sin();
+                }
+            } else if pp.is_output[v] {
+                for j in 0..k {
+                    act[j] = fixed[j] + z[j] + output_offset;
+                }
+            } else {
+                act.copy_from_slice(fixed);
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn mean_rows(x: &[f32], h: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    let rows = x.len() / h;
+    add_column_sums(out, h, x);
+    let inv = 1.0 / rows.max(1) as f32;
+    out.iter_mut().for_each(|o| *o *= inv);
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn block_forward(
+    c: &mut BlockCache,
+    o: &BlockOffsets,
+    p: &[f32],
+    plan: &Plan,
+    h: usize,
+    x: &mut [f32],
+    e: &[f32],
+    e_next: &mut [f32],
+    ps: &mut [f32],
+    pd: &mut [f32],
+    qs: &mut [f32],
+    pre: &mut [f32],
+    z2: &mut [f32],
+) {
+    let (n, m) = (plan.n, plan.m);
+    layer_norm(x, h, &p[o.node_gamma..], &p[o.node_beta..], &mut c.xhat, &mut c.x_rstd, &mut c.xn);
+    layer_norm(e, h, &p[o.edge_gamma..], &p[o.edge_beta..], &mut c.ehat, &mut c.e_rstd, &mut c.en);
+    // Node terms of the edge and message MLPs' first linears, computed per node.
+    matmul(ps, n, h, h, &c.xn, false, &p[o.edge_src..], false, false);
+    matmul(pd, n, h, h, &c.xn, false, &p[o.edge_dst..], false, false);
+    matmul(qs, n, h, h, &c.xn, false, &p[o.msg_src..], false, false);
+    // Edge update: e' = e + W_out silu(A_s x_u + A_d x_v + A_e LN(e) + b).
+    matmul(pre, m, h, h, &c.en, false, &p[o.edge_self_w..], false, false);
+    add_bias_gathers(pre, h, &p[o.edge_self_b..], ps, &plan.src, Some((pd, &plan.dst)));
+    silu_with_derivative(pre, &mut c.z1, &mut c.d1);
+    e_next.copy_from_slice(e);
+    matmul(e_next, m, h, h, &c.z1, false, &p[o.edge_out_w..], false, true);
+    add_row(e_next, h, &p[o.edge_out_b..o.edge_out_b + h]);
+    // Messages from the updated edges, averaged per target node, then the moved linear.
+    matmul(pre, m, h, h, e_next, false, &p[o.msg_edge_w..], false, false);
+    add_bias_gathers(pre, h, &p[o.msg_edge_b..], qs, &plan.src, None);
+    silu_with_derivative(pre, z2, &mut c.d2);
+    c.mean.fill(0.0);
+    scatter_add(&mut c.mean, h, z2, &plan.dst);
+    for (v, row) in c.mean.chunks_exact_mut(h).enumerate() {
+        let s = plan.inv_in_degree[v];
+        row.iter_mut().for_each(|r| *r *= s);
+    }
+    matmul(&mut c.agg, n, h, h, &c.mean, false, &p[o.msg_out_w..], false, false);
+    let b_mo = &p[o.msg_out_b..o.msg_out_b + h];
+    for (v, row) in c.agg.chunks_exact_mut(h).enumerate() {
+        if plan.has_in[v] {
+            row.iter_mut().zip(b_mo).for_each(|(r, b)| *r += b);
+        }
+    }
+    // Node update: x' = x + W_out silu(W_s LN(x) + b + C agg).
+    let a3 = &mut pre[..n * h];
+    matmul(a3, n, h, h, &c.xn, false, &p[o.node_self_w..], false, false);
+    matmul(a3, n, h, h, &c.agg, false, &p[o.node_agg..], false, true);
+    add_row(a3, h, &p[o.node_self_b..o.node_self_b + h]);
+    silu_with_derivative(a3, &mut c.z3, &mut c.d3);
+    matmul(x, n, h, h, &c.z3, false, &p[o.node_out_w..], false, true);
+    add_row(x, h, &p[o.node_out_b..o.node_out_b + h]);
+}
+
+/// The loss of the current output against `goal`, and its gradient (times `scale`) in `dout`.
+#[inline(always)]
+fn loss_gradient(ws: &mut Workspace, goal: Goal, scale: f32) {
+    match goal {
+        Goal::Class(label) => {
+            let max = ws.out.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f64 = ws.out.iter().map(|&v| ((v - max) as f64).exp()).sum();
+            let log_z = max as f64 + sum.ln();
+            let target = ws.out.get(label).copied().unwrap_or(f32::NAN) as f64;
+            ws.loss_sum += log_z - target;
+            if crate::train::metrics::argmax(&ws.out) == label {
+                ws.correct += 1;
+            }
+            for (c, (d, &v)) in ws.dout.iter_mut().zip(&ws.out).enumerate() {
+                let p = ((v as f64) - log_z).exp() as f32;
+                *d = scale * (p - if c == label { 1.0 } else { 0.0 });
+            }
+        }
+        Goal::Value(t) => {
+            let diff = ws.out.first().copied().unwrap_or(f32::NAN) - t;
+            ws.loss_sum += (diff * diff) as f64;
+            ws.dout.fill(0.0);
+            if let Some(d) = ws.dout.first_mut() {
+                *d = scale * 2.0 * diff;
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn backward(ws: &mut Workspace, shared: &Shared<'_>, plan: &Plan, layout: &Layout) {
+    let p = shared.params;
+    let (n, m, h) = (plan.n, plan.m, layout.h);
+    let (w, c) = (layout.embedding, layout.outputs);
+    let g = &mut ws.grad;
+    // Head.
+    matmul(&mut g[layout.head_out_w..], h, c, 1, &ws.zh, true, &ws.dout, false, true);
+    add_column_sums(&mut g[layout.head_out_b..layout.head_out_b + c], c, &ws.dout);
+    matmul(&mut ws.dhid, 1, h, c, &ws.dout, false, &p[layout.head_out_w..], true, false);
+    silu_backward(&ws.hid, &mut ws.dhid);
+    matmul(&mut g[layout.head_hidden_w..], w, h, 1, &ws.embedding, true, &ws.dhid, false, true);
+    add_column_sums(&mut g[layout.head_hidden_b..layout.head_hidden_b + h], h, &ws.dhid);
+    matmul(&mut ws.demb, 1, w, h, &ws.dhid, false, &p[layout.head_hidden_w..], true, false);
+    // Readout: gradients of the final LayerNorms' outputs (in dxn / den), then the norms.
+    let probe = plan.probe.as_ref();
+    let mut at = 0;
+    ws.dxn.fill(0.0);
+    if layout.readout != Readout::Edges {
+        let inv = 1.0 / n.max(1) as f32;
+        for row in ws.dxn.chunks_exact_mut(h) {
+            row.iter_mut().zip(&ws.demb[at..at + h]).for_each(|(r, d)| *r = d * inv);
+        }
+        at += h;
+    }
+    ws.de.fill(0.0);
+    if layout.readout != Readout::Nodes {
+        let inv = 1.0 / m.max(1) as f32;
+        for row in ws.den.chunks_exact_mut(h) {
+            row.iter_mut().zip(&ws.demb[at..at + h]).for_each(|(r, d)| *r = d * inv);
+        }
+        at += h;
+        let (dgamma, dbeta) = split_two(g, layout.final_edge_gamma, layout.final_edge_beta, h);
+        layer_norm_backward(
+            &ws.den,
+            &ws.fe_hat,
+            &ws.fe_rstd,
+            h,
+            &p[layout.final_edge_gamma..layout.final_edge_gamma + h],
+            dgamma,
+            dbeta,
+            &mut ws.de,
+            &mut ws.ln_scratch,
+        );
+    }
+    if let Some(probe) = probe
+        && !probe.outputs.is_empty()
+    {
+        let inv = 1.0 / probe.outputs.len() as f32;
+        for &v in &probe.outputs {
+            let row = &mut ws.dxn[v as usize * h..(v as usize + 1) * h];
+            row.iter_mut().zip(&ws.demb[at..at + h]).for_each(|(r, d)| *r += d * inv);
+        }
+    }
+    ws.dx.fill(0.0);
+    if layout.readout != Readout::Edges || probe.is_some() {
+        let (dgamma, dbeta) = split_two(g, layout.final_node_gamma, layout.final_node_beta, h);
+        layer_norm_backward(
+            &ws.dxn,
+            &ws.fn_hat,
+            &ws.fn_rstd,
+            h,
+            &p[layout.final_node_gamma..layout.final_node_gamma + h],
+            dgamma,
+            dbeta,
+            &mut ws.dx,
+            &mut ws.ln_scratch,
+        );
+    }
+    for l in (0..layout.blocks.len()).rev() {
+        block_backward(ws, l, p, plan, layout);
+    }
+    // Encoders: probe projection, the weight term, and the constant parts (summed per step).
+    let g = &mut ws.grad;
+    if let Some(probe) = probe {
+        let k = probe.config.points;
+        matmul(&mut g[layout.probe_w..], k, h, n, &ws.probe_act, true, &ws.dx, false, true);
+        add_column_sums(&mut g[layout.probe_b..layout.probe_b + h], h, &ws.dx);
+    }
+    for (acc, d) in ws.dx0.iter_mut().zip(&ws.dx) {
+        *acc += d;
+    }
+    let dww = &mut g[layout.edge_weight_w..layout.edge_weight_w + h];
+    for (e, row) in ws.de.chunks_exact(h).enumerate() {
+        let w = ws.weights[e];
+        dww.iter_mut().zip(row).for_each(|(a, d)| *a += w * d);
+    }
+    for (acc, d) in ws.dfixed.iter_mut().zip(&ws.de) {
+        *acc += d;
+    }
+}
+
+/// Two disjoint `h`-long gradient slices (gamma and beta of one LayerNorm, `a < b`).
+#[inline(always)]
+fn split_two(g: &mut [f32], a: usize, b: usize, h: usize) -> (&mut [f32], &mut [f32]) {
+    let (lo, hi) = g.split_at_mut(b);
+    (&mut lo[a..a + h], &mut hi[..h])
+}
+
+/// Block `l` backward: `ws.dx` / `ws.de` hold the gradients of its outputs on entry and of its
+/// inputs on exit.
+#[inline(always)]
+fn block_backward(ws: &mut Workspace, l: usize, p: &[f32], plan: &Plan, layout: &Layout) {
+    let (n, m, h) = (plan.n, plan.m, layout.h);
+    let o = &layout.blocks[l];
+    let c = &ws.blocks[l];
+    let e_next = &ws.edges[l + 1];
+    let g = &mut ws.grad;
+    // x' = x + z3 W_no + b_no
+    matmul(&mut g[o.node_out_w..], h, h, n, &c.z3, true, &ws.dx, false, true);
+    add_column_sums(&mut g[o.node_out_b..o.node_out_b + h], h, &ws.dx);
+    matmul(&mut ws.da3, n, h, h, &ws.dx, false, &p[o.node_out_w..], true, false);
+    mul_assign(&mut ws.da3, &c.d3);
+    // a3 = xn W_ns + b_ns + agg C
+    matmul(&mut g[o.node_self_w..], h, h, n, &c.xn, true, &ws.da3, false, true);
+    add_column_sums(&mut g[o.node_self_b..o.node_self_b + h], h, &ws.da3);
+    matmul(&mut ws.dxn, n, h, h, &ws.da3, false, &p[o.node_self_w..], true, false);
+    matmul(&mut g[o.node_agg..], h, h, n, &c.agg, true, &ws.da3, false, true);
+    matmul(&mut ws.dagg, n, h, h, &ws.da3, false, &p[o.node_agg..], true, false);
+    // agg = mean W_mo + has_in b_mo
+    matmul(&mut g[o.msg_out_w..], h, h, n, &c.mean, true, &ws.dagg, false, true);
+    for (v, row) in ws.dagg.chunks_exact(h).enumerate() {
+        if plan.has_in[v] {
+            g[o.msg_out_b..o.msg_out_b + h].iter_mut().zip(row).for_each(|(a, d)| *a += d);
+        }
+    }
+    matmul(&mut ws.dmean, n, h, h, &ws.dagg, false, &p[o.msg_out_w..], true, false);
+    for (v, row) in ws.dmean.chunks_exact_mut(h).enumerate() {
+        let s = plan.inv_in_degree[v];
+        row.iter_mut().for_each(|r| *r *= s);
+    }
+    // mean = scatter(dst, silu(a2)) / deg; a2 = e' W_me + b_me + qs[src]
+    gather_scale_sum(&mut ws.da2, h, &ws.dmean, &plan.dst, &c.d2, &mut g[o.msg_edge_b..]);
+    matmul(&mut g[o.msg_edge_w..], h, h, m, e_next, true, &ws.da2, false, true);
+    matmul(&mut ws.de, m, h, h, &ws.da2, false, &p[o.msg_edge_w..], true, true);
+    ws.dqs.fill(0.0);
+    scatter_add(&mut ws.dqs, h, &ws.da2, &plan.src);
+    matmul(&mut g[o.msg_src..], h, h, n, &c.xn, true, &ws.dqs, false, true);
+    matmul(&mut ws.dxn, n, h, h, &ws.dqs, false, &p[o.msg_src..], true, true);
+    // e' = e + z1 W_eo + b_eo (ws.de is now the whole gradient of e')
+    matmul(&mut g[o.edge_out_w..], h, h, m, &c.z1, true, &ws.de, false, true);
+    add_column_sums(&mut g[o.edge_out_b..o.edge_out_b + h], h, &ws.de);
+    matmul(&mut ws.dz, m, h, h, &ws.de, false, &p[o.edge_out_w..], true, false);
+    // a1 = en W_es + b_es + ps[src] + pd[dst]
+    ws.dps.fill(0.0);
+    ws.dpd.fill(0.0);
+    scale_sum_scatter2(&mut ws.dz, h, &c.d1, &mut g[o.edge_self_b..], &mut ws.dps, &plan.src, &mut ws.dpd, &plan.dst);
+    matmul(&mut g[o.edge_self_w..], h, h, m, &c.en, true, &ws.dz, false, true);
+    matmul(&mut ws.den, m, h, h, &ws.dz, false, &p[o.edge_self_w..], true, false);
+    matmul(&mut g[o.edge_src..], h, h, n, &c.xn, true, &ws.dps, false, true);
+    matmul(&mut g[o.edge_dst..], h, h, n, &c.xn, true, &ws.dpd, false, true);
+    matmul(&mut ws.dxn, n, h, h, &ws.dps, false, &p[o.edge_src..], true, true);
+    matmul(&mut ws.dxn, n, h, h, &ws.dpd, false, &p[o.edge_dst..], true, true);
+    // The two pre-LayerNorms; the residual gradients are already in dx / de.
+    let (dgamma, dbeta) = split_two(g, o.edge_gamma, o.edge_beta, h);
+    layer_norm_backward(
+        &ws.den,
+        &c.ehat,
+        &c.e_rstd,
+        h,
+        &p[o.edge_gamma..o.edge_gamma + h],
+        dgamma,
+        dbeta,
+        &mut ws.de,
+        &mut ws.ln_scratch,
+    );
+    let (dgamma, dbeta) = split_two(g, o.node_gamma, o.node_beta, h);
+    layer_norm_backward(
+        &ws.dxn,
+        &c.xhat,
+        &c.x_rstd,
+        h,
+        &p[o.node_gamma..o.node_gamma + h],
+        dgamma,
+        dbeta,
+        &mut ws.dx,
+        &mut ws.ln_scratch,
+    );
+}
