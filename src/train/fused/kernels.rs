@@ -107,8 +107,30 @@ pub fn layer_norm(x: &[f32], h: usize, gamma: &[f32], beta: &[f32], xhat: &mut [
     }
 }
 
+/// LayerNorm forward that keeps only each row's mean and `1 / std` (for inputs that stay
+/// available until the backward pass, which recomputes `xhat` from them: one `[rows, h]` array
+/// less to write and to keep in cache).
+#[inline(always)]
+pub fn layer_norm_stats(x: &[f32], h: usize, gamma: &[f32], beta: &[f32], mean: &mut [f32], rstd: &mut [f32], y: &mut [f32]) {
+    let inv_h = 1.0 / h as f32;
+    let (gamma, beta) = (&gamma[..h], &beta[..h]);
+    for (r, row) in x.chunks_exact(h).enumerate() {
+        let mu = sum(row) * inv_h;
+        let out = &mut y[r * h..(r + 1) * h];
+        for (c, v) in out.iter_mut().zip(row) {
+            *c = v - mu;
+        }
+        let s = 1.0 / (dot(out, out) * inv_h + LN_EPS).sqrt();
+        mean[r] = mu;
+        rstd[r] = s;
+        for j in 0..h {
+            out[j] = out[j] * s * gamma[j] + beta[j];
+        }
+    }
+}
+
 /// LayerNorm backward: adds `dx` (into `dx`, which holds the residual gradient) and the
-/// parameter gradients. `dy` is the gradient of the LayerNorm's output.
+/// parameter gradients. `dy` is the gradient of the LayerNorm's output. `scratch`: `h` floats.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub fn layer_norm_backward(
@@ -122,36 +144,77 @@ pub fn layer_norm_backward(
     dx: &mut [f32],
     scratch: &mut [f32],
 ) {
-    let inv_h = 1.0 / h as f32;
     let (gamma, dgamma, dbeta) = (&gamma[..h], &mut dgamma[..h], &mut dbeta[..h]);
     let dxhat = &mut scratch[..h];
     for (r, (g, xh)) in dy.chunks_exact(h).zip(xhat.chunks_exact(h)).enumerate() {
-        for j in 0..h {
-            dgamma[j] += g[j] * xh[j];
-            dbeta[j] += g[j];
-            dxhat[j] = g[j] * gamma[j];
+        layer_norm_backward_row(g, xh, rstd[r], gamma, dgamma, dbeta, &mut dx[r * h..(r + 1) * h], dxhat);
+    }
+}
+
+/// [`layer_norm_backward`] for a forward pass run by [`layer_norm_stats`]: `x` is the forward
+/// input. `scratch`: `2 h` floats.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn layer_norm_backward_from_input(
+    dy: &[f32],
+    x: &[f32],
+    mean: &[f32],
+    rstd: &[f32],
+    h: usize,
+    gamma: &[f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+    dx: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (gamma, dgamma, dbeta) = (&gamma[..h], &mut dgamma[..h], &mut dbeta[..h]);
+    let (dxhat, xh) = scratch[..2 * h].split_at_mut(h);
+    for (r, (g, row)) in dy.chunks_exact(h).zip(x.chunks_exact(h)).enumerate() {
+        let (mu, s) = (mean[r], rstd[r]);
+        for (c, v) in xh.iter_mut().zip(row) {
+            *c = (v - mu) * s;
         }
-        let mean_d = sum(dxhat) * inv_h;
-        let mean_dx = dot(dxhat, xh) * inv_h;
-        let s = rstd[r];
-        let out = &mut dx[r * h..(r + 1) * h];
-        // Eight lanes loaded into arrays before the store: written as one loop over `j`, the
-        // compiler guarded the vector loop with an overlap check that sent it down the scalar
-        // path (about 4% of a training step).
-        let mut j = 0;
-        while j + 8 <= h {
-            let d: [f32; 8] = std::array::from_fn(|l| dxhat[j + l]);
-            let x: [f32; 8] = std::array::from_fn(|l| xh[j + l]);
-            let mut o: [f32; 8] = std::array::from_fn(|l| out[j + l]);
-            for l in 0..8 {
-                o[l] += s * (d[l] - mean_d - x[l] * mean_dx);
-            }
-            out[j..j + 8].copy_from_slice(&o);
-            j += 8;
+        layer_norm_backward_row(g, xh, s, gamma, dgamma, dbeta, &mut dx[r * h..(r + 1) * h], dxhat);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn layer_norm_backward_row(
+    g: &[f32],
+    xh: &[f32],
+    s: f32,
+    gamma: &[f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+    out: &mut [f32],
+    dxhat: &mut [f32],
+) {
+    let h = gamma.len();
+    let inv_h = 1.0 / h as f32;
+    for j in 0..h {
+        dgamma[j] += g[j] * xh[j];
+        dbeta[j] += g[j];
+        dxhat[j] = g[j] * gamma[j];
+    }
+    let mean_d = sum(dxhat) * inv_h;
+    let mean_dx = dot(dxhat, xh) * inv_h;
+    // Eight lanes loaded into arrays before the store: written as one loop over `j`, the
+    // compiler guarded the vector loop with an overlap check that sent it down the scalar
+    // path (about 4% of a training step).
+    let mut j = 0;
+    while j + 8 <= h {
+        let d: [f32; 8] = std::array::from_fn(|l| dxhat[j + l]);
+        let x: [f32; 8] = std::array::from_fn(|l| xh[j + l]);
+        let mut o: [f32; 8] = std::array::from_fn(|l| out[j + l]);
+        for l in 0..8 {
+            o[l] += s * (d[l] - mean_d - x[l] * mean_dx);
         }
-        for j in j..h {
-            out[j] += s * (dxhat[j] - mean_d - xh[j] * mean_dx);
-        }
+        out[j..j + 8].copy_from_slice(&o);
+        j += 8;
+    }
+    for j in j..h {
+        out[j] += s * (dxhat[j] - mean_d - xh[j] * mean_dx);
     }
 }
 
@@ -224,6 +287,17 @@ pub fn add_row(dst: &mut [f32], h: usize, row: &[f32]) {
     for out in dst.chunks_exact_mut(h) {
         for (o, v) in out.iter_mut().zip(row) {
             *o += v;
+        }
+    }
+}
+
+/// `dst[r] = src[r] + row` for every `h`-wide row `r` (a residual plus a bias, one pass).
+#[inline(always)]
+pub fn copy_add_row(dst: &mut [f32], src: &[f32], h: usize, row: &[f32]) {
+    let row = &row[..h];
+    for (out, inp) in dst.chunks_exact_mut(h).zip(src.chunks_exact(h)) {
+        for j in 0..h {
+            out[j] = inp[j] + row[j];
         }
     }
 }
@@ -408,6 +482,17 @@ mod tests {
             down[i] -= 1e-3;
             let numeric = (loss(&up) - loss(&down)) / 2e-3;
             assert!((numeric - dx[i] as f64).abs() < 2e-3, "dx[{i}]: {numeric} vs {}", dx[i]);
+        }
+        // The stats-only forward and the recomputing backward give the same numbers.
+        let (mut mean, mut rs2, mut y2) = (vec![0.0; 2], vec![0.0; 2], vec![0.0; 2 * h]);
+        layer_norm_stats(&x, h, &gamma, &beta, &mut mean, &mut rs2, &mut y2);
+        for (a, b) in y.iter().zip(&y2) {
+            assert!((a - b).abs() < 1e-6);
+        }
+        let (mut dg2, mut db2, mut dx2, mut scratch2) = (vec![0.0; h], vec![0.0; h], vec![0.0; 2 * h], vec![0.0; 2 * h]);
+        layer_norm_backward_from_input(&w, &x, &mean, &rs2, h, &gamma, &mut dg2, &mut db2, &mut dx2, &mut scratch2);
+        for (a, b) in dx.iter().zip(&dx2).chain(dg.iter().zip(&dg2)).chain(db.iter().zip(&db2)) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
         let expected_db: Vec<f32> = (0..h).map(|j| w[j] + w[h + j]).collect();
         for j in 0..h {

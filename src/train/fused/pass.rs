@@ -11,7 +11,8 @@
 //! into parameter gradients once per step (`super::encoders`).
 
 use super::kernels::{
-    add_bias_gathers, add_column_sums, add_row, gather_scale_sum, layer_norm, layer_norm_backward, matmul, mul_assign,
+    add_bias_gathers, add_column_sums, add_row, copy_add_row, gather_scale_sum, layer_norm, layer_norm_backward,
+    layer_norm_backward_from_input, layer_norm_stats, matmul, mul_assign,
     scale_sum_scatter2, scatter_add, silu, silu_backward, silu_with_derivative,
 };
 use super::params::{BlockOffsets, Layout};
@@ -24,7 +25,7 @@ struct BlockCache {
     xhat: Vec<f32>,
     x_rstd: Vec<f32>,
     xn: Vec<f32>,
-    ehat: Vec<f32>,
+    e_mean: Vec<f32>,
     e_rstd: Vec<f32>,
     en: Vec<f32>,
     /// SiLU outputs and derivatives (`d* = silu'(a*)`) of the three MLPs' hidden layers.
@@ -44,7 +45,7 @@ impl BlockCache {
             xhat: nh.clone(),
             x_rstd: vec![0.0; n],
             xn: nh.clone(),
-            ehat: mh.clone(),
+            e_mean: vec![0.0; m],
             e_rstd: vec![0.0; m],
             en: mh.clone(),
             z1: mh.clone(),
@@ -167,7 +168,7 @@ impl Workspace {
             dmean: nh.clone(),
             dagg: nh.clone(),
             da3: nh.clone(),
-            ln_scratch: vec![0.0; h],
+            ln_scratch: vec![0.0; 2 * h],
             demb: vec![0.0; layout.embedding],
             dhid: vec![0.0; h],
             dout: vec![0.0; layout.outputs],
@@ -374,7 +375,7 @@ fn block_forward(
 ) {
     let (n, m) = (plan.n, plan.m);
     layer_norm(x, h, &p[o.node_gamma..], &p[o.node_beta..], &mut c.xhat, &mut c.x_rstd, &mut c.xn);
-    layer_norm(e, h, &p[o.edge_gamma..], &p[o.edge_beta..], &mut c.ehat, &mut c.e_rstd, &mut c.en);
+    layer_norm_stats(e, h, &p[o.edge_gamma..], &p[o.edge_beta..], &mut c.e_mean, &mut c.e_rstd, &mut c.en);
     // Node terms of the edge and message MLPs' first linears, computed per node.
     matmul(ps, n, h, h, &c.xn, false, &p[o.edge_src..], false, false);
     matmul(pd, n, h, h, &c.xn, false, &p[o.edge_dst..], false, false);
@@ -383,9 +384,8 @@ fn block_forward(
     matmul(pre, m, h, h, &c.en, false, &p[o.edge_self_w..], false, false);
     add_bias_gathers(pre, h, &p[o.edge_self_b..], ps, &plan.src, Some((pd, &plan.dst)));
     silu_with_derivative(pre, &mut c.z1, &mut c.d1);
-    e_next.copy_from_slice(e);
+    copy_add_row(e_next, e, h, &p[o.edge_out_b..o.edge_out_b + h]);
     matmul(e_next, m, h, h, &c.z1, false, &p[o.edge_out_w..], false, true);
-    add_row(e_next, h, &p[o.edge_out_b..o.edge_out_b + h]);
     // Messages from the updated edges, averaged per target node, then the moved linear.
     matmul(pre, m, h, h, e_next, false, &p[o.msg_edge_w..], false, false);
     add_bias_gathers(pre, h, &p[o.msg_edge_b..], qs, &plan.src, None);
@@ -597,9 +597,11 @@ fn block_backward(ws: &mut Workspace, l: usize, p: &[f32], plan: &Plan, layout: 
     matmul(&mut ws.dxn, n, h, h, &ws.dpd, false, &p[o.edge_dst..], true, true);
     // The two pre-LayerNorms; the residual gradients are already in dx / de.
     let (dgamma, dbeta) = split_two(g, o.edge_gamma, o.edge_beta, h);
-    layer_norm_backward(
+    let e = &ws.edges[l];
+    layer_norm_backward_from_input(
         &ws.den,
-        &c.ehat,
+        e,
+        &c.e_mean,
         &c.e_rstd,
         h,
         &p[o.edge_gamma..o.edge_gamma + h],
