@@ -5,7 +5,8 @@
 //!
 //! `cargo bench --bench gmn_train` prints the rates and the ratios. Environment:
 //! `GMN_BENCH_WORKERS` (worker threads, default one per core), `GMN_BENCH_SKIP_PEER=1`,
-//! `GMN_BENCH_SKIP_BURN=1` (only the fused engine). Our step is the trainer's own, on each CPU
+//! `GMN_BENCH_SKIP_BURN=1` (only the fused engine), `GMN_BENCH_FIXED_STEPS=N` (run N fused steps
+//! and exit, for `perf stat`). Our step is the trainer's own, on each CPU
 //! engine: gradients (the fused engine, `train::fused`, which `--device cpu` and the default
 //! use without a GPU; and burn-flex autodiff, `train::step`), global clipping, AdamW.
 
@@ -145,6 +146,15 @@ fn main() {
             step::clip_global_norm(&model, &mut grads, 10.0);
             model = optim.step(1e-3, model.clone(), grads);
         };
+        // A fixed number of steps, no statistics: for `perf stat` comparisons of two builds.
+        if let Some(steps) = std::env::var("GMN_BENCH_FIXED_STEPS").ok().and_then(|v| v.parse::<usize>().ok()) {
+            let start = Instant::now();
+            for _ in 0..steps {
+                train_step();
+            }
+            println!("{steps} steps: {:.3} s", start.elapsed().as_secs_f64());
+            return;
+        }
         let mut per_step = Vec::new();
         let name = if fused { "cpu-fused" } else { "flex-burn" };
         criterion.bench_function(

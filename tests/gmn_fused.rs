@@ -19,13 +19,19 @@ use gmnscope::train::{self, GraphSet, Sample};
 use crate::gmn_symmetry::{siren_layers, siren_store};
 
 const WIDTHS: [usize; 4] = [2, 8, 8, 1];
+/// 337 edges: three of the engine's 128-edge tiles, the last one partial.
+const WIDE: [usize; 4] = [2, 16, 16, 1];
 
 fn zoo(n: usize, regression: bool) -> GraphSet {
+    zoo_of(&WIDTHS, n, regression)
+}
+
+fn zoo_of(widths: &[usize], n: usize, regression: bool) -> GraphSet {
     let mut rng = SplitMix64::new(77);
     let samples = (0..n)
         .map(|i| {
-            let layers = siren_layers(&mut rng, &WIDTHS);
-            let (topology, weights) = train::dataset::graph_input(&siren_store(&WIDTHS, &layers), false).unwrap();
+            let layers = siren_layers(&mut rng, widths);
+            let (topology, weights) = train::dataset::graph_input(&siren_store(widths, &layers), false).unwrap();
             let target = if regression { Target::Value(rng.uniform(0.2, 0.9)) } else { Target::Class((i % 3) as u8) };
             Sample {
                 id: format!("inr{i}"),
@@ -72,7 +78,10 @@ fn flat(model: &Gmn, grads: &GradientsParams) -> Vec<Option<Vec<f32>>> {
 }
 
 fn check(readout: Readout, probe: bool, regression: bool, workers: usize) {
-    let data = zoo(10, regression);
+    check_on(zoo(10, regression), readout, probe, regression, workers);
+}
+
+fn check_on(data: GraphSet, readout: Readout, probe: bool, regression: bool, workers: usize) {
     let (target_mean, target_std) = if regression { data.target_stats() } else { (0.0, 1.0) };
     let device = Device::flex();
     let autodiff = device.clone().autodiff();
@@ -143,6 +152,13 @@ fn fused_engine_matches_burn_with_a_node_readout_on_regression() {
 #[test]
 fn fused_engine_matches_burn_with_an_edge_readout_and_probes() {
     check(Readout::Edges, true, false, 2);
+}
+
+#[test]
+fn fused_engine_matches_burn_across_edge_tiles() {
+    let data = zoo_of(&WIDE, 6, false);
+    assert!(data.shared.as_ref().unwrap().num_edges() > 2 * 128);
+    check_on(data, Readout::Both, true, false, 2);
 }
 
 #[test]

@@ -111,7 +111,15 @@ pub fn layer_norm(x: &[f32], h: usize, gamma: &[f32], beta: &[f32], xhat: &mut [
 /// available until the backward pass, which recomputes `xhat` from them: one `[rows, h]` array
 /// less to write and to keep in cache).
 #[inline(always)]
-pub fn layer_norm_stats(x: &[f32], h: usize, gamma: &[f32], beta: &[f32], mean: &mut [f32], rstd: &mut [f32], y: &mut [f32]) {
+pub fn layer_norm_stats(
+    x: &[f32],
+    h: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &mut [f32],
+    rstd: &mut [f32],
+    y: &mut [f32],
+) {
     let inv_h = 1.0 / h as f32;
     let (gamma, beta) = (&gamma[..h], &beta[..h]);
     for (r, row) in x.chunks_exact(h).enumerate() {
@@ -489,7 +497,8 @@ mod tests {
         for (a, b) in y.iter().zip(&y2) {
             assert!((a - b).abs() < 1e-6);
         }
-        let (mut dg2, mut db2, mut dx2, mut scratch2) = (vec![0.0; h], vec![0.0; h], vec![0.0; 2 * h], vec![0.0; 2 * h]);
+        let (mut dg2, mut db2, mut dx2, mut scratch2) =
+            (vec![0.0; h], vec![0.0; h], vec![0.0; 2 * h], vec![0.0; 2 * h]);
         layer_norm_backward_from_input(&w, &x, &mean, &rs2, h, &gamma, &mut dg2, &mut db2, &mut dx2, &mut scratch2);
         for (a, b) in dx.iter().zip(&dx2).chain(dg.iter().zip(&dg2)).chain(db.iter().zip(&db2)) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");

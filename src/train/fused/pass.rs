@@ -12,8 +12,8 @@
 
 use super::kernels::{
     add_bias_gathers, add_column_sums, add_row, copy_add_row, gather_scale_sum, layer_norm, layer_norm_backward,
-    layer_norm_backward_from_input, layer_norm_stats, matmul, mul_assign,
-    scale_sum_scatter2, scatter_add, silu, silu_backward, silu_with_derivative,
+    layer_norm_backward_from_input, layer_norm_stats, matmul, mul_assign, scale_sum_scatter2, scatter_add, silu,
+    silu_backward, silu_with_derivative,
 };
 use super::params::{BlockOffsets, Layout};
 use super::plan::Plan;
