@@ -35,8 +35,10 @@ pub fn constants(p: &[f32], layout: &Layout, plan: &Plan) -> (Vec<f32>, Vec<f32>
     (x0, fixed)
 }
 
-/// Adds to `grad` the encoder parameters' gradients, given the gradients `dx0` of `x0` and
-/// `dfixed` of the edge constants (summed over the batch).
+/// Adds to `grad` the encoder parameters' gradients, given the gradients `dx0` of `x0` and the
+/// per-class sums `dfixed` (`[classes, h]`, see `Plan::edge_class`) of the gradients of the edge
+/// constants, summed over the batch. The edge constants depend only on an edge's class, so their
+/// parameters' gradients are sums over classes.
 pub fn backward(p: &[f32], layout: &Layout, plan: &Plan, dx0: &[f32], dfixed: &[f32], grad: &mut [f32]) {
     let h = layout.h;
     for (v, d) in dx0.chunks_exact(h).enumerate() {
@@ -51,7 +53,8 @@ pub fn backward(p: &[f32], layout: &Layout, plan: &Plan, dx0: &[f32], dfixed: &[
             grad[layout.node_types + plan.node_type[v] * h + j] += d[j];
         }
     }
-    for (e, d) in dfixed.chunks_exact(h).enumerate() {
+    for (&e, d) in plan.class_rep.iter().zip(dfixed.chunks_exact(h)) {
+        let e = e as usize;
         let layer = plan.edge_layer[e];
         let pos = plan.edge_position[e];
         for j in 0..h {

@@ -22,6 +22,7 @@
 //! (per-step constants), [`pass`] (one graph forward + backward), [`kernels`] (GEMM, LayerNorm,
 //! SiLU, gathers).
 
+pub mod block0;
 pub mod encoders;
 pub mod kernels;
 pub mod params;
@@ -168,7 +169,8 @@ impl FusedEngine {
             self.workspaces.push(Workspace::new(&self.plan, &self.layout));
         }
         let (x0, fixed_edges) = encoders::constants(params, &self.layout, &self.plan);
-        let shared = Shared { params, x0: &x0, fixed_edges: &fixed_edges };
+        let block0 = block0::Block0::new(params, &self.layout, &self.plan, &fixed_edges);
+        let shared = Shared { params, x0: &x0, fixed_edges: &fixed_edges, block0: block0.as_ref() };
         let (plan, layout) = (&self.plan, &self.layout);
         let outputs = layout.outputs;
         let scale = 1.0 / total as f32;

@@ -10,6 +10,7 @@
 //! per-node and per-edge constants (`x0`, `fixed_edges`) add into `dx0` / `dfixed` and are turned
 //! into parameter gradients once per step (`super::encoders`).
 
+use super::block0::{Block0, Block0Grads, Block0Scratch};
 use super::kernels::{
     add_bias_gathers, add_column_sums, add_row, copy_add_row, gather_scale_sum, layer_norm, layer_norm_backward,
     layer_norm_backward_from_input, layer_norm_stats, matmul, mul_assign, scale_sum_scatter2, scatter_add, silu,
@@ -66,6 +67,8 @@ pub struct Shared<'a> {
     pub x0: &'a [f32],
     /// `[E, h]`: the edge encoder's output without the weight term.
     pub fixed_edges: &'a [f32],
+    /// The first block's class-level edge LayerNorm and linear (`None` without blocks).
+    pub block0: Option<&'a Block0>,
 }
 
 /// What a graph is trained towards.
@@ -122,7 +125,9 @@ pub struct Workspace {
     /// Sums over this worker's graphs.
     pub grad: Vec<f32>,
     pub dx0: Vec<f32>,
+    /// `[classes, h]`: gradient sums of the edge classes' constants (`Plan::edge_class`).
     pub dfixed: Vec<f32>,
+    b0: Block0Scratch,
     pub loss_sum: f64,
     pub correct: usize,
 }
@@ -174,7 +179,8 @@ impl Workspace {
             dout: vec![0.0; layout.outputs],
             grad: vec![0.0; layout.len],
             dx0: nh,
-            dfixed: mh,
+            dfixed: vec![0.0; plan.class_rep.len() * h],
+            b0: Block0Scratch::new(plan, h),
             loss_sum: 0.0,
             correct: 0,
         }
@@ -254,6 +260,7 @@ fn forward(ws: &mut Workspace, shared: &Shared<'_>, plan: &Plan, layout: &Layout
             &mut ws.qs,
             &mut ws.pre,
             &mut ws.z2,
+            shared.block0.filter(|_| l == 0).map(|b| (b, ws.weights.as_slice())),
         );
     }
     // Readout: means of the final LayerNorms, plus the output neurons' mean with probes.
@@ -372,16 +379,22 @@ fn block_forward(
     qs: &mut [f32],
     pre: &mut [f32],
     z2: &mut [f32],
+    first: Option<(&Block0, &[f32])>,
 ) {
     let (n, m) = (plan.n, plan.m);
     layer_norm(x, h, &p[o.node_gamma..], &p[o.node_beta..], &mut c.xhat, &mut c.x_rstd, &mut c.xn);
-    layer_norm_stats(e, h, &p[o.edge_gamma..], &p[o.edge_beta..], &mut c.e_mean, &mut c.e_rstd, &mut c.en);
     // Node terms of the edge and message MLPs' first linears, computed per node.
     matmul(ps, n, h, h, &c.xn, false, &p[o.edge_src..], false, false);
     matmul(pd, n, h, h, &c.xn, false, &p[o.edge_dst..], false, false);
     matmul(qs, n, h, h, &c.xn, false, &p[o.msg_src..], false, false);
     // Edge update: e' = e + W_out silu(A_s x_u + A_d x_v + A_e LN(e) + b).
-    matmul(pre, m, h, h, &c.en, false, &p[o.edge_self_w..], false, false);
+    match first {
+        Some((block0, weights)) => block0.forward(plan, h, weights, pre, &mut c.e_rstd),
+        None => {
+            layer_norm_stats(e, h, &p[o.edge_gamma..], &p[o.edge_beta..], &mut c.e_mean, &mut c.e_rstd, &mut c.en);
+            matmul(pre, m, h, h, &c.en, false, &p[o.edge_self_w..], false, false);
+        }
+    }
     add_bias_gathers(pre, h, &p[o.edge_self_b..], ps, &plan.src, Some((pd, &plan.dst)));
     silu_with_derivative(pre, &mut c.z1, &mut c.d1);
     copy_add_row(e_next, e, h, &p[o.edge_out_b..o.edge_out_b + h]);
@@ -512,7 +525,7 @@ fn backward(ws: &mut Workspace, shared: &Shared<'_>, plan: &Plan, layout: &Layou
         );
     }
     for l in (0..layout.blocks.len()).rev() {
-        block_backward(ws, l, p, plan, layout);
+        block_backward(ws, l, p, plan, layout, shared.block0.filter(|_| l == 0));
     }
     // Encoders: probe projection, the weight term, and the constant parts (summed per step).
     let g = &mut ws.grad;
@@ -524,13 +537,15 @@ fn backward(ws: &mut Workspace, shared: &Shared<'_>, plan: &Plan, layout: &Layou
     for (acc, d) in ws.dx0.iter_mut().zip(&ws.dx) {
         *acc += d;
     }
-    let dww = &mut g[layout.edge_weight_w..layout.edge_weight_w + h];
-    for (e, row) in ws.de.chunks_exact(h).enumerate() {
-        let w = ws.weights[e];
-        dww.iter_mut().zip(row).for_each(|(a, d)| *a += w * d);
-    }
-    for (acc, d) in ws.dfixed.iter_mut().zip(&ws.de) {
-        *acc += d;
+    // With blocks, the first block's class-level backward pass already did this.
+    if shared.block0.is_none() {
+        let dww = &mut g[layout.edge_weight_w..layout.edge_weight_w + h];
+        for (e, row) in ws.de.chunks_exact(h).enumerate() {
+            let w = ws.weights[e];
+            dww.iter_mut().zip(row).for_each(|(a, d)| *a += w * d);
+            let c = plan.edge_class[e] as usize;
+            ws.dfixed[c * h..(c + 1) * h].iter_mut().zip(row).for_each(|(a, d)| *a += d);
+        }
     }
 }
 
@@ -544,7 +559,7 @@ fn split_two(g: &mut [f32], a: usize, b: usize, h: usize) -> (&mut [f32], &mut [
 /// Block `l` backward: `ws.dx` / `ws.de` hold the gradients of its outputs on entry and of its
 /// inputs on exit.
 #[inline(always)]
-fn block_backward(ws: &mut Workspace, l: usize, p: &[f32], plan: &Plan, layout: &Layout) {
+fn block_backward(ws: &mut Workspace, l: usize, p: &[f32], plan: &Plan, layout: &Layout, first: Option<&Block0>) {
     let (n, m, h) = (plan.n, plan.m, layout.h);
     let o = &layout.blocks[l];
     let c = &ws.blocks[l];
@@ -589,27 +604,47 @@ fn block_backward(ws: &mut Workspace, l: usize, p: &[f32], plan: &Plan, layout: 
     ws.dps.fill(0.0);
     ws.dpd.fill(0.0);
     scale_sum_scatter2(&mut ws.dz, h, &c.d1, &mut g[o.edge_self_b..], &mut ws.dps, &plan.src, &mut ws.dpd, &plan.dst);
-    matmul(&mut g[o.edge_self_w..], h, h, m, &c.en, true, &ws.dz, false, true);
-    matmul(&mut ws.den, m, h, h, &ws.dz, false, &p[o.edge_self_w..], true, false);
     matmul(&mut g[o.edge_src..], h, h, n, &c.xn, true, &ws.dps, false, true);
     matmul(&mut g[o.edge_dst..], h, h, n, &c.xn, true, &ws.dpd, false, true);
     matmul(&mut ws.dxn, n, h, h, &ws.dps, false, &p[o.edge_src..], true, true);
     matmul(&mut ws.dxn, n, h, h, &ws.dpd, false, &p[o.edge_dst..], true, true);
-    // The two pre-LayerNorms; the residual gradients are already in dx / de.
-    let (dgamma, dbeta) = split_two(g, o.edge_gamma, o.edge_beta, h);
-    let e = &ws.edges[l];
-    layer_norm_backward_from_input(
-        &ws.den,
-        e,
-        &c.e_mean,
-        &c.e_rstd,
-        h,
-        &p[o.edge_gamma..o.edge_gamma + h],
-        dgamma,
-        dbeta,
-        &mut ws.de,
-        &mut ws.ln_scratch,
-    );
+    match first {
+        Some(block0) => {
+            // The first block: W_es, its LayerNorm, `ww` and the class constants at class level
+            // (ws.de then stays the residual path's gradient only; nothing downstream reads it).
+            let (lo, hi) = g.split_at_mut(o.edge_self_w);
+            let (w_grad, _) = hi.split_at_mut(h * h);
+            let (ww_part, rest) = lo.split_at_mut(o.edge_gamma);
+            let (gamma_grad, beta_rest) = rest.split_at_mut(h);
+            let grads = Block0Grads {
+                w: w_grad,
+                gamma: gamma_grad,
+                beta: &mut beta_rest[o.edge_beta - o.edge_gamma - h..],
+                ww: &mut ww_part[layout.edge_weight_w..layout.edge_weight_w + h],
+                classes: &mut ws.dfixed,
+            };
+            block0.backward(p, layout, plan, &ws.weights, &c.e_rstd, &ws.dz, &ws.de, &mut ws.b0, grads);
+        }
+        None => {
+            matmul(&mut g[o.edge_self_w..], h, h, m, &c.en, true, &ws.dz, false, true);
+            matmul(&mut ws.den, m, h, h, &ws.dz, false, &p[o.edge_self_w..], true, false);
+            // The edge pre-LayerNorm; the residual gradient is already in de.
+            let (dgamma, dbeta) = split_two(g, o.edge_gamma, o.edge_beta, h);
+            let e = &ws.edges[l];
+            layer_norm_backward_from_input(
+                &ws.den,
+                e,
+                &c.e_mean,
+                &c.e_rstd,
+                h,
+                &p[o.edge_gamma..o.edge_gamma + h],
+                dgamma,
+                dbeta,
+                &mut ws.de,
+                &mut ws.ln_scratch,
+            );
+        }
+    }
     let (dgamma, dbeta) = split_two(g, o.node_gamma, o.node_beta, h);
     layer_norm_backward(
         &ws.dxn,

@@ -35,6 +35,10 @@ pub struct Plan {
     pub weight_index: Vec<u32>,
     pub num_weights: usize,
     pub probe: Option<ProbeSetup>,
+    /// Edges with equal (layer, type, kernel position) get the same weight-independent encoder
+    /// term; their class, and one edge of every class (see `encoders`, `pass::block0`).
+    pub edge_class: Vec<u32>,
+    pub class_rep: Vec<u32>,
 }
 
 impl Plan {
@@ -65,9 +69,22 @@ impl Plan {
                 Some(ProbeSetup { config: probe_config, plan, fixed, outputs })
             }
         };
+        let mut classes: std::collections::HashMap<[u32; 5], u32> = std::collections::HashMap::new();
+        let (mut edge_class, mut class_rep) = (Vec::with_capacity(m), Vec::new());
+        for (k, f) in topo.edge_features.iter().enumerate() {
+            let key = [f[0].to_bits(), f[1].to_bits(), f[2].to_bits(), f[3].to_bits(), f[4].to_bits()];
+            let next = class_rep.len() as u32;
+            let c = *classes.entry(key).or_insert(next);
+            if c == next {
+                class_rep.push(k as u32);
+            }
+            edge_class.push(c);
+        }
         Ok(Self {
             n,
             m,
+            edge_class,
+            class_rep,
             src: topo.src.clone(),
             dst: topo.dst.clone(),
             inv_in_degree: in_degree.iter().map(|&d| if d > 0 { 1.0 / d as f32 } else { 0.0 }).collect(),
