@@ -20,30 +20,10 @@ use gmnscope::ui::state::ThemeChoice;
 
 use crate::gui_support::{harness, settle};
 
-/// The smallest study that yields every family and a probe set CKA accepts (seconds on 2 cores).
-const TINY_STUDY: &str = r#"
-name = "tiny-live"
-seeds = [0, 1]
-probe = 0
-[data]
-count = 100
-[inr]
-steps = 10
-batch = 100
-[gmn]
-hidden = 8
-layers = 2
-epochs = 1
-batch_size = 16
-warmup_steps = 0
-[mlp]
-hidden = [16]
-epochs = 1
-[cnn]
-channels = [4]
-hidden = 8
-epochs = 1
-"#;
+/// The tiny study of `tests/study.rs`, with fewer INR steps.
+fn tiny_live_study() -> String {
+    crate::study::tiny_study("tiny-live", 10)
+}
 
 #[test]
 fn live_training_cka_follows_the_gmn_tab_into_the_cka_tab() {
@@ -122,7 +102,7 @@ fn live_training_cka_follows_the_gmn_tab_into_the_cka_tab() {
 fn run_study_fills_the_study_view_while_it_runs_then_opens_the_results() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("tiny.toml");
-    std::fs::write(&config, TINY_STUDY).expect("config written");
+    std::fs::write(&config, tiny_live_study()).expect("config written");
     let out = dir.path().join("study");
     let mut h = harness(ThemeChoice::Dark);
     settle(&mut h);
@@ -172,7 +152,7 @@ fn run_study_fills_the_study_view_while_it_runs_then_opens_the_results() {
 /// the final ones.
 #[test]
 fn study_events_deliver_every_matrix_and_the_final_summaries() {
-    let config = StudyConfig::parse(TINY_STUDY, Path::new("tiny.toml")).expect("config parses");
+    let config = StudyConfig::parse(&tiny_live_study(), Path::new("tiny.toml")).expect("config parses");
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("study");
     let mut runs_done = Vec::new();

@@ -84,25 +84,31 @@ pub fn sum(a: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Per row of `x: [rows, h]`: `xhat = (x - mean) / sqrt(var + eps)` (biased variance),
-/// `y = xhat * gamma + beta`. Keeps `xhat` and `1 / sqrt(var + eps)` for the backward pass.
+/// One row of a LayerNorm: writes `xhat = (row - mean) / sqrt(var + eps)` (biased variance) to
+/// `xhat` and returns `(mean, 1 / sqrt(var + eps))`.
+#[inline(always)]
+fn normalize_row(row: &[f32], xhat: &mut [f32]) -> (f32, f32) {
+    let inv_h = 1.0 / row.len() as f32;
+    let mean = sum(row) * inv_h;
+    for (c, v) in xhat.iter_mut().zip(row) {
+        *c = v - mean;
+    }
+    let s = 1.0 / (dot(xhat, xhat) * inv_h + LN_EPS).sqrt();
+    xhat.iter_mut().for_each(|c| *c *= s);
+    (mean, s)
+}
+
+/// Per row of `x: [rows, h]`: `xhat` (see [`normalize_row`]) and `y = xhat * gamma + beta`.
+/// Keeps `xhat` and `1 / sqrt(var + eps)` for the backward pass.
 #[inline(always)]
 pub fn layer_norm(x: &[f32], h: usize, gamma: &[f32], beta: &[f32], xhat: &mut [f32], rstd: &mut [f32], y: &mut [f32]) {
-    let inv_h = 1.0 / h as f32;
     let (gamma, beta) = (&gamma[..h], &beta[..h]);
     for (r, row) in x.chunks_exact(h).enumerate() {
-        let mean = sum(row) * inv_h;
         let xh = &mut xhat[r * h..(r + 1) * h];
-        for (c, v) in xh.iter_mut().zip(row) {
-            *c = v - mean;
-        }
-        let s = 1.0 / (dot(xh, xh) * inv_h + LN_EPS).sqrt();
-        rstd[r] = s;
+        rstd[r] = normalize_row(row, xh).1;
         let out = &mut y[r * h..(r + 1) * h];
         for j in 0..h {
-            let v = xh[j] * s;
-            xh[j] = v;
-            out[j] = v * gamma[j] + beta[j];
+            out[j] = xh[j] * gamma[j] + beta[j];
         }
     }
 }
@@ -120,19 +126,12 @@ pub fn layer_norm_stats(
     rstd: &mut [f32],
     y: &mut [f32],
 ) {
-    let inv_h = 1.0 / h as f32;
     let (gamma, beta) = (&gamma[..h], &beta[..h]);
     for (r, row) in x.chunks_exact(h).enumerate() {
-        let mu = sum(row) * inv_h;
         let out = &mut y[r * h..(r + 1) * h];
-        for (c, v) in out.iter_mut().zip(row) {
-            *c = v - mu;
-        }
-        let s = 1.0 / (dot(out, out) * inv_h + LN_EPS).sqrt();
-        mean[r] = mu;
-        rstd[r] = s;
+        (mean[r], rstd[r]) = normalize_row(row, out);
         for j in 0..h {
-            out[j] = out[j] * s * gamma[j] + beta[j];
+            out[j] = out[j] * gamma[j] + beta[j];
         }
     }
 }
@@ -316,17 +315,6 @@ pub fn add_column_sums(acc: &mut [f32], h: usize, x: &[f32]) {
     for row in x.chunks_exact(h) {
         for (a, v) in acc.iter_mut().zip(row) {
             *a += v;
-        }
-    }
-}
-
-/// `dst[e] += src[index[e]]`, rows of `h`.
-#[inline(always)]
-pub fn gather_add(dst: &mut [f32], h: usize, src: &[f32], index: &[u32]) {
-    for (out, &i) in dst.chunks_exact_mut(h).zip(index) {
-        let row = &src[i as usize * h..(i as usize + 1) * h];
-        for (o, v) in out.iter_mut().zip(row) {
-            *o += v;
         }
     }
 }

@@ -474,18 +474,12 @@ fn backward(ws: &mut Workspace, shared: &Shared<'_>, plan: &Plan, layout: &Layou
     let mut at = 0;
     ws.dxn.fill(0.0);
     if layout.readout != Readout::Edges {
-        let inv = 1.0 / n.max(1) as f32;
-        for row in ws.dxn.chunks_exact_mut(h) {
-            row.iter_mut().zip(&ws.demb[at..at + h]).for_each(|(r, d)| *r = d * inv);
-        }
+        fill_rows(&mut ws.dxn, &ws.demb[at..at + h], 1.0 / n.max(1) as f32);
         at += h;
     }
     ws.de.fill(0.0);
     if layout.readout != Readout::Nodes {
-        let inv = 1.0 / m.max(1) as f32;
-        for row in ws.den.chunks_exact_mut(h) {
-            row.iter_mut().zip(&ws.demb[at..at + h]).for_each(|(r, d)| *r = d * inv);
-        }
+        fill_rows(&mut ws.den, &ws.demb[at..at + h], 1.0 / m.max(1) as f32);
         at += h;
         let (dgamma, dbeta) = split_two(g, layout.final_edge_gamma, layout.final_edge_beta, h);
         layer_norm_backward(
@@ -546,6 +540,14 @@ fn backward(ws: &mut Workspace, shared: &Shared<'_>, plan: &Plan, layout: &Layou
             let c = plan.edge_class[e] as usize;
             ws.dfixed[c * h..(c + 1) * h].iter_mut().zip(row).for_each(|(a, d)| *a += d);
         }
+    }
+}
+
+/// Every `row.len()`-wide row of `dst` set to `row * scale` (the gradient of a mean over rows).
+#[inline(always)]
+fn fill_rows(dst: &mut [f32], row: &[f32], scale: f32) {
+    for out in dst.chunks_exact_mut(row.len()) {
+        out.iter_mut().zip(row).for_each(|(o, d)| *o = d * scale);
     }
 }
 
