@@ -114,8 +114,7 @@ fn main() {
     let device = Device::flex();
     let autodiff = device.clone().autodiff();
     let mut model = Gmn::new(&gmn_config, &autodiff).expect("a model");
-    let batch_topology =
-        Arc::new(BatchTopology::new(&[topo.as_ref()], |l| gmn_config.weight_scale(l), &autodiff).expect("topology"));
+    let batch_topology = Arc::new(BatchTopology::new(&[topo.as_ref()], &gmn_config, &autodiff).expect("topology"));
     let mut optim = AdamWConfig::new().with_weight_decay(5e-4).init();
     let input =
         StepInput { data: &data, shared: Some(&batch_topology), target_mean: 0.0, target_std: 1.0, device: &autodiff };

@@ -212,6 +212,7 @@ fn index_with(entries: Vec<IndexEntry>) -> ZooIndex {
         batch: 2,
         seed: 0,
         shared_init: false,
+        recipe: "dwsnets".into(),
         split_seed: 0,
         entries,
     }

@@ -44,13 +44,20 @@ fn zoo_of(widths: &[usize], n: usize, regression: bool) -> GraphSet {
     GraphSet::new(samples, if regression { None } else { Some(3) }).unwrap()
 }
 
-fn model(data: &GraphSet, readout: Readout, probe: bool, device: &Device) -> Gmn {
+/// The GMN under test; `recipe` switches on the weights-only recipe's inputs: messages both ways
+/// with a direction tag, per-class standardisation (a shift as well as a scale), the output
+/// neurons' readout.
+fn model(data: &GraphSet, readout: Readout, probe: bool, recipe: bool, device: &Device) -> Gmn {
     let config = GmnConfig {
         hidden: 16,
         layers: 2,
         readout,
         outputs: data.task.outputs(),
-        weight_scales: data.weight_scales(),
+        weight_scales: if recipe { Vec::new() } else { data.weight_scales() },
+        edge_norm: if recipe { data.edge_norm() } else { Vec::new() },
+        undirected: recipe,
+        direction_tag: recipe,
+        output_readout: recipe,
         seed: 5,
         probe: probe.then_some(ProbeConfig {
             points: 9,
@@ -78,15 +85,15 @@ fn flat(model: &Gmn, grads: &GradientsParams) -> Vec<Option<Vec<f32>>> {
 }
 
 fn check(readout: Readout, probe: bool, regression: bool, workers: usize) {
-    check_on(zoo(10, regression), readout, probe, regression, workers);
+    check_on(zoo(10, regression), readout, probe, false, regression, workers);
 }
 
-fn check_on(data: GraphSet, readout: Readout, probe: bool, regression: bool, workers: usize) {
+fn check_on(data: GraphSet, readout: Readout, probe: bool, recipe: bool, regression: bool, workers: usize) {
     let (target_mean, target_std) = if regression { data.target_stats() } else { (0.0, 1.0) };
     let device = Device::flex();
     let autodiff = device.clone().autodiff();
-    let model = model(&data, readout, probe, &autodiff);
-    let what = format!("{readout:?}, probe {probe}, regression {regression}, {workers} workers");
+    let model = model(&data, readout, probe, recipe, &autodiff);
+    let what = format!("{readout:?}, probe {probe}, recipe {recipe}, regression {regression}, {workers} workers");
     let indices: Vec<usize> = (0..data.samples.len()).collect();
 
     // Outputs.
@@ -158,14 +165,21 @@ fn fused_engine_matches_burn_with_an_edge_readout_and_probes() {
 fn fused_engine_matches_burn_across_edge_tiles() {
     let data = zoo_of(&WIDE, 6, false);
     assert!(data.shared.as_ref().unwrap().num_edges() > 2 * 128);
-    check_on(data, Readout::Both, true, false, 2);
+    check_on(data, Readout::Both, true, false, false, 2);
+}
+
+#[test]
+fn fused_engine_matches_burn_with_the_weights_only_recipe() {
+    check_on(zoo(10, false), Readout::Both, false, true, false, 2);
+    check_on(zoo(8, true), Readout::Nodes, false, true, true, 1);
+    check_on(zoo_of(&WIDE, 6, false), Readout::Edges, false, true, false, 3);
 }
 
 #[test]
 fn fused_engine_is_deterministic_for_a_worker_count() {
     let data = zoo(10, false);
     let device = Device::flex();
-    let model = model(&data, Readout::Both, true, &device.clone().autodiff());
+    let model = model(&data, Readout::Both, true, false, &device.clone().autodiff());
     let mut engine = FusedEngine::new(&model, &data).unwrap();
     let indices: Vec<usize> = (0..10).collect();
     let a = engine.flat_gradients(&model, &data, &indices, 0.0, 1.0, 2).unwrap().0;

@@ -42,7 +42,7 @@ pub fn siren_store(widths: &[usize], layers: &[(Vec<f32>, Vec<f32>)]) -> TensorS
 
 /// Permutes the outputs of every hidden layer: `perms[l]` reorders the outputs of layer `l`
 /// (new neuron `j` is old neuron `perms[l][j]`).
-fn permute(widths: &[usize], layers: &[(Vec<f32>, Vec<f32>)], perms: &[Vec<usize>]) -> Vec<(Vec<f32>, Vec<f32>)> {
+pub fn permute(widths: &[usize], layers: &[(Vec<f32>, Vec<f32>)], perms: &[Vec<usize>]) -> Vec<(Vec<f32>, Vec<f32>)> {
     let mut out = layers.to_vec();
     // Layer l's rows (and bias) follow perms[l]; then layer l+1's columns follow perms[l].
     for (l, perm) in perms.iter().enumerate() {
@@ -68,7 +68,7 @@ fn permute(widths: &[usize], layers: &[(Vec<f32>, Vec<f32>)], perms: &[Vec<usize
 }
 
 /// The SIREN's output at `x` (sin(30 (W x + b)) on hidden layers, linear output).
-fn siren_eval(widths: &[usize], layers: &[(Vec<f32>, Vec<f32>)], x: &[f32]) -> Vec<f32> {
+pub fn siren_eval(widths: &[usize], layers: &[(Vec<f32>, Vec<f32>)], x: &[f32]) -> Vec<f32> {
     let mut a = x.to_vec();
     for (l, (w, b)) in layers.iter().enumerate() {
         let (inp, outp) = (widths[l], widths[l + 1]);
@@ -78,7 +78,7 @@ fn siren_eval(widths: &[usize], layers: &[(Vec<f32>, Vec<f32>)], x: &[f32]) -> V
     a
 }
 
-fn shuffled(n: usize, rng: &mut SplitMix64) -> Vec<usize> {
+pub fn shuffled(n: usize, rng: &mut SplitMix64) -> Vec<usize> {
     let mut p: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
         p.swap(i, rng.below(i as u64 + 1) as usize);
@@ -86,19 +86,19 @@ fn shuffled(n: usize, rng: &mut SplitMix64) -> Vec<usize> {
     p
 }
 
-fn input(store: &TensorStore, undirected: bool) -> GraphInput {
+pub fn input(store: &TensorStore, undirected: bool) -> GraphInput {
     let (topology, weights) = gmnscope::train::dataset::graph_input(store, undirected).expect("a SIREN graph");
     GraphInput { topology: Arc::new(topology), weights }
 }
 
-fn run(model: &Gmn, g: &GraphInput, device: &Device) -> (Vec<f32>, Vec<f32>, Vec<Vec<f32>>) {
+pub fn run(model: &Gmn, g: &GraphInput, device: &Device) -> (Vec<f32>, Vec<f32>, Vec<Vec<f32>>) {
     let topo = Arc::new(model.topology(&[g.topology.as_ref()], device).unwrap());
     let batch = GmnBatch::shared(topo, &[g.weights.as_slice()], device).unwrap();
     let out = model.forward_states(&batch, true);
     (to_vec(out.output), to_vec(out.embedding), out.node_states.into_iter().map(to_vec).collect())
 }
 
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
@@ -250,14 +250,14 @@ fn mixed_batches_compute_what_shared_batches_do() {
     let shared_out = to_vec(model.forward(&shared).output);
 
     // Mixed: [a1, b1, a2] as one disjoint union.
-    let mixed = GmnBatch::mixed(&[&a1, &b1, &a2], |l| config.weight_scale(l), &device).unwrap();
+    let mixed = GmnBatch::mixed(&[&a1, &b1, &a2], &config, &device).unwrap();
     assert_eq!(mixed.num_graphs(), 3);
     let mixed_out = to_vec(model.forward(&mixed).output);
     assert!(max_diff(&shared_out[0..4], &mixed_out[0..4]) <= 1e-5);
     assert!(max_diff(&shared_out[4..8], &mixed_out[8..12]) <= 1e-5);
 
     // And the small network alone gives its row of the union.
-    let alone = to_vec(model.forward(&GmnBatch::mixed(&[&b1], |l| config.weight_scale(l), &device).unwrap()).output);
+    let alone = to_vec(model.forward(&GmnBatch::mixed(&[&b1], &config, &device).unwrap()).output);
     assert!(max_diff(&alone, &mixed_out[4..8]) <= 1e-5);
 
     // A topology mismatch is an error, not a panic.

@@ -14,6 +14,8 @@ mod formats_safetensors;
 #[cfg(feature = "burn")]
 mod gmn_fused;
 #[cfg(feature = "burn")]
+mod gmn_invariance;
+#[cfg(feature = "burn")]
 mod gmn_symmetry;
 #[cfg(feature = "burn")]
 mod gmn_train;

@@ -33,8 +33,8 @@ pub struct TrainArgs {
     /// Linear warm-up steps (capped at a tenth of the run).
     #[arg(long, default_value_t = 1000)]
     pub warmup: u64,
-    /// Learning rate after the warm-up: cosine (decay to zero) or constant.
-    #[arg(long, default_value = "cosine")]
+    /// Learning rate after the warm-up: constant or cosine (decay to zero).
+    #[arg(long, default_value = "constant")]
     pub schedule: String,
     /// Global gradient-norm clipping (0 = off).
     #[arg(long, default_value_t = 10.0)]
@@ -45,12 +45,22 @@ pub struct TrainArgs {
     /// nodes, edges or both.
     #[arg(long, default_value = "both")]
     pub readout: String,
-    /// Also use every edge reversed.
-    #[arg(long)]
-    pub undirected: bool,
-    /// Probe features on INR zoos: every neuron's activations on this many fixed inputs (a
-    /// square number gives a grid: 196 = 14 x 14) become node features; 0 = off.
-    #[arg(long, default_value_t = 196)]
+    /// Message directions: both (every edge also reversed, reversed edges tagged), both-untagged
+    /// (reversed without a tag) or forward (the input network's direction only).
+    #[arg(long, default_value = "both", value_parser = ["both", "both-untagged", "forward"])]
+    pub messages: String,
+    /// Weight input: class (standardised per layer and edge type, weights and biases separately,
+    /// with training-split statistics) or layer (the older per-layer 1/std scale).
+    #[arg(long, default_value = "class", value_parser = ["class", "layer"])]
+    pub input_norm: String,
+    /// Read out the output neurons' mean state next to the global means.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    pub output_readout: String,
+    /// Probe features on INR zoos (an ablation: the GMN then also sees the INR's activations,
+    /// for an INR the image itself at the probe points): every neuron's activations on this many
+    /// fixed inputs (a square number gives a grid: 196 = 14 x 14) become node features; 0 = off,
+    /// the weights-only GMN.
+    #[arg(long, default_value_t = 0)]
     pub probe: usize,
     /// Continue the run in --out from its latest checkpoint.
     #[arg(long)]
@@ -85,7 +95,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         hidden: args.hidden,
         layers: args.layers,
         readout,
-        undirected: args.undirected,
+        undirected: args.messages != "forward",
+        direction_tag: args.messages == "both",
+        standardize: args.input_norm == "class",
+        output_readout: args.output_readout == "on",
         epochs: args.epochs,
         batch_size: args.batch,
         lr: args.lr,
@@ -103,7 +116,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg).context("invalid training settings")?;
 
     let mut stderr = std::io::stderr();
-    let data = GraphSet::from_zoo(&args.zoo, args.undirected, |i, n| {
+    let data = GraphSet::from_zoo(&args.zoo, config.undirected, |i, n| {
         if i == n || i % 256 == 0 {
             write!(stderr, "\rloading {i}/{n} networks").ok();
         }

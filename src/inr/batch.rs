@@ -89,7 +89,7 @@ pub fn fit_batch(
     let widths = [2, h, h, 1];
     let inits: Vec<Vec<Dense>> = image_indices
         .iter()
-        .map(|&i| init::siren(&widths, config.omega_0, config.seed, init_index(config, i)))
+        .map(|&i| init::siren(&widths, config.omega_0, config.recipe, config.seed, init_index(config, i)))
         .collect();
 
     let mut params: Vec<Tensor<3>> = (0..TENSORS).map(|t| upload_param(&inits, t, device)).collect();

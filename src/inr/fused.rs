@@ -151,7 +151,13 @@ pub fn fit_batch_fused(
         .zip(images)
         .enumerate()
         .map(|(original, (&index, image))| {
-            let layers = init::siren(&widths, config.omega_0, config.seed, super::batch::init_index(config, index));
+            let layers = init::siren(
+                &widths,
+                config.omega_0,
+                config.recipe,
+                config.seed,
+                super::batch::init_index(config, index),
+            );
             InrState {
                 original,
                 params: layout.pack(&layers),
@@ -458,7 +464,7 @@ mod tests {
 
     #[test]
     fn layout_round_trips_pytorch_layers() {
-        let layers = init::siren(&[2, 8, 8, 1], 30.0, 3, 4);
+        let layers = init::siren(&[2, 8, 8, 1], 30.0, init::Recipe::Siren, 3, 4);
         let layout = Layout::new(8);
         assert_eq!(layout.len, 2 * 8 + 8 + 64 + 8 + 8 + 1);
         assert_eq!(layout.unpack(&layout.pack(&layers)), layers);
@@ -470,7 +476,7 @@ mod tests {
         let side = 5;
         let layout = Layout::new(6);
         let config = FitConfig { hidden: 6, omega_0: 3.0, ..FitConfig::default() };
-        let layers = init::siren(&[2, 6, 6, 1], config.omega_0, 1, 2);
+        let layers = init::siren(&[2, 6, 6, 1], config.omega_0, init::Recipe::Siren, 1, 2);
         let target: Vec<f32> = (0..side * side).map(|i| ((i * 7) % 11) as f32 / 10.0).collect();
         let coords = siren::grid(side);
         let state =

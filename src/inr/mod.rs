@@ -25,6 +25,7 @@ pub mod zoo_fit;
 
 pub use batch::{FitProgress, FittedInr, fit_batch};
 pub use fused::fit_batch_fused;
+pub use init::Recipe;
 pub use zoo_fit::{ZooFitConfig, ZooFitEvent, ZooFitSummary, fit_zoo};
 
 /// Hyperparameters of one fit.
@@ -48,6 +49,8 @@ pub struct FitConfig {
     pub shared_init: bool,
     /// Which implementation runs the fit (the recipe and the results are the same).
     pub engine: FitEngine,
+    /// How the INRs are initialised ([`Recipe`]).
+    pub recipe: Recipe,
 }
 
 /// The two implementations of one fitting recipe.
@@ -72,6 +75,7 @@ impl Default for FitConfig {
             seed: 0,
             shared_init: false,
             engine: FitEngine::Cpu,
+            recipe: Recipe::Dwsnets,
         }
     }
 }

@@ -199,6 +199,7 @@ fn new_index(images: &ImageSet, config: &ZooFitConfig) -> ZooIndex {
         batch: config.batch,
         seed: config.fit.seed,
         shared_init: config.fit.shared_init,
+        recipe: config.fit.recipe.name().into(),
         split_seed: config.split_seed,
         entries: Vec::new(),
     }
@@ -217,14 +218,16 @@ fn check_compatible(existing: &ZooIndex, fresh: &ZooIndex) -> Result<(), String>
         && existing.lr == fresh.lr
         && existing.seed == fresh.seed
         && existing.shared_init == fresh.shared_init
+        && existing.recipe == fresh.recipe
         && existing.split_seed == fresh.split_seed;
     if same {
         Ok(())
     } else {
         Err(format!(
-            "this zoo was fitted with other settings (images {}, steps {}, lr {}, seed {}, shared init {}, split seed {}); \
+            "this zoo was fitted with other settings (images {}, recipe {}, steps {}, lr {}, seed {}, shared init {}, split seed {}); \
              resume with the same settings or choose another --out",
             existing.image_source,
+            existing.recipe,
             existing.steps,
             existing.lr,
             existing.seed,

@@ -45,6 +45,26 @@ pub struct GmnConfig {
     /// Probe features (every neuron's activations on fixed inputs) as extra node features;
     /// `None` = off. See `models::probe`.
     pub probe: Option<super::probe::ProbeConfig>,
+    /// Standardisation of the weight input per edge class (layer index, edge type): weights
+    /// and biases of a layer each get `(w - mean) / std` with statistics of the training split.
+    /// When non-empty it replaces `weight_scales` (runs before it existed used those).
+    pub edge_norm: Vec<EdgeNorm>,
+    /// Also read out the output neurons' mean final state (always on with probe features): the
+    /// output neurons are where an MLP's or INR's function is read, and a mean over every node
+    /// and edge gives them a ~1% share.
+    pub output_readout: bool,
+    /// With `undirected`: reversed edges get their own type embeddings (a direction tag), so a
+    /// message knows whether it flows with or against the input network's forward pass.
+    pub direction_tag: bool,
+}
+
+/// Standardisation statistics of one edge class.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EdgeNorm {
+    pub layer: i64,
+    pub edge_type: i64,
+    pub mean: f32,
+    pub std: f32,
 }
 
 impl Default for GmnConfig {
@@ -58,6 +78,9 @@ impl Default for GmnConfig {
             weight_scales: Vec::new(),
             seed: 0,
             probe: None,
+            edge_norm: Vec::new(),
+            output_readout: false,
+            direction_tag: false,
         }
     }
 }
@@ -66,6 +89,10 @@ impl Default for GmnConfig {
 /// 0..=16 and 0..=13); anything larger shares the last row.
 pub const NODE_TYPES: usize = 17;
 pub const EDGE_TYPES: usize = 14;
+
+/// A reversed edge of an undirected topology carries its type plus this offset
+/// (`Topology::from_graph`); [`GmnConfig::edge_type_row`] maps it to a table row.
+pub const REVERSED: i64 = EDGE_TYPES as i64;
 
 impl GmnConfig {
     /// Checks the sizes before any tensor is allocated.
@@ -87,7 +114,50 @@ impl GmnConfig {
         if let Some(s) = self.weight_scales.iter().find(|s| !s.is_finite() || **s <= 0.0) {
             return Err(format!("weight scales must be finite and positive, got {s}"));
         }
+        if let Some(n) = self.edge_norm.iter().find(|n| !n.mean.is_finite() || !n.std.is_finite() || n.std <= 0.0) {
+            return Err(format!(
+                "edge class (layer {}, type {}) has an invalid standardisation (mean {}, std {})",
+                n.layer, n.edge_type, n.mean, n.std
+            ));
+        }
         Ok(())
+    }
+
+    /// Rows of the edge type table: doubled when reversed edges are tagged.
+    pub fn edge_type_rows(&self) -> usize {
+        if self.undirected && self.direction_tag { 2 * EDGE_TYPES } else { EDGE_TYPES }
+    }
+
+    /// The table row of an edge of (topology) type `edge_type`: reversed edges (type +
+    /// [`REVERSED`]) share their forward type's row unless tagged.
+    pub fn edge_type_row(&self, edge_type: i64) -> usize {
+        let reversed = edge_type >= REVERSED;
+        let base = if reversed { edge_type - REVERSED } else { edge_type }.clamp(0, EDGE_TYPES as i64 - 1) as usize;
+        if reversed && self.edge_type_rows() > EDGE_TYPES { base + EDGE_TYPES } else { base }
+    }
+
+    /// `(scale, shift)` of the weight input of an edge at `layer_index` with (topology) type
+    /// `edge_type`: the encoder sees `scale * w + shift`. A per-class constant, so it keeps the
+    /// permutation symmetry.
+    pub fn edge_affine(&self, layer_index: i64, edge_type: i64) -> (f32, f32) {
+        if self.edge_norm.is_empty() {
+            return (self.weight_scale(layer_index), 0.0);
+        }
+        let base = if edge_type >= REVERSED { edge_type - REVERSED } else { edge_type };
+        match self.edge_norm.iter().find(|n| n.layer == layer_index && n.edge_type == base) {
+            Some(n) => (1.0 / n.std, -n.mean / n.std),
+            None => (1.0, 0.0),
+        }
+    }
+
+    /// Whether the embedding holds the output neurons' mean state.
+    pub fn reads_outputs(&self) -> bool {
+        self.output_readout || self.probe.is_some()
+    }
+
+    /// Width of the graph embedding the head reads.
+    pub fn embedding_width(&self) -> usize {
+        self.readout.width(self.hidden) + if self.reads_outputs() { self.hidden } else { 0 }
     }
 
     /// The scale for edges at `layer_index`.

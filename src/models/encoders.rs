@@ -5,14 +5,14 @@
 //! each input and output neuron gets its own vector while the hidden neurons of a layer share one
 //! (they are interchangeable, inputs and outputs are not).
 //!
-//! Edges: `Linear(1, h)(scale_l * weight) + sin(Linear(1, h)(layer_index)) + type_table[type] +
+//! Edges: `Linear(1, h)(scale_c * weight + shift_c) + sin(Linear(1, h)(layer_index)) + type_table[type] +
 //! Linear(3, h)(kernel position)`. Only the weight term differs between the networks of a zoo,
 //! so the rest is computed once per edge of the topology and broadcast over the batch.
 
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
-use super::config::{EDGE_TYPES, NODE_TYPES};
+use super::config::NODE_TYPES;
 use super::init::{Dense, table};
 use super::topology::BatchTopology;
 use crate::rng::SplitMix64;
@@ -50,11 +50,12 @@ pub struct EdgeEncoder {
 }
 
 impl EdgeEncoder {
-    pub fn new(rng: &mut SplitMix64, hidden: usize, device: &Device) -> Self {
+    /// `type_rows`: rows of the edge type table (`GmnConfig::edge_type_rows`).
+    pub fn new(rng: &mut SplitMix64, hidden: usize, type_rows: usize, device: &Device) -> Self {
         Self {
             weight: Dense::new(rng, 1, hidden, true, device),
             layer: Dense::new(rng, 1, hidden, false, device),
-            types: table(rng, EDGE_TYPES, hidden, device),
+            types: table(rng, type_rows, hidden, device),
             position: Dense::new(rng, 3, hidden, false, device),
         }
     }
@@ -69,7 +70,7 @@ impl EdgeEncoder {
         if let Some(bias) = &self.weight.bias {
             fixed = fixed + bias.val().unsqueeze::<2>();
         }
-        let scaled = weights * topo.edge_scale.clone().reshape([e, 1, 1]);
+        let scaled = weights * topo.edge_scale.clone().reshape([e, 1, 1]) + topo.edge_shift.clone().reshape([e, 1, 1]);
         scaled * self.weight.weight.val().reshape([1, 1, h]) + fixed.reshape([e, 1, h])
     }
 }

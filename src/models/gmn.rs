@@ -34,7 +34,8 @@ pub struct Gmn {
 pub struct GmnOutput {
     /// `[G, outputs]`: logits (classification) or the regressed value.
     pub output: Tensor<2>,
-    /// `[G, readout width (+ h with probe features: the output neurons' mean state)]`: the graph
+    /// `[G, GmnConfig::embedding_width]` (the readout's means, then the output neurons' mean
+    /// state when `GmnConfig::reads_outputs`): the graph
     /// embedding the head reads.
     pub embedding: Tensor<2>,
     /// Node features `[N, B, h]` after the encoder and after every block (`layers + 1` entries),
@@ -49,10 +50,9 @@ impl Gmn {
         let h = config.hidden;
         let mut rng = SplitMix64::new(config.seed ^ 0x6d6e_5f67_6d6e_7331);
         let node_encoder = NodeEncoder::new(&mut rng, h, device);
-        let edge_encoder = EdgeEncoder::new(&mut rng, h, device);
+        let edge_encoder = EdgeEncoder::new(&mut rng, h, config.edge_type_rows(), device);
         let blocks = (0..config.layers).map(|_| EdgeMpnnBlock::new(&mut rng, h, device)).collect();
-        // With probe features the embedding also holds the output neurons' mean state.
-        let width = config.readout.width(h) + if config.probe.is_some() { h } else { 0 };
+        let width = config.embedding_width();
         let head_hidden = Dense::new(&mut rng, width, h, true, device);
         let head_out = Dense::new(&mut rng, h, config.outputs, true, device);
         // Drawn last, so switching probes on leaves every other initial value unchanged.
@@ -77,7 +77,7 @@ impl Gmn {
     /// Builds the device topology of `parts` with this model's weight scales.
     /// Refused when the GMN uses probe features and the graphs are not MLP/SIREN graphs.
     pub fn topology(&self, parts: &[&super::Topology], device: &Device) -> Result<BatchTopology, String> {
-        let topology = BatchTopology::new(parts, |l| self.config.weight_scale(l), device)?;
+        let topology = BatchTopology::new(parts, &self.config, device)?;
         if self.config.probe.is_some()
             && let Some(why) = topology.probe.unsupported()
         {
@@ -113,8 +113,7 @@ impl Gmn {
         }
         let outputs = self
             .config
-            .probe
-            .is_some()
+            .reads_outputs()
             .then(|| topo.probe.output_mean(self.final_node_norm.forward(x.clone()), topo.node_segment.as_ref()));
         let embedding = match self.config.readout {
             Readout::Nodes => segment_mean(topo, self.final_node_norm.forward(x), true),

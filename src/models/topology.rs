@@ -77,7 +77,11 @@ impl Topology {
             for k in 0..topo.num_weights {
                 topo.src.push(topo.dst[k]);
                 topo.dst.push(topo.src[k]);
-                topo.edge_features.push(topo.edge_features[k]);
+                // The reversed copy's type is offset, so a GMN may tag the direction
+                // (`GmnConfig::direction_tag`) or map it back to the forward type.
+                let mut f = topo.edge_features[k];
+                f[1] += super::config::REVERSED as f32;
+                topo.edge_features.push(f);
                 topo.weight_index.push(k as u32);
             }
         }
@@ -86,6 +90,42 @@ impl Topology {
 
     pub fn num_nodes(&self) -> usize {
         self.node_features.len()
+    }
+
+    /// Whether the topology lists reversed copies of its edges (`from_graph(.., true)`).
+    pub fn is_undirected(&self) -> bool {
+        self.edge_features.iter().any(|f| f[1] as i64 >= super::config::REVERSED)
+    }
+
+    /// This topology with messages in the directions a GMN wants: reversed copies added
+    /// (`undirected`) or dropped. Borrowed when it already is so. Lets a zoo loaded once serve
+    /// GMNs of either kind (training, the study, live CKA, inference).
+    pub fn with_direction(&self, undirected: bool) -> std::borrow::Cow<'_, Topology> {
+        use std::borrow::Cow;
+        if self.is_undirected() == undirected {
+            return Cow::Borrowed(self);
+        }
+        let forward: Vec<usize> =
+            (0..self.num_edges()).filter(|&k| (self.edge_features[k][1] as i64) < super::config::REVERSED).collect();
+        let mut t = Topology {
+            node_features: self.node_features.clone(),
+            src: forward.iter().map(|&k| self.src[k]).collect(),
+            dst: forward.iter().map(|&k| self.dst[k]).collect(),
+            edge_features: forward.iter().map(|&k| self.edge_features[k]).collect(),
+            weight_index: forward.iter().map(|&k| self.weight_index[k]).collect(),
+            num_weights: self.num_weights,
+        };
+        if undirected {
+            for k in 0..forward.len() {
+                t.src.push(t.dst[k]);
+                t.dst.push(t.src[k]);
+                let mut f = t.edge_features[k];
+                f[1] += super::config::REVERSED as f32;
+                t.edge_features.push(f);
+                t.weight_index.push(t.weight_index[k]);
+            }
+        }
+        Cow::Owned(t)
     }
 
     pub fn num_edges(&self) -> usize {
@@ -111,8 +151,10 @@ pub struct BatchTopology {
     pub edge_layer: Tensor<2>,
     pub edge_type: Tensor<1, Int>,
     pub edge_position: Tensor<2>,
-    /// `[E, 1]`: the per-layer weight scale of every edge (see `GmnConfig::weight_scales`).
+    /// `[E, 1]` each: the encoder sees `edge_scale * w + edge_shift` (see
+    /// `GmnConfig::edge_affine`: per-class standardisation, or the older per-layer scales).
     pub edge_scale: Tensor<2>,
+    pub edge_shift: Tensor<2>,
     /// `[N, 1]`: 1 / in-degree (0 for nodes without incoming edges).
     pub inv_in_degree: Tensor<2>,
     /// `[N, 1, 1]`: 1 where a node has incoming edges.
@@ -133,12 +175,16 @@ pub struct BatchTopology {
 }
 
 impl BatchTopology {
-    /// The disjoint union of `parts` (one part for a shared topology). `scale(layer)` gives the
-    /// weight multiplier of an edge layer index.
-    pub fn new(parts: &[&Topology], scale: impl Fn(i64) -> f32, device: &Device) -> Result<Self, String> {
+    /// The disjoint union of `parts` (one part for a shared topology), encoded for a GMN
+    /// configured as `config` (weight standardisation, edge type rows).
+    pub fn new(parts: &[&Topology], config: &super::GmnConfig, device: &Device) -> Result<Self, String> {
         if parts.is_empty() {
             return Err("a batch needs at least one graph".into());
         }
+        let directed: Vec<std::borrow::Cow<'_, Topology>> =
+            parts.iter().map(|t| t.with_direction(config.undirected)).collect();
+        let parts: Vec<&Topology> = directed.iter().map(|t| t.as_ref()).collect();
+        let parts = parts.as_slice();
         let num_nodes: usize = parts.iter().map(|t| t.num_nodes()).sum();
         let num_edges: usize = parts.iter().map(|t| t.num_edges()).sum();
         if num_nodes > MAX_EDGES || num_edges > MAX_EDGES {
@@ -147,8 +193,8 @@ impl BatchTopology {
         let mut src = Vec::with_capacity(num_edges);
         let mut dst = Vec::with_capacity(num_edges);
         let (mut node_layer, mut node_order, mut node_type) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut edge_layer, mut edge_type, mut edge_position, mut edge_scale) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut edge_layer, mut edge_type, mut edge_position, mut edge_scale, mut edge_shift) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut node_segment, mut edge_segment) = (Vec::new(), Vec::new());
         let (mut inv_nodes, mut inv_edges) = (Vec::new(), Vec::new());
         let mut in_degree = vec![0u32; num_nodes];
@@ -174,9 +220,11 @@ impl BatchTopology {
                 in_degree[node_base + b] += 1;
                 let f = t.edge_features[k];
                 edge_layer.push(f[0]);
-                edge_type.push((f[1] as i64).clamp(0, super::config::EDGE_TYPES as i64 - 1));
+                edge_type.push(config.edge_type_row(f[1] as i64) as i64);
                 edge_position.extend_from_slice(&f[2..5]);
-                edge_scale.push(scale(f[0] as i64));
+                let (scale, shift) = config.edge_affine(f[0] as i64, f[1] as i64);
+                edge_scale.push(scale);
+                edge_shift.push(shift);
                 edge_segment.push(s as i64);
                 weight_gather.push((weight_base + w) as u32);
             }
@@ -210,6 +258,7 @@ impl BatchTopology {
             edge_type: int1(edge_type),
             edge_position: Tensor::from_data(TensorData::new(edge_position, [num_edges, 3]), device),
             edge_scale: col(edge_scale),
+            edge_shift: col(edge_shift),
             inv_in_degree: col(inv_in_degree),
             has_in: Tensor::from_data(TensorData::new(has_in, [num_nodes, 1, 1]), device),
             node_segment: (segments > 1).then(|| int1(node_segment)),
@@ -282,10 +331,10 @@ impl GmnBatch {
         Ok(Self { topology, weights })
     }
 
-    /// Networks of any architectures, as one disjoint union.
-    pub fn mixed(graphs: &[&GraphInput], scale: impl Fn(i64) -> f32, device: &Device) -> Result<Self, String> {
+    /// Networks of any architectures, as one disjoint union, for a GMN configured as `config`.
+    pub fn mixed(graphs: &[&GraphInput], config: &super::GmnConfig, device: &Device) -> Result<Self, String> {
         let parts: Vec<&Topology> = graphs.iter().map(|g| g.topology.as_ref()).collect();
-        let topology = BatchTopology::new(&parts, scale, device)?;
+        let topology = BatchTopology::new(&parts, config, device)?;
         let columns: Vec<&[f32]> = graphs.iter().map(|g| g.weights.as_slice()).collect();
         let weights = topology.union_weights(&columns, device)?;
         Ok(Self { topology: Arc::new(topology), weights })

@@ -48,6 +48,8 @@ pub struct InrConfig {
     pub target_psnr: f64,
     /// Every INR starts from the same initial weights (see `inr::FitConfig::shared_init`).
     pub shared_init: bool,
+    /// Initialisation recipe (see `inr::Recipe`): `dwsnets` (default) or `siren`.
+    pub recipe: crate::inr::init::Recipe,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -115,7 +117,14 @@ impl Default for DataConfig {
 
 impl Default for InrConfig {
     fn default() -> Self {
-        Self { steps: 1000, batch: 256, lr: 5e-4, target_psnr: 40.0, shared_init: false }
+        Self {
+            steps: 1000,
+            batch: 256,
+            lr: 5e-4,
+            target_psnr: 40.0,
+            shared_init: false,
+            recipe: crate::inr::init::Recipe::Dwsnets,
+        }
     }
 }
 

@@ -443,6 +443,7 @@ fn fit_zoo(
             seed: config.data.seed,
             target_psnr: (config.inr.target_psnr > 0.0).then_some(config.inr.target_psnr),
             shared_init: config.inr.shared_init,
+            recipe: config.inr.recipe,
             ..FitConfig::default()
         },
         count: config.data.count,

@@ -141,7 +141,7 @@ mod tests {
     fn run_info(data: &GraphSet, seed: u64) -> RunInfo {
         let train = TrainConfig { hidden: 8, layers: 3, seed, ..TrainConfig::default() };
         let mut gmn = train.gmn(2);
-        gmn.weight_scales = data.weight_scales();
+        gmn.edge_norm = data.edge_norm();
         RunInfo { format: RUN_FORMAT.into(), gmn, task: data.task, train, target_mean: 0.0, target_std: 1.0, zoo: None }
     }
 

@@ -63,7 +63,15 @@ pub struct TrainConfig {
     pub hidden: usize,
     pub layers: usize,
     pub readout: Readout,
+    /// Messages flow both ways along every edge (the reversed copy reads the same weight).
     pub undirected: bool,
+    /// With `undirected`: reversed edges get their own type embeddings (`GmnConfig::direction_tag`).
+    pub direction_tag: bool,
+    /// Standardise the weight input per edge class (weights and biases of each layer
+    /// separately) with training-split statistics; off = the older per-layer `1 / std` scale.
+    pub standardize: bool,
+    /// Read out the output neurons' mean state next to the global means (`GmnConfig::output_readout`).
+    pub output_readout: bool,
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
@@ -95,16 +103,19 @@ impl Default for TrainConfig {
             hidden: model.hidden,
             layers: model.layers,
             readout: model.readout,
-            undirected: model.undirected,
+            undirected: true,
+            direction_tag: true,
+            standardize: true,
+            output_readout: true,
             epochs: 10,
             batch_size: 64,
             lr: 1e-3,
             weight_decay: 5e-4,
             warmup_steps: 1000,
-            schedule: Schedule::Cosine,
+            schedule: Schedule::Constant,
             grad_clip: 10.0,
             seed: 0,
-            probe_points: 196,
+            probe_points: 0,
             device: DeviceChoice::Auto,
             workers: 0,
             checkpoint_every: 0,
@@ -150,6 +161,9 @@ impl TrainConfig {
             weight_scales: Vec::new(),
             seed: self.seed,
             probe: None,
+            edge_norm: Vec::new(),
+            output_readout: self.output_readout,
+            direction_tag: self.undirected && self.direction_tag,
         }
     }
 

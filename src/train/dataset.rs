@@ -153,6 +153,50 @@ impl GraphSet {
             .collect()
     }
 
+    /// Mean and standard deviation of the weight input per edge class (layer index, edge type)
+    /// over the training split: weights and biases of each layer standardised separately (the
+    /// tiny hidden weights of a SIREN, its larger first layer and its biases each land at unit
+    /// scale). Reversed copies of undirected edges are not counted twice. Classes with fewer
+    /// than two finite values or no spread are left out (their edges keep the raw value).
+    pub fn edge_norm(&self) -> Vec<crate::models::config::EdgeNorm> {
+        use std::collections::BTreeMap;
+        let mut sums: BTreeMap<(i64, i64), (f64, f64, u64)> = BTreeMap::new();
+        for s in self.samples.iter().filter(|s| s.split == Split::Train) {
+            let topo = &s.input.topology;
+            for (k, f) in topo.edge_features.iter().enumerate() {
+                let (layer, edge_type) = (f[0] as i64, f[1] as i64);
+                if edge_type >= crate::models::config::REVERSED {
+                    continue;
+                }
+                let Some(&w) = topo.weight_index.get(k).and_then(|&w| s.input.weights.get(w as usize)) else {
+                    continue;
+                };
+                if !w.is_finite() {
+                    continue;
+                }
+                let slot = sums.entry((layer, edge_type)).or_insert((0.0, 0.0, 0));
+                slot.0 += w as f64;
+                slot.1 += (w as f64) * (w as f64);
+                slot.2 += 1;
+            }
+        }
+        sums.into_iter()
+            .filter_map(|((layer, edge_type), (s, s2, n))| {
+                if n < 2 {
+                    return None;
+                }
+                let mean = s / n as f64;
+                let std = (s2 / n as f64 - mean * mean).max(0.0).sqrt();
+                (std > 1e-12 && std.is_finite() && std < 1e30).then_some(crate::models::config::EdgeNorm {
+                    layer,
+                    edge_type,
+                    mean: mean as f32,
+                    std: std as f32,
+                })
+            })
+            .collect()
+    }
+
     /// Mean and standard deviation of the regression targets on the training split.
     pub fn target_stats(&self) -> (f32, f32) {
         let values: Vec<f64> = self

@@ -52,7 +52,7 @@ pub fn make_batch(
             let columns: Vec<&[f32]> = samples.iter().map(|s| s.weights.as_slice()).collect();
             GmnBatch::shared(topology.clone(), &columns, device)
         }
-        None => GmnBatch::mixed(&samples, |l| model.config().weight_scale(l), device),
+        None => GmnBatch::mixed(&samples, model.config(), device),
     }
 }
 

@@ -97,7 +97,11 @@ impl<'a> Trainer<'a> {
             Task::Classification { .. } => (0.0, 1.0),
         };
         let mut gmn = config.gmn(data.task.outputs());
-        gmn.weight_scales = data.weight_scales();
+        if config.standardize {
+            gmn.edge_norm = data.edge_norm();
+        } else {
+            gmn.weight_scales = data.weight_scales();
+        }
         // Probe features for INR zoos: the SIREN's own activation defines them.
         gmn.probe = data.inr.as_ref().filter(|_| config.probe_points > 0).map(|spec| ProbeConfig {
             points: config.probe_points,
@@ -158,9 +162,9 @@ impl<'a> Trainer<'a> {
 
         let (train_topology, eval_topology) = match &data.shared {
             Some(topo) => {
-                let scale = |l| info.gmn.weight_scale(l);
-                let on =
-                    |d: &Device| BatchTopology::new(&[topo.as_ref()], scale, d).map(Arc::new).map_err(JobError::Failed);
+                let on = |d: &Device| {
+                    BatchTopology::new(&[topo.as_ref()], &info.gmn, d).map(Arc::new).map_err(JobError::Failed)
+                };
                 (Some(on(&autodiff)?), Some(on(&device)?))
             }
             None => (None, None),

@@ -54,6 +54,10 @@ pub struct ZooIndex {
     /// Whether every INR started from the same initial weights (see `inr::FitConfig`).
     #[serde(default)]
     pub shared_init: bool,
+    /// Initialisation recipe (`dwsnets` or `siren`, see `inr::init::Recipe`); zoos written
+    /// before the field existed used the SIREN paper's initialisation.
+    #[serde(default = "legacy_recipe")]
+    pub recipe: String,
     /// Seed of the image order and the train/val/test split.
     pub split_seed: u64,
     pub entries: Vec<IndexEntry>,
@@ -70,6 +74,10 @@ pub struct IndexEntry {
     pub psnr: f32,
     /// Index of the source image in the image set.
     pub image_index: usize,
+}
+
+fn legacy_recipe() -> String {
+    "siren".into()
 }
 
 impl ZooIndex {

@@ -56,8 +56,8 @@ impl FusedEngine {
             .as_ref()
             .ok_or("the fused CPU engine needs networks of one architecture (a shared topology)")?;
         let config = model.config();
-        if config.readout == Readout::Edges && config.probe.is_none() {
-            return Err("the fused CPU engine does not support an edges-only readout without probe features".into());
+        if config.readout == Readout::Edges && !config.reads_outputs() {
+            return Err("the fused CPU engine does not support an edges-only readout without a node readout".into());
         }
         let plan = Plan::new(topo, config)?;
         if let Some(s) = data.samples.iter().find(|s| s.input.weights.len() != plan.num_weights) {

@@ -12,7 +12,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::models::config::{EDGE_TYPES, NODE_TYPES};
+use crate::models::config::NODE_TYPES;
 use crate::models::{Gmn, Readout};
 
 /// Offsets of one EdgeMPNN block's tensors. Matrices are `[d_in, d_out]` row-major (`x W`).
@@ -100,7 +100,7 @@ impl Layout {
         let c = model.config();
         let h = c.hidden;
         let probe_points = c.probe.map_or(0, |p| p.points);
-        let embedding = c.readout.width(h) + if probe_points > 0 { h } else { 0 };
+        let embedding = c.embedding_width();
         let mut b = Builder { shapes: Vec::new(), len: 0 };
         let node_layer_w = b.take(&[1, h]);
         let node_layer_b = b.take(&[h]);
@@ -110,7 +110,7 @@ impl Layout {
         let edge_weight_w = b.take(&[1, h]);
         let edge_weight_b = b.take(&[h]);
         let edge_layer_w = b.take(&[1, h]);
-        let edge_types = b.take(&[EDGE_TYPES, h]);
+        let edge_types = b.take(&[c.edge_type_rows(), h]);
         let edge_position = b.take(&[3, h]);
         let blocks = (0..c.layers)
             .map(|_| BlockOffsets {

@@ -223,7 +223,7 @@ fn forward(ws: &mut Workspace, shared: &Shared<'_>, plan: &Plan, layout: &Layout
     for e in 0..m {
         let raw = column[plan.weight_index[e] as usize];
         ws.raw_weights[e] = raw;
-        ws.weights[e] = raw * plan.edge_scale[e];
+        ws.weights[e] = raw * plan.edge_scale[e] + plan.edge_shift[e];
     }
     let ww = &p[layout.edge_weight_w..layout.edge_weight_w + h];
     {
@@ -263,11 +263,10 @@ fn forward(ws: &mut Workspace, shared: &Shared<'_>, plan: &Plan, layout: &Layout
             shared.block0.filter(|_| l == 0).map(|b| (b, ws.weights.as_slice())),
         );
     }
-    // Readout: means of the final LayerNorms, plus the output neurons' mean with probes.
+    // Readout: means of the final LayerNorms, plus the output neurons' mean when read.
     let e_last = &ws.edges[layout.blocks.len()];
     let mut at = 0;
-    let probe = plan.probe.as_ref();
-    let nodes_read = layout.readout != Readout::Edges || probe.is_some();
+    let nodes_read = layout.readout != Readout::Edges || plan.output_nodes.is_some();
     if nodes_read {
         layer_norm(
             &ws.x,
@@ -296,15 +295,15 @@ fn forward(ws: &mut Workspace, shared: &Shared<'_>, plan: &Plan, layout: &Layout
         mean_rows(&ws.fe_out, h, &mut ws.embedding[at..at + h]);
         at += h;
     }
-    if let Some(probe) = probe {
+    if let Some(outputs) = &plan.output_nodes {
         let out = &mut ws.embedding[at..at + h];
         out.fill(0.0);
-        for &v in &probe.outputs {
+        for &v in outputs {
             for (o, x) in out.iter_mut().zip(&ws.fn_out[v as usize * h..(v as usize + 1) * h]) {
                 *o += x;
             }
         }
-        let inv = if probe.outputs.is_empty() { 0.0 } else { 1.0 / probe.outputs.len() as f32 };
+        let inv = if outputs.is_empty() { 0.0 } else { 1.0 / outputs.len() as f32 };
         out.iter_mut().for_each(|o| *o *= inv);
     }
     // Head: Linear -> SiLU -> Linear.
@@ -494,17 +493,17 @@ fn backward(ws: &mut Workspace, shared: &Shared<'_>, plan: &Plan, layout: &Layou
             &mut ws.ln_scratch,
         );
     }
-    if let Some(probe) = probe
-        && !probe.outputs.is_empty()
+    if let Some(outputs) = &plan.output_nodes
+        && !outputs.is_empty()
     {
-        let inv = 1.0 / probe.outputs.len() as f32;
-        for &v in &probe.outputs {
+        let inv = 1.0 / outputs.len() as f32;
+        for &v in outputs {
             let row = &mut ws.dxn[v as usize * h..(v as usize + 1) * h];
             row.iter_mut().zip(&ws.demb[at..at + h]).for_each(|(r, d)| *r += d * inv);
         }
     }
     ws.dx.fill(0.0);
-    if layout.readout != Readout::Edges || probe.is_some() {
+    if layout.readout != Readout::Edges || plan.output_nodes.is_some() {
         let (dgamma, dbeta) = split_two(g, layout.final_node_gamma, layout.final_node_beta, h);
         layer_norm_backward(
             &ws.dxn,

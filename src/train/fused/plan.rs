@@ -2,7 +2,7 @@
 //! per-node / per-edge constants the encoders and the aggregation need (the host twin of
 //! `models::BatchTopology` for one topology).
 
-use crate::models::config::{EDGE_TYPES, NODE_TYPES};
+use crate::models::config::NODE_TYPES;
 use crate::models::probe::{ProbeActivation, ProbeConfig, ProbePlan};
 use crate::models::{GmnConfig, Topology};
 
@@ -12,8 +12,6 @@ pub struct ProbeSetup {
     pub plan: ProbePlan,
     /// `[N * K]`: probe coordinates at the inputs, 1 at biases.
     pub fixed: Vec<f32>,
-    /// Output neurons (for the output-mean readout).
-    pub outputs: Vec<u32>,
 }
 
 pub struct Plan {
@@ -30,11 +28,15 @@ pub struct Plan {
     pub edge_layer: Vec<f32>,
     pub edge_type: Vec<usize>,
     pub edge_position: Vec<[f32; 3]>,
+    /// The encoder's weight input is `edge_scale * w + edge_shift` (`GmnConfig::edge_affine`).
     pub edge_scale: Vec<f32>,
+    pub edge_shift: Vec<f32>,
     /// Position of every edge's value in a network's weight column.
     pub weight_index: Vec<u32>,
     pub num_weights: usize,
     pub probe: Option<ProbeSetup>,
+    /// The output neurons, when the GMN reads their mean state out (`GmnConfig::reads_outputs`).
+    pub output_nodes: Option<Vec<u32>>,
     /// Edges with equal (layer, type, kernel position) get the same weight-independent encoder
     /// term; their class, and one edge of every class (see `encoders`, `pass::block0`).
     pub edge_class: Vec<u32>,
@@ -44,6 +46,8 @@ pub struct Plan {
 impl Plan {
     /// The plan of `topo` for a GMN configured as `config`.
     pub fn new(topo: &Topology, config: &GmnConfig) -> Result<Self, String> {
+        let topo = topo.with_direction(config.undirected);
+        let topo = topo.as_ref();
         let (n, m) = (topo.num_nodes(), topo.num_edges());
         if topo.dst.len() != m || topo.edge_features.len() != m || topo.weight_index.len() != m {
             return Err("the topology's edge lists have different lengths".into());
@@ -65,10 +69,13 @@ impl Plan {
                 }
                 let ProbeActivation::Sine { .. } = probe_config.activation;
                 let fixed = plan.fixed(&probe_config);
-                let outputs = (0..n as u32).filter(|&v| plan.is_output[v as usize]).collect();
-                Some(ProbeSetup { config: probe_config, plan, fixed, outputs })
+                Some(ProbeSetup { config: probe_config, plan, fixed })
             }
         };
+        let output_nodes = config.reads_outputs().then(|| {
+            let plan = ProbePlan::new(&[topo]);
+            (0..n as u32).filter(|&v| plan.is_output[v as usize]).collect()
+        });
         let mut classes: std::collections::HashMap<[u32; 5], u32> = std::collections::HashMap::new();
         let (mut edge_class, mut class_rep) = (Vec::with_capacity(m), Vec::new());
         for (k, f) in topo.edge_features.iter().enumerate() {
@@ -93,16 +100,14 @@ impl Plan {
             node_order: topo.node_features.iter().map(|f| f[1] as f32).collect(),
             node_type: topo.node_features.iter().map(|f| f[2].clamp(0, NODE_TYPES as i64 - 1) as usize).collect(),
             edge_layer: topo.edge_features.iter().map(|f| f[0]).collect(),
-            edge_type: topo
-                .edge_features
-                .iter()
-                .map(|f| (f[1] as i64).clamp(0, EDGE_TYPES as i64 - 1) as usize)
-                .collect(),
+            edge_type: topo.edge_features.iter().map(|f| config.edge_type_row(f[1] as i64)).collect(),
             edge_position: topo.edge_features.iter().map(|f| [f[2], f[3], f[4]]).collect(),
-            edge_scale: topo.edge_features.iter().map(|f| config.weight_scale(f[0] as i64)).collect(),
+            edge_scale: topo.edge_features.iter().map(|f| config.edge_affine(f[0] as i64, f[1] as i64).0).collect(),
+            edge_shift: topo.edge_features.iter().map(|f| config.edge_affine(f[0] as i64, f[1] as i64).1).collect(),
             weight_index: topo.weight_index.clone(),
             num_weights: topo.num_weights,
             probe,
+            output_nodes,
         })
     }
 }
