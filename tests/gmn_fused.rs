@@ -58,6 +58,7 @@ fn model(data: &GraphSet, readout: Readout, probe: bool, recipe: bool, device: &
         undirected: recipe,
         direction_tag: recipe,
         output_readout: recipe,
+        bias_features: recipe,
         seed: 5,
         probe: probe.then_some(ProbeConfig {
             points: 9,

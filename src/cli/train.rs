@@ -45,6 +45,10 @@ pub struct TrainArgs {
     /// nodes, edges or both.
     #[arg(long, default_value = "both")]
     pub readout: String,
+    /// GMN block: edge-mpnn (mean aggregation; the fused CPU engine runs it) or pna (mean, std,
+    /// max and min with degree scaling, as neural-graphs; runs on burn).
+    #[arg(long, default_value = "edge-mpnn", value_parser = ["edge-mpnn", "pna"])]
+    pub model: String,
     /// Message directions: both (every edge also reversed, reversed edges tagged), both-untagged
     /// (reversed without a tag) or forward (the input network's direction only).
     #[arg(long, default_value = "both", value_parser = ["both", "both-untagged", "forward"])]
@@ -53,6 +57,9 @@ pub struct TrainArgs {
     /// with training-split statistics) or layer (the older per-layer 1/std scale).
     #[arg(long, default_value = "class", value_parser = ["class", "layer"])]
     pub input_norm: String,
+    /// Every neuron also gets its own (standardised) bias as a node feature.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    pub bias_features: String,
     /// Read out the output neurons' mean state next to the global means.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub output_readout: String,
@@ -99,6 +106,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         direction_tag: args.messages == "both",
         standardize: args.input_norm == "class",
         output_readout: args.output_readout == "on",
+        aggregation: args.model.parse().map_err(anyhow::Error::msg)?,
+        bias_features: args.bias_features == "on",
         epochs: args.epochs,
         batch_size: args.batch,
         lr: args.lr,

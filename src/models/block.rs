@@ -22,6 +22,7 @@ use burn::nn::LayerNorm;
 use burn::tensor::activation::silu;
 use burn::tensor::{Device, IndexingUpdateOp, Tensor};
 
+use super::config::Aggregation;
 use super::init::{Dense, layer_norm, projection};
 use super::topology::BatchTopology;
 use crate::rng::SplitMix64;
@@ -43,10 +44,13 @@ pub struct EdgeMpnnBlock {
     node_self: Dense,
     node_agg: Param<Tensor<2>>,
     node_out: Dense,
+    #[module(skip)]
+    aggregation: Aggregation,
 }
 
 impl EdgeMpnnBlock {
-    pub fn new(rng: &mut SplitMix64, h: usize, device: &Device) -> Self {
+    /// `msg_out` reads `aggregation.width()` aggregates (`h` each).
+    pub fn new(rng: &mut SplitMix64, h: usize, aggregation: Aggregation, device: &Device) -> Self {
         Self {
             node_norm: layer_norm(h, device),
             edge_norm: layer_norm(h, device),
@@ -56,10 +60,11 @@ impl EdgeMpnnBlock {
             edge_out: Dense::new(rng, h, h, true, device),
             msg_src: projection(rng, h, h, 2 * h, device),
             msg_edge: Dense::new(rng, h, h, true, device),
-            msg_out: Dense::new(rng, h, h, true, device),
+            msg_out: Dense::new(rng, aggregation.width() * h, h, true, device),
             node_self: Dense::new(rng, h, h, true, device),
             node_agg: projection(rng, h, h, 2 * h, device),
             node_out: Dense::new(rng, h, h, true, device),
+            aggregation,
         }
     }
 
@@ -81,15 +86,19 @@ impl EdgeMpnnBlock {
 
         // Messages from the updated edges, summed per target node, then the mean's linear.
         let msg_from_src = to_edges(&self.msg_src, &topo.src);
-        let z = silu(msg_from_src + self.msg_edge.forward2(e.clone().reshape([m * b, h])));
+        let z = silu(msg_from_src + self.msg_edge.forward2(e.clone().reshape([m * b, h]))).reshape([m, b * h]);
         let sum = Tensor::<2>::zeros([n, b * h], &z.device()).select_assign(
             0,
             topo.dst.clone(),
-            z.reshape([m, b * h]),
+            z.clone(),
             IndexingUpdateOp::Add,
         );
-        let mean = (sum * topo.inv_in_degree.clone()).reshape([n * b, h]);
-        let mut agg = mean.matmul(self.msg_out.weight.val()).reshape([n, b, h]);
+        let mean = sum * topo.inv_in_degree.clone();
+        let aggregates = match self.aggregation {
+            Aggregation::Mean => mean.reshape([n * b, h]),
+            Aggregation::Pna => pna_aggregates(topo, z, mean, h).reshape([n * b, 8 * h]),
+        };
+        let mut agg = aggregates.matmul(self.msg_out.weight.val()).reshape([n, b, h]);
         if let Some(bias) = &self.msg_out.bias {
             agg = agg + bias.val().reshape([1, 1, h]) * topo.has_in.clone();
         }
@@ -98,4 +107,48 @@ impl EdgeMpnnBlock {
         let x = x + self.node_out.forward2(z).reshape([n, b, h]);
         (x, e)
     }
+}
+
+/// PNA's aggregates of the messages `z: [E, B*h]` at every node, `[N, B*8h]` laid out per copy
+/// as `[mean, std, max, min, s*mean, s*std, s*max, s*min]` (`s` the amplification scaler);
+/// zero for nodes without incoming edges. `mean: [N, B*h]`.
+///
+/// Max and min are taken without gradient and then re-expressed as the mean of the messages
+/// that attain them (burn's scatter-max backward needs unique indices; this form needs only
+/// additions and sends the gradient to the attaining messages, shared on ties).
+fn pna_aggregates(topo: &BatchTopology, z: Tensor<2>, mean: Tensor<2>, h: usize) -> Tensor<2> {
+    let [n, bh] = mean.dims();
+    let device = z.device();
+    let scatter = |values: Tensor<2>| {
+        Tensor::<2>::zeros([n, bh], &device).select_assign(0, topo.dst.clone(), values, IndexingUpdateOp::Add)
+    };
+    let second = scatter(z.clone() * z.clone()) * topo.inv_in_degree.clone();
+    let has_in = topo.has_in_rows.clone();
+    let std = ((second - mean.clone() * mean.clone()).clamp_min(0.0) + 1e-5).sqrt() * has_in.clone();
+    let extreme = |sign: f32| {
+        let signed = z.clone().mul_scalar(sign);
+        let best = Tensor::<2>::full([n, bh], f32::NEG_INFINITY, &device)
+            .select_assign(0, topo.dst.clone(), signed.clone().detach(), IndexingUpdateOp::Max)
+            .clamp_min(-1e30)
+            .detach();
+        let hit = signed.clone().detach().equal(best.select(0, topo.dst.clone())).float();
+        let count = scatter(hit.clone()).clamp_min(1.0);
+        (scatter(signed * hit) / count).mul_scalar(sign)
+    };
+    let (max, min) = (extreme(1.0), extreme(-1.0));
+    let s = topo.amplification.clone();
+    let (max, min) = (max * has_in.clone(), min * has_in);
+    let parts = [
+        mean.clone(),
+        std.clone(),
+        max.clone(),
+        min.clone(),
+        mean * s.clone(),
+        std * s.clone(),
+        max * s.clone(),
+        min * s,
+    ];
+    // Per copy: [N, B, 8, h] -> [N, B * 8h].
+    let b = bh / h;
+    Tensor::stack::<3>(parts.into_iter().map(|p| p.reshape([n * b, h])).collect(), 1).reshape([n, b * 8 * h])
 }

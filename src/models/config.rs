@@ -3,6 +3,41 @@
 
 use serde::{Deserialize, Serialize};
 
+/// How a block aggregates the messages arriving at a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Aggregation {
+    /// The mean (the EdgeMPNN of papers.md §3).
+    #[default]
+    Mean,
+    /// PNA (Corso et al. 2020, as neural-graphs uses it): mean, standard deviation, maximum
+    /// and minimum, each also scaled by `log(d + 1) / delta` (the amplification scaler; `d` the
+    /// in-degree, `delta` its mean over the graph's nodes). Mean alone averages away what makes
+    /// a network's weights differ from another's; spread and extremes keep it.
+    Pna,
+}
+
+impl Aggregation {
+    /// Number of `h`-wide aggregates the message projection reads.
+    pub fn width(self) -> usize {
+        match self {
+            Aggregation::Mean => 1,
+            Aggregation::Pna => 8,
+        }
+    }
+}
+
+impl std::str::FromStr for Aggregation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "edge-mpnn" | "mean" => Ok(Aggregation::Mean),
+            "pna" => Ok(Aggregation::Pna),
+            other => Err(format!("unknown GMN model '{other}' (edge-mpnn or pna)")),
+        }
+    }
+}
+
 /// What the graph-level embedding is read out from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -56,6 +91,13 @@ pub struct GmnConfig {
     /// With `undirected`: reversed edges get their own type embeddings (a direction tag), so a
     /// message knows whether it flows with or against the input network's forward pass.
     pub direction_tag: bool,
+    /// Message aggregation of every block (`--model edge-mpnn|pna`).
+    pub aggregation: Aggregation,
+    /// Every neuron also gets its own (standardised) bias as a node feature, `value x row`
+    /// (neural-graphs' node features). The bias nodes stay in the graph (the GMN rules); this
+    /// lets a neuron's state differ from its layer's from the first block on, instead of
+    /// reaching it as one message in a mean over all its neighbours.
+    pub bias_features: bool,
 }
 
 /// Standardisation statistics of one edge class.
@@ -81,6 +123,8 @@ impl Default for GmnConfig {
             edge_norm: Vec::new(),
             output_readout: false,
             direction_tag: false,
+            aggregation: Aggregation::Mean,
+            bias_features: false,
         }
     }
 }

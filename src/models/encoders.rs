@@ -41,6 +41,20 @@ impl NodeEncoder {
     }
 }
 
+/// `[E, B, 1]` raw weights -> the encoders' input `edge_scale * w + edge_shift`.
+pub fn standardised(topo: &BatchTopology, weights: Tensor<3>) -> Tensor<3> {
+    let [e, _, _] = weights.dims();
+    weights * topo.edge_scale.clone().reshape([e, 1, 1]) + topo.edge_shift.clone().reshape([e, 1, 1])
+}
+
+/// Every neuron's own standardised bias times a learned row (`GmnConfig::bias_features`):
+/// `[E, B, 1]` raw weights -> `[N, B, h]` (zero for nodes without a bias).
+pub fn bias_features(topo: &BatchTopology, weights: Tensor<3>, row: &Param<Tensor<2>>) -> Tensor<3> {
+    let h = row.dims()[1];
+    let values = standardised(topo, weights).select(0, topo.bias_edge.clone()) * topo.has_bias.clone();
+    values * row.val().reshape([1, 1, h])
+}
+
 #[derive(Module, Debug)]
 pub struct EdgeEncoder {
     weight: Dense,
@@ -70,7 +84,7 @@ impl EdgeEncoder {
         if let Some(bias) = &self.weight.bias {
             fixed = fixed + bias.val().unsqueeze::<2>();
         }
-        let scaled = weights * topo.edge_scale.clone().reshape([e, 1, 1]) + topo.edge_shift.clone().reshape([e, 1, 1]);
+        let scaled = standardised(topo, weights);
         scaled * self.weight.weight.val().reshape([1, 1, h]) + fixed.reshape([e, 1, h])
     }
 }

@@ -2,7 +2,7 @@
 //! MLP head. Invariant to permutations of hidden neurons of the input network by construction
 //! (every operation is per node, per edge, or a mean over them); `tests/gmn_symmetry.rs` checks.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::LayerNorm;
 use burn::tensor::activation::silu;
 use burn::tensor::{Device, IndexingUpdateOp, Tensor};
@@ -25,6 +25,8 @@ pub struct Gmn {
     head_out: Dense,
     /// `K -> h` projection of the probe features (when `config.probe` is on).
     probe_encoder: Option<Dense>,
+    /// `1 x h` row of the bias node features (when `config.bias_features` is on).
+    bias_encoder: Option<Param<Tensor<2>>>,
     #[module(skip)]
     config: GmnConfig,
 }
@@ -51,12 +53,13 @@ impl Gmn {
         let mut rng = SplitMix64::new(config.seed ^ 0x6d6e_5f67_6d6e_7331);
         let node_encoder = NodeEncoder::new(&mut rng, h, device);
         let edge_encoder = EdgeEncoder::new(&mut rng, h, config.edge_type_rows(), device);
-        let blocks = (0..config.layers).map(|_| EdgeMpnnBlock::new(&mut rng, h, device)).collect();
+        let blocks = (0..config.layers).map(|_| EdgeMpnnBlock::new(&mut rng, h, config.aggregation, device)).collect();
         let width = config.embedding_width();
         let head_hidden = Dense::new(&mut rng, width, h, true, device);
         let head_out = Dense::new(&mut rng, h, config.outputs, true, device);
         // Drawn last, so switching probes on leaves every other initial value unchanged.
         let probe_encoder = config.probe.map(|p| Dense::new(&mut rng, p.points, h, true, device));
+        let bias_encoder = config.bias_features.then(|| super::init::projection(&mut rng, 1, h, 1, device));
         Ok(Self {
             node_encoder,
             edge_encoder,
@@ -66,6 +69,7 @@ impl Gmn {
             head_hidden,
             head_out,
             probe_encoder,
+            bias_encoder,
             config: config.clone(),
         })
     }
@@ -99,6 +103,9 @@ impl Gmn {
         let mut x = x0.reshape([topo.num_nodes, 1, h]).repeat_dim(1, b);
         if let (Some(probe), Some(encoder)) = (&self.config.probe, &self.probe_encoder) {
             x = x + encoder.forward3(topo.probe.activations(probe, batch.weights.clone()));
+        }
+        if let Some(row) = &self.bias_encoder {
+            x = x + super::encoders::bias_features(topo, batch.weights.clone(), row);
         }
         let mut e = self.edge_encoder.forward(topo, batch.weights.clone());
         let mut node_states = Vec::new();

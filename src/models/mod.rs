@@ -30,6 +30,6 @@ pub mod probe;
 pub mod topology;
 
 pub use baseline::FlatMlp;
-pub use config::{GmnConfig, Readout};
+pub use config::{Aggregation, GmnConfig, Readout};
 pub use gmn::{Gmn, GmnOutput};
 pub use topology::{BatchTopology, GmnBatch, GraphInput, Topology};

@@ -157,8 +157,16 @@ pub struct BatchTopology {
     pub edge_shift: Tensor<2>,
     /// `[N, 1]`: 1 / in-degree (0 for nodes without incoming edges).
     pub inv_in_degree: Tensor<2>,
-    /// `[N, 1, 1]`: 1 where a node has incoming edges.
+    /// `[N, 1, 1]` and `[N, 1]`: 1 where a node has incoming edges.
     pub has_in: Tensor<3>,
+    pub has_in_rows: Tensor<2>,
+    /// Per node, the edge that carries its bias (from a bias node, forward direction) and 1 where
+    /// there is one (`GmnConfig::bias_features`); nodes without read edge 0 masked to 0.
+    pub bias_edge: Tensor<1, Int>,
+    pub has_bias: Tensor<3>,
+    /// `[N, 1]`: PNA's amplification scaler `log(d + 1) / delta` (`d` the in-degree, `delta`
+    /// the mean of `log(d + 1)` over the nodes with incoming edges; 0 without any).
+    pub amplification: Tensor<2>,
     /// Segment of every node / edge (only for unions of several graphs).
     pub node_segment: Option<Tensor<1, Int>>,
     pub edge_segment: Option<Tensor<1, Int>>,
@@ -236,6 +244,10 @@ impl BatchTopology {
         }
         let inv_in_degree: Vec<f32> = in_degree.iter().map(|&d| if d > 0 { 1.0 / d as f32 } else { 0.0 }).collect();
         let has_in: Vec<f32> = in_degree.iter().map(|&d| if d > 0 { 1.0 } else { 0.0 }).collect();
+        let amplification = amplification_scaler(&in_degree);
+        let bias_edge_host = bias_edges(parts);
+        let has_bias: Vec<f32> = bias_edge_host.iter().map(|e| if e.is_some() { 1.0 } else { 0.0 }).collect();
+        let bias_edge: Vec<i64> = bias_edge_host.iter().map(|e| e.unwrap_or(0) as i64).collect();
         let segments = parts.len();
         let int1 = |v: Vec<i64>| {
             let n = v.len();
@@ -260,7 +272,11 @@ impl BatchTopology {
             edge_scale: col(edge_scale),
             edge_shift: col(edge_shift),
             inv_in_degree: col(inv_in_degree),
-            has_in: Tensor::from_data(TensorData::new(has_in, [num_nodes, 1, 1]), device),
+            has_in: Tensor::from_data(TensorData::new(has_in.clone(), [num_nodes, 1, 1]), device),
+            has_in_rows: col(has_in),
+            amplification: col(amplification),
+            bias_edge: int1(bias_edge),
+            has_bias: Tensor::from_data(TensorData::new(has_bias, [num_nodes, 1, 1]), device),
             node_segment: (segments > 1).then(|| int1(node_segment)),
             edge_segment: (segments > 1).then(|| int1(edge_segment)),
             inv_segment_nodes: col(inv_nodes),
@@ -304,6 +320,35 @@ impl BatchTopology {
         let values: Vec<f32> = self.weight_gather.iter().map(|&w| all[w as usize]).collect();
         Ok(Tensor::from_data(TensorData::new(values, [self.num_edges, 1, 1]), device))
     }
+}
+
+/// For every node of the union of `parts`, the (union) index of the forward edge from a bias
+/// node into it, if any. A bias node carries the layer index of the neurons it feeds.
+pub fn bias_edges(parts: &[&Topology]) -> Vec<Option<u32>> {
+    const BIAS: i64 = 1;
+    let mut out = Vec::new();
+    let mut edge_base = 0usize;
+    for t in parts {
+        let node_base = out.len();
+        out.resize(node_base + t.num_nodes(), None);
+        for k in 0..t.num_edges() {
+            let (a, b) = (t.src[k] as usize, t.dst[k] as usize);
+            let forward = (t.edge_features[k][1] as i64) < super::config::REVERSED;
+            if forward && t.node_features[a][2] == BIAS && out[node_base + b].is_none() {
+                out[node_base + b] = Some((edge_base + k) as u32);
+            }
+        }
+        edge_base += t.num_edges();
+    }
+    out
+}
+
+/// PNA's amplification scaler per node: `log(d + 1) / delta`, `delta` the mean of `log(d + 1)`
+/// over the nodes with incoming edges (so the scaler averages 1), 0 for nodes without.
+pub fn amplification_scaler(in_degree: &[u32]) -> Vec<f32> {
+    let logs: Vec<f64> = in_degree.iter().filter(|&&d| d > 0).map(|&d| (d as f64 + 1.0).ln()).collect();
+    let delta = if logs.is_empty() { 1.0 } else { logs.iter().sum::<f64>() / logs.len() as f64 };
+    in_degree.iter().map(|&d| if d > 0 { ((d as f64 + 1.0).ln() / delta) as f32 } else { 0.0 }).collect()
 }
 
 /// A batch ready for the GMN: a device topology and `[E, B, 1]` weights. Graph `g` of the

@@ -72,6 +72,10 @@ pub struct TrainConfig {
     pub standardize: bool,
     /// Read out the output neurons' mean state next to the global means (`GmnConfig::output_readout`).
     pub output_readout: bool,
+    /// Message aggregation: the EdgeMPNN's mean or PNA (`GmnConfig::aggregation`).
+    pub aggregation: crate::models::Aggregation,
+    /// Biases as node features as well (`GmnConfig::bias_features`).
+    pub bias_features: bool,
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
@@ -107,6 +111,8 @@ impl Default for TrainConfig {
             direction_tag: true,
             standardize: true,
             output_readout: true,
+            aggregation: crate::models::Aggregation::Mean,
+            bias_features: true,
             epochs: 10,
             batch_size: 64,
             lr: 1e-3,
@@ -164,6 +170,8 @@ impl TrainConfig {
             edge_norm: Vec::new(),
             output_readout: self.output_readout,
             direction_tag: self.undirected && self.direction_tag,
+            aggregation: self.aggregation,
+            bias_features: self.bias_features,
         }
     }
 

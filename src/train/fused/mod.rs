@@ -56,6 +56,9 @@ impl FusedEngine {
             .as_ref()
             .ok_or("the fused CPU engine needs networks of one architecture (a shared topology)")?;
         let config = model.config();
+        if config.aggregation != crate::models::Aggregation::Mean {
+            return Err("the fused CPU engine runs the EdgeMPNN's mean aggregation only (PNA runs on burn)".into());
+        }
         if config.readout == Readout::Edges && !config.reads_outputs() {
             return Err("the fused CPU engine does not support an edges-only readout without a node readout".into());
         }

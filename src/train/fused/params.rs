@@ -73,6 +73,8 @@ pub struct Layout {
     pub head_out_b: usize,
     pub probe_w: usize,
     pub probe_b: usize,
+    /// The bias node features' `1 x h` row (`len` when off).
+    pub bias_row: usize,
     /// Position of `final_edge_norm.gamma` in visit order.
     final_edge_index: usize,
     /// Every tensor's shape in visit order, and the total length.
@@ -147,6 +149,7 @@ impl Layout {
         let head_out_b = b.take(&[c.outputs]);
         let (probe_w, probe_b) =
             if probe_points > 0 { (b.take(&[probe_points, h]), b.take(&[h])) } else { (b.len, b.len) };
+        let bias_row = if c.bias_features { b.take(&[1, h]) } else { b.len };
         Self {
             h,
             outputs: c.outputs,
@@ -174,6 +177,7 @@ impl Layout {
             head_out_b,
             probe_w,
             probe_b,
+            bias_row,
             final_edge_index,
             shapes: b.shapes,
             len: b.len,

@@ -244,6 +244,13 @@ fn forward(ws: &mut Workspace, shared: &Shared<'_>, plan: &Plan, layout: &Layout
         matmul(&mut ws.x, n, h, k, &ws.probe_act, false, &p[layout.probe_w..], false, true);
         add_row(&mut ws.x, h, &p[layout.probe_b..layout.probe_b + h]);
     }
+    if let Some(bias_nodes) = &plan.bias_nodes {
+        let row = &p[layout.bias_row..layout.bias_row + h];
+        for &(v, e) in bias_nodes {
+            let value = ws.weights[e as usize];
+            ws.x[v as usize * h..(v as usize + 1) * h].iter_mut().zip(row).for_each(|(x, r)| *x += value * r);
+        }
+    }
     for (l, o) in layout.blocks.iter().enumerate() {
         let (before, after) = ws.edges.split_at_mut(l + 1);
         block_forward(
@@ -526,6 +533,13 @@ fn backward(ws: &mut Workspace, shared: &Shared<'_>, plan: &Plan, layout: &Layou
         let k = probe.config.points;
         matmul(&mut g[layout.probe_w..], k, h, n, &ws.probe_act, true, &ws.dx, false, true);
         add_column_sums(&mut g[layout.probe_b..layout.probe_b + h], h, &ws.dx);
+    }
+    if let Some(bias_nodes) = &plan.bias_nodes {
+        let row = &mut g[layout.bias_row..layout.bias_row + h];
+        for &(v, e) in bias_nodes {
+            let value = ws.weights[e as usize];
+            row.iter_mut().zip(&ws.dx[v as usize * h..(v as usize + 1) * h]).for_each(|(r, d)| *r += value * d);
+        }
     }
     for (acc, d) in ws.dx0.iter_mut().zip(&ws.dx) {
         *acc += d;

@@ -37,6 +37,9 @@ pub struct Plan {
     pub probe: Option<ProbeSetup>,
     /// The output neurons, when the GMN reads their mean state out (`GmnConfig::reads_outputs`).
     pub output_nodes: Option<Vec<u32>>,
+    /// `(node, edge)` for every neuron and the edge carrying its bias, when the GMN takes biases
+    /// as node features (`GmnConfig::bias_features`).
+    pub bias_nodes: Option<Vec<(u32, u32)>>,
     /// Edges with equal (layer, type, kernel position) get the same weight-independent encoder
     /// term; their class, and one edge of every class (see `encoders`, `pass::block0`).
     pub edge_class: Vec<u32>,
@@ -76,6 +79,13 @@ impl Plan {
             let plan = ProbePlan::new(&[topo]);
             (0..n as u32).filter(|&v| plan.is_output[v as usize]).collect()
         });
+        let bias_nodes = config.bias_features.then(|| {
+            crate::models::topology::bias_edges(&[topo])
+                .iter()
+                .enumerate()
+                .filter_map(|(v, e)| e.map(|e| (v as u32, e)))
+                .collect()
+        });
         let mut classes: std::collections::HashMap<[u32; 5], u32> = std::collections::HashMap::new();
         let (mut edge_class, mut class_rep) = (Vec::with_capacity(m), Vec::new());
         for (k, f) in topo.edge_features.iter().enumerate() {
@@ -108,6 +118,7 @@ impl Plan {
             num_weights: topo.num_weights,
             probe,
             output_nodes,
+            bias_nodes,
         })
     }
 }
