@@ -125,7 +125,7 @@ pub fn parse_descr(descr: &str) -> Result<(DType, bool), String> {
                 Some(b'M' | b'm') => "datetime arrays are not supported",
                 _ => "unknown dtype",
             };
-            return Err(format!("dtype '{descr}': {why}"));
+            return Err(format!("dtype '{}': {why}", crate::text::shown(descr)));
         }
     };
     Ok((dtype, big_endian && dtype.size() > 1))

@@ -13,6 +13,7 @@ use zip::{CompressionMethod, ZipArchive};
 
 use super::npy;
 use crate::checkpoint::{Blob, Error, Format, Result, TensorStore};
+use crate::text::shown;
 
 /// Deflate cannot expand data by more than ~1032:1; a declared size beyond this ratio is a lie.
 const MAX_DEFLATE_RATIO: u64 = 1032;
@@ -27,7 +28,7 @@ pub fn read(path: &Path, blob: Blob) -> Result<TensorStore> {
         if entry.is_dir() {
             continue;
         }
-        let fail = |msg: String| Error::new(path, format!("entry '{entry_name}': {msg}"));
+        let fail = |msg: String| Error::new(path, format!("entry '{}': {msg}", shown(&entry_name)));
         let Some(name) = entry_name.strip_suffix(".npy") else {
             return Err(fail("not a .npy array (an .npz holds only .npy entries)".into()));
         };
