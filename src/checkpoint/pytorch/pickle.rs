@@ -674,9 +674,9 @@ impl<'a> Machine<'a> {
         if let Ok(v) = text.parse::<i64>() {
             return Ok(Value::Int(v));
         }
-        if text.len() > MAX_INT_DIGITS + 1 {
-            return self
-                .err(format!("integer of {} digits is longer than the {MAX_INT_DIGITS} Python allows", text.len()));
+        let digits = text.trim_start_matches(['-', '+']).len();
+        if digits > MAX_INT_DIGITS {
+            return self.err(format!("integer of {digits} digits is longer than the {MAX_INT_DIGITS} Python allows"));
         }
         match decimal_to_le(text) {
             Some(bytes) => Ok(Value::BigInt(bytes.into())),
@@ -1294,13 +1294,13 @@ mod tests {
 
     #[test]
     fn empty_lists_beyond_the_memory_budget_are_refused() {
-        // Each `]` (one byte) costs an arena object and a stack slot, over 32 bytes.
+        // Each `]` (one byte) costs an arena object and a stack slot, over 64 bytes.
         let mut bytes = b"\x80\x02".to_vec();
         bytes.resize(4_000_000, b']');
         bytes.push(b'.');
         assert!(matches!(over_budget(&bytes), "objects" | "stack entries"));
         let message = run(&bytes).unwrap_err().to_string();
-        assert!(message.contains("32 per byte of this 4,000,001-byte pickle + 64 MiB"), "{message}");
+        assert!(message.contains("64 per byte of this 4,000,001-byte pickle + 64 MiB"), "{message}");
     }
 
     #[test]
