@@ -165,7 +165,7 @@ impl fmt::Display for PickleError {
             PickleError::Malformed { offset, message } => write!(f, "malformed pickle at byte {offset}: {message}"),
             PickleError::OverBudget { offset, what, limit } => write!(
                 f,
-                "refusing to load: at byte {offset} the pickle passes its limit of {limit} (on {what}); no real \
+                "refusing to load: at byte {offset} ({what}) the pickle passes its limit of {limit}; no real \
                  checkpoint needs that much (a pickle bomb?)"
             ),
         }
