@@ -314,6 +314,37 @@ fn inspect_does_not_inflate_a_compressed_storage() {
     assert!(run.peak_kib < 128 * 1024, "peak RSS {} KiB: the storage was inflated", run.peak_kib);
 }
 
+/// An `.npz` with one deflated `<f4` array of `numel` zeros named `a`.
+fn deflated_npz_of_zeros(numel: usize) -> Vec<u8> {
+    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({numel},), }}");
+    let mut header = dict.into_bytes();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(b' ');
+    }
+    header.push(b'\n');
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    npy.extend(header);
+    npy.resize(npy.len() + numel * 4, 0);
+    zip_of(&[("a.npy", &npy, true)])
+}
+
+#[test]
+fn deflated_npz_arrays_are_inflated_only_when_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "small.npz", &deflated_npz_of_zeros(1000));
+    let store = checkpoint::open(&path).expect("opens");
+    let a = store.get("a").unwrap();
+    assert!(a.data.is_deferred(), "opening must not inflate the payload");
+    assert_eq!(a.to_f32(), vec![0.0; 1000]);
+
+    // 256 MB of zeros: inspect reads the header only.
+    let path = write(dir.path(), "big.npz", &deflated_npz_of_zeros(64 << 20));
+    let run = inspect_capped(&path);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.peak_kib < 128 * 1024, "peak RSS {} KiB: the payload was inflated", run.peak_kib);
+}
+
 #[cfg(unix)]
 fn mkfifo(path: &Path) {
     let status = Command::new("mkfifo").arg(path).status().expect("mkfifo");
