@@ -216,7 +216,10 @@ fn protocol_0_integers_are_capped_at_python_digits() {
 
 /// The entries of a committed torch zip, as (name, bytes).
 fn entries_of(fixture: &str) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(fixtures_dir().join("pytorch").join(fixture)).unwrap();
+    entries_of_zip(std::fs::read(fixtures_dir().join("pytorch").join(fixture)).unwrap())
+}
+
+fn entries_of_zip(bytes: Vec<u8>) -> Vec<(String, Vec<u8>)> {
     let mut archive = ZipArchive::new(Cursor::new(bytes)).unwrap();
     (0..archive.len())
         .map(|i| {
@@ -256,7 +259,24 @@ fn duplicate_entry_names_are_refused() {
     let mut entries: Vec<(&str, &[u8], bool)> = vec![(twin.as_str(), &evil, false)];
     entries.extend(mlp.iter().map(|(n, b)| (n.as_str(), b.as_slice(), false)));
     let mut file = zip_of(&entries);
-    let (from, to) = (twin.as_bytes(), pickle_name.as_bytes());
+    rename_entry(&mut file, &twin, &pickle_name);
+    let path = write(dir.path(), "duplicate_names.pt", &file);
+    let err = checkpoint::open(&path).expect_err("ambiguous").to_string();
+    assert!(err.contains("duplicate_names.pt") && err.contains("two entries named"), "{err}");
+
+    // The same in an .npz: two arrays named `a`.
+    let a = deflated_npz_of_zeros(4);
+    let npy = entries_of_zip(a).remove(0).1;
+    let mut file = zip_of(&[("a.npy", &npy, false), ("b.npy", &npy, false)]);
+    rename_entry(&mut file, "b.npy", "a.npy");
+    let path = write(dir.path(), "duplicate_names.npz", &file);
+    let err = checkpoint::open(&path).expect_err("ambiguous").to_string();
+    assert!(err.contains("duplicate_names.npz") && err.contains("two entries named 'a.npy'"), "{err}");
+}
+
+/// Renames entry `from` to `to` (same length) in the local and the central header.
+fn rename_entry(file: &mut [u8], from: &str, to: &str) {
+    let (from, to) = (from.as_bytes(), to.as_bytes());
     let mut renamed = 0;
     for i in 0..file.len() - from.len() {
         if &file[i..i + from.len()] == from {
@@ -265,9 +285,6 @@ fn duplicate_entry_names_are_refused() {
         }
     }
     assert_eq!(renamed, 2, "local and central header");
-    let path = write(dir.path(), "duplicate_names.pt", &file);
-    let err = checkpoint::open(&path).expect_err("ambiguous").to_string();
-    assert!(err.contains("duplicate_names.pt") && err.contains("two entries named"), "{err}");
 }
 
 /// A zip whose one f32 storage of `numel` elements is deflated.

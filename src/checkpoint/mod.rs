@@ -15,6 +15,7 @@ pub mod onnx;
 pub mod pytorch;
 pub mod safetensors;
 pub mod writer;
+mod zip_names;
 
 pub use blob::{Blob, ByteView};
 pub use dtype::DType;

@@ -24,6 +24,7 @@ const MAX_HEADER: u64 = 1 << 20;
 pub fn read(path: &Path, blob: Blob) -> Result<TensorStore> {
     let mut archive = ZipArchive::new(Cursor::new(blob.as_slice()))
         .map_err(|e| Error::new(path, format!("invalid .npz (zip) archive: {e}")))?;
+    crate::checkpoint::zip_names::check_unique(&archive, blob.as_slice()).map_err(|e| Error::new(path, e))?;
     let mut tensors = Vec::with_capacity(archive.len());
     for index in 0..archive.len() {
         let entry = archive.by_index_raw(index).map_err(|e| Error::new(path, format!("zip entry {index}: {e}")))?;

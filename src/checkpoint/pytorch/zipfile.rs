@@ -11,7 +11,7 @@
 //! `data.pkl` pickles. Readers disagree on which copy wins (we would read the last, another tool
 //! the first), so a file could show one checkpoint here and load another elsewhere.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{Cursor, Read as _};
 use std::path::Path;
 
@@ -37,7 +37,7 @@ pub fn read(path: &Path, blob: Blob) -> Result<TensorStore> {
     let fail = |message: String| Error::new(path, message);
     let archive =
         ZipArchive::new(Cursor::new(blob.as_slice())).map_err(|e| fail(format!("not a readable zip archive: {e}")))?;
-    check_unique_names(&archive, blob.as_slice()).map_err(fail)?;
+    crate::checkpoint::zip_names::check_unique(&archive, blob.as_slice()).map_err(fail)?;
     // The pickle sits in a top-level folder named after the file when it was saved.
     let pickles: Vec<&str> = archive.file_names().filter(|n| *n == "data.pkl" || n.ends_with("/data.pkl")).collect();
     let pickle_name = match pickles.as_slice() {
@@ -71,34 +71,6 @@ pub fn read(path: &Path, blob: Blob) -> Result<TensorStore> {
 
     let mut storages = ZipStorages { entries, prefix, cache: HashMap::new() };
     build_store(path, Format::PytorchZip, &pickle, &mut storages, big_endian, blob.len())
-}
-
-/// Refuses an archive whose central directory names one entry twice. The zip reader keeps only
-/// one of them, so the directory is walked here (name lengths checked against the file).
-fn check_unique_names(archive: &ZipArchive<Cursor<&[u8]>>, bytes: &[u8]) -> Result<(), String> {
-    let mut seen = HashSet::new();
-    let mut pos = usize::try_from(archive.central_directory_start()).unwrap_or(usize::MAX);
-    while let Some(header) = bytes.get(pos..).and_then(|rest| rest.get(..46))
-        && header.starts_with(b"PK\x01\x02")
-    {
-        let field = |at: usize| usize::from(u16::from_le_bytes([header[at], header[at + 1]]));
-        let (name_len, extra_len, comment_len) = (field(28), field(30), field(32));
-        let Some(name) = bytes.get(pos + 46..pos + 46 + name_len) else {
-            break;
-        };
-        if !seen.insert(name) {
-            return Err(format!(
-                "zip archive has two entries named '{}'; refusing an ambiguous archive (readers disagree on which \
-                 copy counts)",
-                shown(&String::from_utf8_lossy(name))
-            ));
-        }
-        pos += 46 + name_len + extra_len + comment_len;
-    }
-    if seen.len() > archive.len() {
-        return Err("zip archive has two entries whose names decode alike; refusing an ambiguous archive".into());
-    }
-    Ok(())
 }
 
 /// Entry contents of the archive, as ranges of the mapped file where possible.
