@@ -1374,7 +1374,7 @@ mod tests {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            let value = (i128::from(state as i64) << (state % 60)) * if state % 3 == 0 { -1 } else { 1 };
+            let value = (i128::from(state as i64) << (state % 60)) * if state.is_multiple_of(3) { -1 } else { 1 };
             let bytes = decimal_to_le(&value.to_string()).unwrap();
             let width = bytes.len();
             let mut full = [if value < 0 { 0xff } else { 0 }; 16];
