@@ -555,6 +555,7 @@ impl<'a> Machine<'a> {
             }
             b'P' => {
                 let id = self.line_str()?;
+                self.spend_string(id.len())?;
                 self.push_obj(Object::PersistentId(Value::Str(id.into())))?;
             }
             b'Q' => {
@@ -667,7 +668,7 @@ impl<'a> Machine<'a> {
         }
     }
 
-    fn parse_int(&self, text: &[u8]) -> Res<Value> {
+    fn parse_int(&mut self, text: &[u8]) -> Res<Value> {
         let Some(text) = std::str::from_utf8(text).ok().map(str::trim) else {
             return self.err("integer is not ASCII");
         };
@@ -679,7 +680,10 @@ impl<'a> Machine<'a> {
             return self.err(format!("integer of {digits} digits is longer than the {MAX_INT_DIGITS} Python allows"));
         }
         match decimal_to_le(text) {
-            Some(bytes) => Ok(Value::BigInt(bytes.into())),
+            Some(bytes) => {
+                self.spend_string(bytes.len())?;
+                Ok(Value::BigInt(bytes.into()))
+            }
             None => self.err(format!("'{}' is not an integer", shown(text))),
         }
     }
