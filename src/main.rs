@@ -74,8 +74,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // One line, the whole cause chain: "error: FILE: what is wrong".
-            eprintln!("error: {err:#}");
+            // One line, the whole cause chain: "error: FILE: what is wrong". Messages quote names
+            // from files; the last gate escapes control bytes and cuts runaway lengths.
+            eprintln!("error: {}", gmnscope::text::shown_message(&format!("{err:#}")));
             ExitCode::from(2)
         }
     }

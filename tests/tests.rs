@@ -30,6 +30,7 @@ mod gui_overlay;
 mod gui_study;
 #[cfg(feature = "gui")]
 mod gui_support;
+mod hostile_inputs;
 #[cfg(feature = "burn")]
 mod inr_fit;
 #[cfg(feature = "burn")]

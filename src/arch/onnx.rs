@@ -82,8 +82,9 @@ impl<'s> Recovery<'s> {
             Some(have) if have == width => wanted,
             Some(have) => {
                 self.arch.notes.push(format!(
-                    "{layer_name}: expects {width} inputs but its input carries {have} (e.g. a flattened conv \
-                     map); it starts a new input group"
+                    "{}: expects {width} inputs but its input carries {have} (e.g. a flattened conv map); it \
+                     starts a new input group",
+                    crate::text::shown(layer_name)
                 ));
                 Input::Fresh
             }

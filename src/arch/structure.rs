@@ -222,13 +222,13 @@ impl Builder<'_> {
                     self.note(format!(
                         "{}: reads a flattened conv map ({need} = {have} channels x {} positions), which the \
                          parameter-graph rules cannot represent; it starts a new input group",
-                        p.name,
+                        crate::text::shown(&p.name),
                         need / have
                     ));
                 } else {
                     self.note(format!(
                         "{}: expects {need} inputs but the previous layer outputs {have}; it starts a new input group",
-                        p.name
+                        crate::text::shown(&p.name)
                     ));
                 }
                 Input::Fresh
@@ -271,7 +271,10 @@ impl Builder<'_> {
     fn residual(&mut self, prefix: &str, target: Input, from: Input, block_input: Input) -> Input {
         let (Some(have), Some(need)) = (self.arch.width_of(from), self.arch.width_of(target)) else { return target };
         if have != need {
-            self.note(format!("{prefix}: residual skipped ({have} block inputs vs {need} outputs and no shortcut)"));
+            self.note(format!(
+                "{}: residual skipped ({have} block inputs vs {need} outputs and no shortcut)",
+                crate::text::shown(prefix)
+            ));
             return target;
         }
         let Input::Layer(_) = target else { return target };
@@ -344,7 +347,8 @@ impl Builder<'_> {
             if pre_ln { "pre-LN (norm before each sublayer)" } else { "post-LN (norm after each residual)" };
         if !self.arch.notes.iter().any(|n| n.contains(placement)) {
             self.note(format!(
-                "transformer blocks such as {prefix}: {placement} assumed from the order of the stored norms"
+                "transformer blocks such as {}: {placement} assumed from the order of the stored norms",
+                crate::text::shown(prefix)
             ));
         }
         let mut norms = norms.into_iter();

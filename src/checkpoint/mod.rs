@@ -15,6 +15,7 @@ pub mod onnx;
 pub mod pytorch;
 pub mod safetensors;
 pub mod writer;
+mod zip_names;
 
 pub use blob::{Blob, ByteView};
 pub use dtype::DType;
@@ -115,7 +116,7 @@ impl TensorStore {
                     &path,
                     format!(
                         "tensor '{}' has {} bytes of data but dtype {} and shape {:?} need {}",
-                        t.name,
+                        crate::text::shown(&t.name),
                         t.data.len(),
                         t.dtype.name(),
                         t.shape,
@@ -124,7 +125,7 @@ impl TensorStore {
                 ));
             }
             if index.insert(t.name.clone(), i).is_some() {
-                return Err(Error::new(&path, format!("duplicate tensor name '{}'", t.name)));
+                return Err(Error::new(&path, format!("duplicate tensor name '{}'", crate::text::shown(&t.name))));
             }
         }
         Ok(Self { path, format, tensors, index, ops: Vec::new() })
@@ -158,12 +159,20 @@ impl TensorStore {
     }
 }
 
-/// What went wrong reading a model file; always names the file.
+/// What went wrong reading a model file; always names the file. Its message is printed escaped
+/// and cut ([`crate::text::shown_message`]): readers pass names through [`crate::text::shown`],
+/// and this is the backstop for any that slip through.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {message}", path.display())]
 pub struct Error {
     pub path: PathBuf,
     pub message: String,
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::text::shown_message;
+        write!(f, "{}: {}", shown_message(&self.path.to_string_lossy()), shown_message(&self.message))
+    }
 }
 
 impl Error {

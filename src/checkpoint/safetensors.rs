@@ -15,6 +15,7 @@ use safetensors::SafeTensors;
 use safetensors::tensor::Dtype;
 
 use super::{Blob, DType, Error, Format, Result, TensorInfo, TensorStore};
+use crate::text::shown;
 
 /// Bytes of the little-endian header-length prefix.
 const LENGTH_PREFIX: usize = 8;
@@ -50,17 +51,20 @@ pub fn read(path: &Path, blob: Blob) -> Result<TensorStore> {
     let mut tensors = Vec::with_capacity(entries.len());
     for (name, info) in entries {
         let dtype = convert_dtype(info.dtype).ok_or_else(|| {
-            Error::new(path, format!("tensor '{name}' has dtype {:?}, which gmnscope does not read", info.dtype))
+            Error::new(
+                path,
+                format!("tensor '{}' has dtype {:?}, which gmnscope does not read", shown(&name), info.dtype),
+            )
         })?;
         let (start, end) = info.data_offsets;
         let range = data_start
             .checked_add(start)
             .zip(data_start.checked_add(end))
             .map(|(s, e)| s..e)
-            .ok_or_else(|| Error::new(path, format!("tensor '{name}': data offsets overflow")))?;
+            .ok_or_else(|| Error::new(path, format!("tensor '{}': data offsets overflow", shown(&name))))?;
         let data = blob
             .view(range)
-            .ok_or_else(|| Error::new(path, format!("tensor '{name}': data offsets lie outside the file")))?;
+            .ok_or_else(|| Error::new(path, format!("tensor '{}': data offsets lie outside the file", shown(&name))))?;
         tensors.push(TensorInfo { name, dtype, shape: info.shape.clone(), data });
     }
     TensorStore::new(path, Format::Safetensors, tensors)

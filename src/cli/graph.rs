@@ -45,8 +45,14 @@ struct Sidecar<'a> {
 pub fn run(args: &GraphArgs) -> anyhow::Result<()> {
     let store = open_model(&args.file)?;
     let arch = arch::recover(&store);
-    let graph = graph::build(&arch, &store)
-        .with_context(|| format!("{}: building the parameter graph", store.path.display()))?;
+    // graph errors name layers, which come from the file: escaped and cut like every such name.
+    let graph = graph::build(&arch, &store).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: building the parameter graph: {}",
+            store.path.display(),
+            gmnscope::text::shown_message(&e.to_string())
+        )
+    })?;
     let (n, e) = (graph.num_nodes(), graph.num_edges());
 
     let out = &args.out;

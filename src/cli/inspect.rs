@@ -10,7 +10,7 @@ use serde::Serialize;
 use gmnscope::arch::{self, Architecture};
 use gmnscope::checkpoint::{self, TensorStore};
 use gmnscope::graph::{self, ParamGraph};
-use gmnscope::text::thousands;
+use gmnscope::text::{shown, thousands};
 
 #[derive(clap::Args)]
 pub struct InspectArgs {
@@ -122,8 +122,10 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The readable summary. Every name comes from the file, so each goes through [`shown`]
+/// (escaped, cut to 200 characters); `--json` keeps names exact (JSON escapes control bytes).
 fn print_text(r: &Report) {
-    println!("{}", r.file);
+    println!("{}", shown(&r.file));
     println!("  format      {}", r.format);
     println!("  tensors     {}", thousands(r.tensors as u64));
     println!("  parameters  {}", thousands(r.parameters as u64));
@@ -134,27 +136,28 @@ fn print_text(r: &Report) {
             thousands(*e as u64),
             thousands(r.graph.parameters.unwrap_or(0) as u64)
         ),
-        (_, _, Some(err)) => println!("  graph       not built: {err}"),
+        (_, _, Some(err)) => println!("  graph       not built: {}", gmnscope::text::shown_message(err)),
         _ => {}
     }
     println!();
     println!("layers ({}):", r.layers.len());
-    let name_width = r.layers.iter().map(|l| l.name.len()).max().unwrap_or(4).clamp(4, 48);
+    let names: Vec<String> = r.layers.iter().map(|l| shown(l.name).to_string()).collect();
+    let name_width = names.iter().map(|n| n.chars().count()).max().unwrap_or(4).clamp(4, 48);
     let kind_width = r.layers.iter().map(|l| l.kind.len()).max().unwrap_or(4).max(4);
-    for (i, l) in r.layers.iter().enumerate() {
+    for (i, (l, name)) in r.layers.iter().zip(&names).enumerate() {
         let shapes: Vec<String> = l
             .shapes
             .iter()
             .map(|(name, shape)| {
                 // Show the tensor relative to its layer: `query.weight` reads better than `weight`.
                 let short = name.strip_prefix(l.name).map(|s| s.trim_start_matches('.')).filter(|s| !s.is_empty());
-                format!("{} {shape:?}", short.unwrap_or(name))
+                format!("{} {shape:?}", shown(short.unwrap_or(name)))
             })
             .collect();
         println!(
             "  {i:>4}  {:<kind_width$}  {:<name_width$}  {:>12}  {}",
             l.kind,
-            l.name,
+            name,
             thousands(l.parameters as u64),
             shapes.join(", ")
         );
@@ -163,14 +166,14 @@ fn print_text(r: &Report) {
         println!();
         println!("unrecognized tensors ({}):", r.unrecognized.len());
         for name in r.unrecognized {
-            println!("  {name}");
+            println!("  {}", shown(name));
         }
     }
     if !r.notes.is_empty() {
         println!();
         println!("notes:");
         for note in r.notes {
-            println!("  - {note}");
+            println!("  - {}", gmnscope::text::shown_message(note));
         }
     }
 }

@@ -156,7 +156,9 @@ impl Parser<'_> {
             self.pos += 1;
         }
         let text = std::str::from_utf8(&self.bytes[start..self.pos]).unwrap_or_default();
-        let value = text.parse::<i64>().map_err(|_| format!("integer '{text}' in header is out of range"))?;
+        let value = text
+            .parse::<i64>()
+            .map_err(|_| format!("integer '{}' in header is out of range", crate::text::shown(text)))?;
         if matches!(self.peek(), Some(b'L' | b'l')) {
             self.pos += 1; // Python 2 long suffix
         }

@@ -125,7 +125,7 @@ pub fn parse_descr(descr: &str) -> Result<(DType, bool), String> {
                 Some(b'M' | b'm') => "datetime arrays are not supported",
                 _ => "unknown dtype",
             };
-            return Err(format!("dtype '{descr}': {why}"));
+            return Err(format!("dtype '{}': {why}", crate::text::shown(descr)));
         }
     };
     Ok((dtype, big_endian && dtype.size() > 1))
@@ -135,8 +135,19 @@ pub fn parse_descr(descr: &str) -> Result<(DType, bool), String> {
 pub fn read_array(name: String, blob: &Blob, range: Range<usize>) -> Result<TensorInfo, String> {
     let bytes = blob.as_slice().get(range.clone()).ok_or("array lies outside the file")?;
     let header = parse_header(bytes)?;
+    array_after_header(name, header, blob, range)
+}
+
+/// The tensor whose `header` was read from the start of `range` of `blob`. A deflated `blob`
+/// stays deflated unless the payload needs converting (big-endian or Fortran order).
+pub fn array_after_header(
+    name: String,
+    header: Header,
+    blob: &Blob,
+    range: Range<usize>,
+) -> Result<TensorInfo, String> {
     let data_len = header.data_len().ok_or("element count overflows")?;
-    let available = bytes.len().saturating_sub(header.data_offset);
+    let available = range.len().saturating_sub(header.data_offset);
     if data_len > available {
         return Err(format!(
             "shape {:?} of {} needs {data_len} bytes but only {available} follow the header (truncated file?)",

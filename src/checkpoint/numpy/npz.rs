@@ -3,8 +3,9 @@
 //!
 //! Owns: walking the zip directory (the `zip` crate parses it, zip64 included) and turning each
 //! entry into a tensor. Stored entries are sliced zero-copy out of the mapped archive (their CRC is
-//! not checked, which would mean reading every byte up front); deflated entries are inflated into
-//! owned buffers, capped by the size the directory declares and CRC-checked by the zip crate.
+//! not checked, which would mean reading every byte up front). Of a deflated entry only the header
+//! is inflated at open (at most [`MAX_HEADER`] bytes); its payload is a [`Blob::deflated`] buffer,
+//! inflated and CRC-checked when the values are first read, never beyond the declared size.
 
 use std::io::{Cursor, Read};
 use std::path::Path;
@@ -13,13 +14,17 @@ use zip::{CompressionMethod, ZipArchive};
 
 use super::npy;
 use crate::checkpoint::{Blob, Error, Format, Result, TensorStore};
+use crate::text::shown;
 
 /// Deflate cannot expand data by more than ~1032:1; a declared size beyond this ratio is a lie.
 const MAX_DEFLATE_RATIO: u64 = 1032;
+/// Most bytes inflated at open to read a deflated array's `.npy` header (numpy writes < 1 KB).
+const MAX_HEADER: u64 = 1 << 20;
 
 pub fn read(path: &Path, blob: Blob) -> Result<TensorStore> {
     let mut archive = ZipArchive::new(Cursor::new(blob.as_slice()))
         .map_err(|e| Error::new(path, format!("invalid .npz (zip) archive: {e}")))?;
+    crate::checkpoint::zip_names::check_unique(&archive, blob.as_slice()).map_err(|e| Error::new(path, e))?;
     let mut tensors = Vec::with_capacity(archive.len());
     for index in 0..archive.len() {
         let entry = archive.by_index_raw(index).map_err(|e| Error::new(path, format!("zip entry {index}: {e}")))?;
@@ -27,7 +32,7 @@ pub fn read(path: &Path, blob: Blob) -> Result<TensorStore> {
         if entry.is_dir() {
             continue;
         }
-        let fail = |msg: String| Error::new(path, format!("entry '{entry_name}': {msg}"));
+        let fail = |msg: String| Error::new(path, format!("entry '{}': {msg}", shown(&entry_name)));
         let Some(name) = entry_name.strip_suffix(".npy") else {
             return Err(fail("not a .npy array (an .npz holds only .npy entries)".into()));
         };
@@ -36,7 +41,7 @@ pub fn read(path: &Path, blob: Blob) -> Result<TensorStore> {
             return Err(fail("encrypted entries are not supported".into()));
         }
         let (compression, size, compressed_size) = (entry.compression(), entry.size(), entry.compressed_size());
-        let data_start = entry.data_start();
+        let (data_start, crc32) = (entry.data_start(), entry.crc32());
         drop(entry);
 
         let tensor = match compression {
@@ -53,9 +58,17 @@ pub fn read(path: &Path, blob: Blob) -> Result<TensorStore> {
                 npy::read_array(name, &blob, range)
             }
             CompressionMethod::Deflated => {
-                let bytes = inflate(&mut archive, index, size, compressed_size).map_err(&fail)?;
-                let owned = Blob::from_vec(bytes);
-                npy::read_array(name, &owned, 0..owned.len())
+                let header = inflate_header(&mut archive, index, size, compressed_size).map_err(&fail)?;
+                let compressed = usize::try_from(data_start)
+                    .ok()
+                    .zip(usize::try_from(compressed_size).ok())
+                    .and_then(|(start, len)| Some(start..start.checked_add(len)?))
+                    .filter(|r| r.end <= blob.len())
+                    .ok_or_else(|| fail(format!("compressed data at offset {data_start} lies outside the file")))?;
+                let len = usize::try_from(size).map_err(|_| fail(format!("declared size {size} does not fit")))?;
+                let lazy =
+                    Blob::deflated(blob.clone(), compressed, len, crc32, (path.to_path_buf(), entry_name.clone()));
+                npy::array_after_header(name, header, &lazy, 0..len)
             }
             other => return Err(fail(format!("compression method {other:?} is not supported"))),
         };
@@ -64,27 +77,27 @@ pub fn read(path: &Path, blob: Blob) -> Result<TensorStore> {
     TensorStore::new(path, Format::Npz, tensors)
 }
 
-/// Inflates entry `index`, refusing declared sizes that deflate could not produce and reading at
-/// most the declared size (so a lying directory cannot make us allocate or read without bound).
-fn inflate(
+/// Inflates the start of entry `index` (at most [`MAX_HEADER`] bytes) and parses its `.npy`
+/// header, refusing declared sizes that deflate could not produce.
+fn inflate_header(
     archive: &mut ZipArchive<Cursor<&[u8]>>,
     index: usize,
     size: u64,
     compressed: u64,
-) -> Result<Vec<u8>, String> {
+) -> Result<npy::Header, String> {
     if size > compressed.saturating_mul(MAX_DEFLATE_RATIO).saturating_add(1024) {
         return Err(format!("declares {size} bytes from {compressed} compressed bytes, more than deflate can produce"));
     }
-    let len = usize::try_from(size).map_err(|_| format!("declared size {size} does not fit in memory"))?;
-    let mut out = Vec::new();
-    out.try_reserve_exact(len).map_err(|_| format!("cannot allocate {len} bytes to inflate it"))?;
+    let mut head = Vec::new();
     let reader = archive.by_index(index).map_err(|e| e.to_string())?;
-    // One byte more than declared so an overlong stream is noticed rather than truncated.
-    reader.take(size.saturating_add(1)).read_to_end(&mut out).map_err(|e| format!("cannot inflate: {e}"))?;
-    if out.len() != len {
-        return Err(format!("inflates to {} bytes but the directory declares {size}", out.len()));
-    }
-    Ok(out)
+    reader.take(size.min(MAX_HEADER)).read_to_end(&mut head).map_err(|e| format!("cannot inflate: {e}"))?;
+    npy::parse_header(&head).map_err(|e| {
+        if head.len() as u64 == MAX_HEADER {
+            format!("{e} (headers longer than {MAX_HEADER} bytes are refused)")
+        } else {
+            e
+        }
+    })
 }
 
 /// A zip archive whose entries are all `.npy` files (as `np.savez` writes).

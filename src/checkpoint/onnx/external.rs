@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
 use crate::checkpoint::{Blob, ByteView};
+use crate::text::shown;
 
 pub struct ExternalFiles {
     model_dir: PathBuf,
@@ -31,7 +32,9 @@ impl ExternalFiles {
         let parse = |key: &str| -> Result<Option<usize>, String> {
             get(key)
                 .map(|v| {
-                    v.trim().parse::<usize>().map_err(|_| format!("external data {key} '{v}' is not a byte count"))
+                    v.trim()
+                        .parse::<usize>()
+                        .map_err(|_| format!("external data {} '{}' is not a byte count", shown(key), shown(v)))
                 })
                 .transpose()
         };
@@ -42,8 +45,9 @@ impl ExternalFiles {
         }
         let blob = self.open(location)?;
         let end = offset.checked_add(length).ok_or("external data offset + length overflows")?;
-        blob.view(offset..end)
-            .ok_or_else(|| format!("external data {offset}..{end} lies outside '{location}' ({} bytes)", blob.len()))
+        blob.view(offset..end).ok_or_else(|| {
+            format!("external data {offset}..{end} lies outside '{}' ({} bytes)", shown(location), blob.len())
+        })
     }
 
     fn open(&mut self, location: &str) -> Result<Blob, String> {
@@ -62,18 +66,19 @@ impl ExternalFiles {
         let escapes = |c: Component| !matches!(c, Component::Normal(_) | Component::CurDir);
         if location.is_empty() || relative.components().any(escapes) {
             return Err(format!(
-                "external data location '{location}' must be a relative path inside the model's directory"
+                "external data location '{}' must be a relative path inside the model's directory",
+                shown(location)
             ));
         }
         let path = self.model_dir.join(relative);
         // A symlink inside the directory could still point elsewhere.
         let (real_dir, real_path) = match (self.model_dir.canonicalize(), path.canonicalize()) {
             (Ok(dir), Ok(path)) => (dir, path),
-            (_, Err(e)) => return Err(format!("external data file '{}': {e}", path.display())),
+            (_, Err(e)) => return Err(format!("external data file '{}': {e}", shown(&path.to_string_lossy()))),
             (Err(e), _) => return Err(format!("model directory '{}': {e}", self.model_dir.display())),
         };
         if !real_path.starts_with(&real_dir) {
-            return Err(format!("external data location '{location}' resolves outside the model's directory"));
+            return Err(format!("external data location '{}' resolves outside the model's directory", shown(location)));
         }
         Ok(real_path)
     }

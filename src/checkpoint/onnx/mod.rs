@@ -14,6 +14,7 @@ mod tensor;
 use std::path::Path;
 
 use super::{Blob, Error, Format, Result, TensorStore};
+use crate::text::shown;
 
 /// Reads an ONNX model: its graph's initializers and nodes.
 pub fn read(path: &Path, blob: Blob) -> Result<TensorStore> {
@@ -24,7 +25,7 @@ pub fn read(path: &Path, blob: Blob) -> Result<TensorStore> {
     for proto in graph.initializers {
         let name = proto.name.clone();
         let tensor = tensor::to_tensor_info(proto, &blob, &mut external)
-            .map_err(|e| Error::new(path, format!("initializer '{name}': {e}")))?;
+            .map_err(|e| Error::new(path, format!("initializer '{}': {e}", shown(&name))))?;
         tensors.push(tensor);
     }
     Ok(TensorStore::new(path, Format::Onnx, tensors)?.with_ops(graph.nodes))

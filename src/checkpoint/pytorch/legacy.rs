@@ -10,6 +10,7 @@ use super::pickle::{Pickle, Value, unpickle};
 use super::tensor::{StorageBytes, all_storage_refs};
 use super::{StorageSource, build_store};
 use crate::checkpoint::{Blob, Error, Format, Result, TensorStore};
+use crate::text::shown;
 
 /// torch's legacy magic number 0x1950a86a20f9469cfc6c, as the LONG1 payload (little-endian).
 const MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
@@ -32,7 +33,10 @@ pub fn read(path: &Path, blob: Blob) -> Result<TensorStore> {
     }
     let version = next("protocol version")?;
     if version.root != Value::Int(PROTOCOL_VERSION) {
-        return Err(fail(format!("unsupported legacy torch.save protocol version {:?}", version.root)));
+        return Err(fail(format!(
+            "unsupported legacy torch.save protocol version {}",
+            shown(&format!("{:?}", version.root))
+        )));
     }
     let sys_info = next("sys_info")?;
     let little_endian = match sys_info.dict(&sys_info.root).and_then(|d| d.get_str("little_endian")) {
@@ -62,23 +66,23 @@ fn storage_ranges(
 ) -> Result<HashMap<String, Range<usize>>, String> {
     let mut element_size: HashMap<String, usize> = HashMap::new();
     for storage in all_storage_refs(main) {
-        let size = storage.element_size().map_err(|e| format!("storage '{}': {e}", storage.key))?;
+        let size = storage.element_size().map_err(|e| format!("storage '{}': {e}", shown(&storage.key)))?;
         if let Some(previous) = element_size.insert(storage.key.clone(), size)
             && previous != size
         {
-            return Err(format!("storage '{}' is named with two different element sizes", storage.key));
+            return Err(format!("storage '{}' is named with two different element sizes", shown(&storage.key)));
         }
     }
     let mut ranges = HashMap::with_capacity(keys.len());
     for key in keys {
         let size = *element_size
             .get(key)
-            .ok_or_else(|| format!("storage '{key}' is listed but no tensor says what type it holds"))?;
+            .ok_or_else(|| format!("storage '{}' is listed but no tensor says what type it holds", shown(key)))?;
         let header: [u8; 8] = bytes
             .get(pos..)
             .and_then(|rest| rest.get(..8))
             .and_then(|h| h.try_into().ok())
-            .ok_or_else(|| format!("file ends before the size of storage '{key}' (truncated)"))?;
+            .ok_or_else(|| format!("file ends before the size of storage '{}' (truncated)", shown(key)))?;
         let count = if little_endian { u64::from_le_bytes(header) } else { u64::from_be_bytes(header) };
         let start = pos + 8;
         let end = usize::try_from(count)
@@ -86,7 +90,9 @@ fn storage_ranges(
             .and_then(|c| c.checked_mul(size))
             .and_then(|n| start.checked_add(n))
             .filter(|&end| end <= bytes.len())
-            .ok_or_else(|| format!("storage '{key}' claims {count} elements, past the end of the file (truncated?)"))?;
+            .ok_or_else(|| {
+                format!("storage '{}' claims {count} elements, past the end of the file (truncated?)", shown(key))
+            })?;
         ranges.insert(key.clone(), start..end);
         pos = end;
     }
@@ -100,7 +106,8 @@ struct LegacyStorages {
 
 impl StorageSource for LegacyStorages {
     fn storage(&mut self, key: &str) -> Result<StorageBytes, String> {
-        let range = self.ranges.get(key).ok_or_else(|| format!("storage '{key}' is not in the storage list"))?;
+        let range =
+            self.ranges.get(key).ok_or_else(|| format!("storage '{}' is not in the storage list", shown(key)))?;
         Ok(StorageBytes { blob: self.blob.clone(), range: range.clone() })
     }
 }

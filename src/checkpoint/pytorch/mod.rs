@@ -3,7 +3,8 @@
 //! # Supported
 //! - **Zip format** (PyTorch >= 1.6, the default): `<dir>/data.pkl` plus one `<dir>/data/<key>` entry
 //!   per storage, `<dir>/byteorder` honoured (big-endian storages are byte-swapped). Stored entries
-//!   are zero-copy views of the memory-mapped file; deflated entries are inflated. (`zipfile.rs`).
+//!   are zero-copy views of the memory-mapped file; deflated entries are inflated when their
+//!   values are first read. (`zipfile.rs`).
 //! - **Legacy format** (PyTorch < 1.6 or `_use_new_zipfile_serialization=False`): magic number,
 //!   version, sys_info and object pickles followed by the raw storages. (`legacy.rs`).
 //! - Pickle protocols 0-5 (torch writes 2), read by our own restricted unpickler (`pickle.rs`).
@@ -27,7 +28,14 @@
 //!
 //! Every length and offset from the file is checked (with checked arithmetic) against the file
 //! size before use; malformed files give an [`Error`] naming the file and the problem.
+//!
+//! # Work budget
+//! What a file may cost grows linearly with its size (`budget.rs`): the unpickler's memory and
+//! copying, the tensor names, a deflated pickle's inflated size (`zipfile.rs`), and bytes copied to
+//! gather strided tensors or inflated at open for them (below). Beyond it the file is refused with
+//! the limit named.
 
+mod budget;
 mod globals;
 mod legacy;
 mod pickle;
@@ -38,6 +46,7 @@ mod zipfile;
 use std::path::Path;
 
 use super::{Blob, Error, Format, Result, TensorInfo, TensorStore};
+use crate::text::shown;
 use pickle::Pickle;
 use tensor::StorageBytes;
 
@@ -83,12 +92,16 @@ fn build_store(
     let mut copy_budget = file_len.saturating_mul(8).saturating_add(256 << 20);
     let mut tensors = Vec::with_capacity(named.len());
     for (name, value) in named {
-        let fail = |message: String| Error::new(path, format!("tensor '{name}': {message}"));
+        let fail = |message: String| Error::new(path, format!("tensor '{}': {message}", shown(&name)));
         let spec = tensor::spec(pickle, &value).map_err(fail)?;
         let bytes = storage_bytes(storages, &spec.storage).map_err(fail)?;
+        let was_deferred = bytes.blob.is_deferred();
         let data = tensor::materialize(&spec, &bytes, big_endian, copy_budget).map_err(fail)?;
-        if !is_view_of(&data, &bytes) {
+        if !data.is_in(&bytes.blob) {
             copy_budget = copy_budget.saturating_sub(data.len());
+            if was_deferred && !bytes.blob.is_deferred() {
+                copy_budget = copy_budget.saturating_sub(bytes.blob.len());
+            }
         }
         tensors.push(TensorInfo { name, dtype: spec.dtype, shape: spec.shape, data });
     }
@@ -104,7 +117,7 @@ fn storage_bytes(storages: &mut dyn StorageSource, storage: &tensor::StorageRef)
         if declared != Some(bytes.len()) {
             return Err(format!(
                 "storage '{}' declares {} elements of {element} bytes but holds {} bytes",
-                storage.key,
+                shown(&storage.key),
                 storage.numel,
                 bytes.len()
             ));
@@ -117,12 +130,6 @@ fn storage_bytes(storages: &mut dyn StorageSource, storage: &tensor::StorageRef)
         Some(r) if r.end <= bytes.len() => {
             Ok(StorageBytes { blob: bytes.blob, range: bytes.range.start + r.start..bytes.range.start + r.end })
         }
-        _ => Err(format!("storage view of '{}' lies outside the storage", storage.key)),
+        _ => Err(format!("storage view of '{}' lies outside the storage", shown(&storage.key))),
     }
-}
-
-/// Whether `data` points into the storage buffer (zero-copy) rather than a fresh copy.
-fn is_view_of(data: &super::ByteView, storage: &StorageBytes) -> bool {
-    let buffer = storage.blob.as_slice().as_ptr_range();
-    data.as_slice().as_ptr_range().start >= buffer.start && data.as_slice().as_ptr_range().end <= buffer.end
 }

@@ -9,14 +9,19 @@
 //! the tensor layer to interpret.
 //!
 //! Resource limits: the machine is iterative (no recursion), every length read from the stream is
-//! checked against the bytes left before anything is allocated, and element copies (the only
-//! work not proportional to the stream length) draw on a budget proportional to the stream length.
+//! checked against the bytes left before anything is allocated, and what the machine keeps (arena
+//! objects, container items, strings, memo entries, the stack's high-water mark) and the work not
+//! proportional to the stream (element copies, hashed dict keys) draw on the budgets of
+//! [`super::budget`], which grow linearly with the stream's length. Protocol-0 integers are capped
+//! at CPython's 4,300 digits and converted nine digits at a time.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
 
+use super::budget::{self, Meter};
 use super::globals::Global;
+use crate::text::shown;
 
 /// Index of an object in [`Pickle::objects`].
 pub type ObjId = usize;
@@ -108,6 +113,9 @@ impl Dict {
 pub struct Pickle {
     pub objects: Vec<Object>,
     pub root: Value,
+    /// Bytes of the stream this pickle was read from: what later walks over it may cost scales
+    /// with it (see [`super::budget`]).
+    pub stream_len: usize,
 }
 
 impl Pickle {
@@ -141,6 +149,8 @@ pub enum PickleError {
     Refused { global: String },
     /// The stream is not a valid pickle, or uses a feature we do not read.
     Malformed { offset: usize, message: String },
+    /// The pickle asks for more memory or work than its length justifies ([`super::budget`]).
+    OverBudget { offset: usize, what: &'static str, limit: String },
 }
 
 impl fmt::Display for PickleError {
@@ -148,16 +158,33 @@ impl fmt::Display for PickleError {
         match self {
             PickleError::Refused { global } => write!(
                 f,
-                "refusing to load: pickle references global '{global}' (arbitrary code); only state dicts of \
-                 tensors are supported"
+                "refusing to load: pickle references global '{}' (arbitrary code); only state dicts of tensors \
+                 are supported",
+                shown(global)
             ),
             PickleError::Malformed { offset, message } => write!(f, "malformed pickle at byte {offset}: {message}"),
+            PickleError::OverBudget { offset, what, limit } => write!(
+                f,
+                "refusing to load: at byte {offset} ({what}) the pickle passes its limit of {limit}; no real \
+                 checkpoint needs that much (a pickle bomb?)"
+            ),
         }
     }
 }
 
 /// Longest text line (protocol 0 opcodes) we accept.
 const MAX_LINE: usize = 64 * 1024;
+
+/// Most digits of a protocol-0 integer (INT/LONG): CPython's own default limit
+/// (`sys.get_int_max_str_digits()`), which no pickle Python writes exceeds.
+const MAX_INT_DIGITS: usize = 4300;
+
+/// Estimated bytes per dict entry: key and value plus the hash index slot.
+const DICT_ENTRY_BYTES: usize = 2 * size_of::<Value>() + size_of::<DictKey>() + size_of::<usize>();
+/// Estimated bytes per memo entry (key, value, hash table control byte and slack).
+const MEMO_ENTRY_BYTES: usize = size_of::<u32>() + size_of::<Value>() + 8;
+/// Bookkeeping of one shared string or bytes value (reference counts).
+const STRING_OVERHEAD: usize = 16;
 
 /// Unpickles one pickle from the start of `data`; returns it and the number of bytes it took
 /// (the legacy torch format stores several pickles back to back).
@@ -167,13 +194,16 @@ pub fn unpickle(data: &[u8]) -> Result<(Pickle, usize), PickleError> {
         pos: 0,
         op_pos: 0,
         stack: Vec::new(),
+        stack_high: 0,
         marks: Vec::new(),
+        marks_high: 0,
         memo: HashMap::new(),
         objects: Vec::new(),
-        copy_budget: data.len().saturating_mul(8).saturating_add(1 << 20),
+        memory: Meter::new(budget::memory_limit(data.len())),
+        work: Meter::new(budget::work_limit(data.len())),
     };
     let root = machine.run()?;
-    Ok((Pickle { objects: machine.objects, root }, machine.pos))
+    Ok((Pickle { objects: machine.objects, root, stream_len: machine.pos }, machine.pos))
 }
 
 struct Machine<'a> {
@@ -182,12 +212,18 @@ struct Machine<'a> {
     /// Where the current opcode started (for error messages).
     op_pos: usize,
     stack: Vec<Value>,
+    /// The longest the stack has been (its memory is charged once per new high).
+    stack_high: usize,
     /// Stack lengths at each MARK.
     marks: Vec<usize>,
+    marks_high: usize,
     memo: HashMap<u32, Value>,
     objects: Vec<Object>,
-    /// Element copies left (dict(pairs), set(items)): keeps memo-amplified copying linear.
-    copy_budget: usize,
+    /// Estimated bytes still allowed for everything the machine keeps.
+    memory: Meter,
+    /// Element copies (dict(pairs), set(items), call arguments) and hashed key bytes left: keeps
+    /// memo-amplified work linear.
+    work: Meter,
 }
 
 type Res<T> = Result<T, PickleError>;
@@ -195,6 +231,34 @@ type Res<T> = Result<T, PickleError>;
 impl<'a> Machine<'a> {
     fn err<T>(&self, message: impl Into<String>) -> Res<T> {
         Err(PickleError::Malformed { offset: self.op_pos, message: message.into() })
+    }
+
+    /// Charges `bytes` of estimated memory for `what` (named in the error when it does not fit).
+    fn spend(&mut self, bytes: usize, what: &'static str) -> Res<()> {
+        if self.memory.spend(bytes) {
+            return Ok(());
+        }
+        let limit = format!("{} of memory", budget::describe_memory(self.data.len()));
+        Err(PickleError::OverBudget { offset: self.op_pos, what, limit })
+    }
+
+    /// Charges `units` of work (element copies, hashed key bytes).
+    fn spend_work(&mut self, units: usize) -> Res<()> {
+        if self.work.spend(units) {
+            return Ok(());
+        }
+        let limit = format!(
+            "{} element copies and hashed key bytes ({} per pickle byte + {} Mi)",
+            crate::text::thousands(budget::work_limit(self.data.len()) as u64),
+            budget::WORK_PER_BYTE,
+            budget::WORK_FLOOR >> 20
+        );
+        Err(PickleError::OverBudget { offset: self.op_pos, what: "copies and key hashing", limit })
+    }
+
+    /// Charges a string or bytes value of `len` bytes.
+    fn spend_string(&mut self, len: usize) -> Res<()> {
+        self.spend(len.saturating_add(STRING_OVERHEAD), "strings and bytes")
     }
 
     fn run(&mut self) -> Res<Value> {
@@ -228,7 +292,13 @@ impl<'a> Machine<'a> {
                 }
             }
             // --- stack manipulation ---
-            b'(' => self.marks.push(self.stack.len()),
+            b'(' => {
+                if self.marks.len() == self.marks_high {
+                    self.spend(size_of::<usize>(), "MARKs")?;
+                    self.marks_high += 1;
+                }
+                self.marks.push(self.stack.len());
+            }
             b'0' => {
                 if self.marks.last() == Some(&self.stack.len()) {
                     self.marks.pop();
@@ -241,7 +311,7 @@ impl<'a> Machine<'a> {
             }
             b'2' => {
                 let top = self.top()?.clone();
-                self.stack.push(top);
+                self.push(top)?;
             }
             // --- scalars ---
             b'N' => self.stack.push(Value::None),
@@ -249,29 +319,29 @@ impl<'a> Machine<'a> {
             0x89 => self.stack.push(Value::Bool(false)),
             b'K' => {
                 let v = self.u8()?;
-                self.stack.push(Value::Int(i64::from(v)));
+                self.push(Value::Int(i64::from(v)))?;
             }
             b'M' => {
                 let v = u16::from_le_bytes(self.array()?);
-                self.stack.push(Value::Int(i64::from(v)));
+                self.push(Value::Int(i64::from(v)))?;
             }
             b'J' => {
                 let v = i32::from_le_bytes(self.array()?);
-                self.stack.push(Value::Int(i64::from(v)));
+                self.push(Value::Int(i64::from(v)))?;
             }
             0x8a => {
                 let n = usize::from(self.u8()?);
                 let bytes = self.take(n)?;
-                self.stack.push(long_from_le(bytes));
+                self.push(long_from_le(bytes))?;
             }
             0x8b => {
                 let n = self.len_i32()?;
                 let bytes = self.take(n)?;
-                self.stack.push(long_from_le(bytes));
+                self.push(long_from_le(bytes))?;
             }
             b'G' => {
                 let v = f64::from_be_bytes(self.array()?);
-                self.stack.push(Value::Float(v));
+                self.push(Value::Float(v))?;
             }
             b'I' => {
                 let line = self.line()?;
@@ -280,20 +350,20 @@ impl<'a> Machine<'a> {
                     b"01" => Value::Bool(true),
                     _ => self.parse_int(line)?,
                 };
-                self.stack.push(value);
+                self.push(value)?;
             }
             b'L' => {
                 let line = self.line()?;
                 let digits = line.strip_suffix(b"L").unwrap_or(line);
                 let value = self.parse_int(digits)?;
-                self.stack.push(value);
+                self.push(value)?;
             }
             b'F' => {
                 let line = self.line()?;
                 let Some(v) = std::str::from_utf8(line).ok().and_then(|s| s.trim().parse::<f64>().ok()) else {
                     return self.err("FLOAT is not a number");
                 };
-                self.stack.push(Value::Float(v));
+                self.push(Value::Float(v))?;
             }
             // --- strings and bytes ---
             b'X' => {
@@ -313,49 +383,56 @@ impl<'a> Machine<'a> {
                 let Some(text) = decode_raw_unicode_escape(line) else {
                     return self.err("UNICODE has an invalid escape");
                 };
-                self.stack.push(Value::Str(text.into()));
+                self.spend_string(text.len())?;
+                self.push(Value::Str(text.into()))?;
             }
             b'S' => {
                 let line = self.line()?;
                 let Some(bytes) = decode_quoted_string(line) else {
                     return self.err("STRING is not a quoted string");
                 };
-                self.stack.push(Value::Str(latin1(&bytes).into()));
+                self.spend_string(bytes.len() * 2)?;
+                self.push(Value::Str(latin1(&bytes).into()))?;
             }
             b'T' => {
                 let n = self.len_i32()?;
                 let bytes = self.take(n)?;
-                self.stack.push(Value::Str(latin1(bytes).into()));
+                self.spend_string(n * 2)?;
+                self.push(Value::Str(latin1(bytes).into()))?;
             }
             b'U' => {
                 let n = usize::from(self.u8()?);
                 let bytes = self.take(n)?;
-                self.stack.push(Value::Str(latin1(bytes).into()));
+                self.spend_string(n * 2)?;
+                self.push(Value::Str(latin1(bytes).into()))?;
             }
             b'B' => {
                 let n = self.len_u32()?;
                 let bytes = self.take(n)?;
-                self.stack.push(Value::Bytes(bytes.into()));
+                self.spend_string(n)?;
+                self.push(Value::Bytes(bytes.into()))?;
             }
             b'C' => {
                 let n = usize::from(self.u8()?);
                 let bytes = self.take(n)?;
-                self.stack.push(Value::Bytes(bytes.into()));
+                self.spend_string(n)?;
+                self.push(Value::Bytes(bytes.into()))?;
             }
             0x8e | 0x96 => {
                 let n = self.len_u64()?;
                 let bytes = self.take(n)?;
-                self.stack.push(Value::Bytes(bytes.into()));
+                self.spend_string(n)?;
+                self.push(Value::Bytes(bytes.into()))?;
             }
             0x97 => return self.err("out-of-band buffers (NEXT_BUFFER) are not supported"),
             0x98 => {
                 self.top()?;
             }
             // --- tuples, lists, dicts, sets ---
-            b')' => self.push_obj(Object::Tuple(Vec::new())),
+            b')' => self.push_obj(Object::Tuple(Vec::new()))?,
             b't' => {
                 let items = self.pop_mark()?;
-                self.push_obj(Object::Tuple(items));
+                self.push_obj(Object::Tuple(items))?;
             }
             0x85..=0x87 => {
                 let n = usize::from(op - 0x84);
@@ -364,12 +441,12 @@ impl<'a> Machine<'a> {
                     return self.err("stack underflow");
                 }
                 let items = self.stack.split_off(self.stack.len() - n);
-                self.push_obj(Object::Tuple(items));
+                self.push_obj(Object::Tuple(items))?;
             }
-            b']' => self.push_obj(Object::List(Vec::new())),
+            b']' => self.push_obj(Object::List(Vec::new()))?,
             b'l' => {
                 let items = self.pop_mark()?;
-                self.push_obj(Object::List(items));
+                self.push_obj(Object::List(items))?;
             }
             b'a' => {
                 let item = self.pop()?;
@@ -379,12 +456,14 @@ impl<'a> Machine<'a> {
                 let items = self.pop_mark()?;
                 self.extend_list(items)?;
             }
-            b'}' => self.push_obj(Object::Dict(Dict::default())),
+            b'}' => self.push_obj(Object::Dict(Dict::default()))?,
             b'd' => {
                 let items = self.pop_mark()?;
                 let mut dict = Dict::default();
+                // Its memory is charged when the dict enters the arena.
+                self.spend_work(items.iter().step_by(2).map(key_len).sum())?;
                 fill_dict(&mut dict, items, self.op_pos)?;
-                self.push_obj(Object::Dict(dict));
+                self.push_obj(Object::Dict(dict))?;
             }
             b's' => {
                 let value = self.pop()?;
@@ -395,9 +474,10 @@ impl<'a> Machine<'a> {
                 let items = self.pop_mark()?;
                 self.set_items(items)?;
             }
-            0x8f => self.push_obj(Object::Set(Vec::new())),
+            0x8f => self.push_obj(Object::Set(Vec::new()))?,
             0x90 => {
                 let items = self.pop_mark()?;
+                self.spend(items.len() * size_of::<Value>(), "container items")?;
                 match self.top_object_mut()? {
                     Some(Object::Set(set)) => set.extend(items),
                     _ => return self.err("ADDITEMS on something that is not a set"),
@@ -405,7 +485,7 @@ impl<'a> Machine<'a> {
             }
             0x91 => {
                 let items = self.pop_mark()?;
-                self.push_obj(Object::Set(items));
+                self.push_obj(Object::Set(items))?;
             }
             // --- globals and calls ---
             b'c' => {
@@ -426,20 +506,20 @@ impl<'a> Machine<'a> {
                 let args = self.pop()?;
                 let func = self.pop()?;
                 let result = self.call(func, args)?;
-                self.stack.push(result);
+                self.push(result)?;
             }
             0x81 => {
                 let args = self.pop()?;
                 let class = self.pop()?;
                 let result = self.call(class, args)?;
-                self.stack.push(result);
+                self.push(result)?;
             }
             0x92 => {
                 let _kwargs = self.pop()?;
                 let args = self.pop()?;
                 let class = self.pop()?;
                 let result = self.call(class, args)?;
-                self.stack.push(result);
+                self.push(result)?;
             }
             b'i' => {
                 let module = self.line_str()?;
@@ -448,19 +528,19 @@ impl<'a> Machine<'a> {
                 let Some(global) = Global::resolve(&module, &name) else {
                     return Err(PickleError::Refused { global: format!("{module}.{name}") });
                 };
-                let class = self.alloc(Object::Global(global));
-                let args = self.alloc(Object::Tuple(args));
+                let class = self.alloc(Object::Global(global))?;
+                let args = self.alloc(Object::Tuple(args))?;
                 let result = self.call(class, args)?;
-                self.stack.push(result);
+                self.push(result)?;
             }
             b'o' => {
                 let mut items = self.pop_mark()?.into_iter();
                 let Some(class) = items.next() else {
                     return self.err("OBJ without a class");
                 };
-                let args = self.alloc(Object::Tuple(items.collect()));
+                let args = self.alloc(Object::Tuple(items.collect()))?;
                 let result = self.call(class, args)?;
-                self.stack.push(result);
+                self.push(result)?;
             }
             b'b' => {
                 let state = self.pop()?;
@@ -475,11 +555,12 @@ impl<'a> Machine<'a> {
             }
             b'P' => {
                 let id = self.line_str()?;
-                self.push_obj(Object::PersistentId(Value::Str(id.into())));
+                self.spend_string(id.len())?;
+                self.push_obj(Object::PersistentId(Value::Str(id.into())))?;
             }
             b'Q' => {
                 let id = self.pop()?;
-                self.push_obj(Object::PersistentId(id));
+                self.push_obj(Object::PersistentId(id))?;
             }
             // --- memo ---
             b'p' => {
@@ -587,24 +668,32 @@ impl<'a> Machine<'a> {
         }
     }
 
-    fn parse_int(&self, text: &[u8]) -> Res<Value> {
+    fn parse_int(&mut self, text: &[u8]) -> Res<Value> {
         let Some(text) = std::str::from_utf8(text).ok().map(str::trim) else {
             return self.err("integer is not ASCII");
         };
         if let Ok(v) = text.parse::<i64>() {
             return Ok(Value::Int(v));
         }
+        let digits = text.trim_start_matches(['-', '+']).len();
+        if digits > MAX_INT_DIGITS {
+            return self.err(format!("integer of {digits} digits is longer than the {MAX_INT_DIGITS} Python allows"));
+        }
         match decimal_to_le(text) {
-            Some(bytes) => Ok(Value::BigInt(bytes.into())),
-            None => self.err(format!("'{}' is not an integer", text.chars().take(40).collect::<String>())),
+            Some(bytes) => {
+                self.spend_string(bytes.len())?;
+                Ok(Value::BigInt(bytes.into()))
+            }
+            None => self.err(format!("'{}' is not an integer", shown(text))),
         }
     }
 
     fn push_utf8(&mut self, n: usize) -> Res<()> {
         let bytes = self.take(n)?;
+        self.spend_string(n.saturating_mul(3))?;
         // Python writes lone surrogates with 'surrogatepass'; a lossy decode keeps such names usable.
         let text = String::from_utf8_lossy(bytes).into_owned();
-        self.stack.push(Value::Str(text.into()));
+        self.push(Value::Str(text.into()))?;
         Ok(())
     }
 
@@ -647,20 +736,38 @@ impl<'a> Machine<'a> {
         Ok(self.stack.split_off(mark))
     }
 
-    fn alloc(&mut self, object: Object) -> Value {
-        self.objects.push(object);
-        Value::Obj(self.objects.len() - 1)
+    /// Pushes onto the stack, charging its memory whenever the stack reaches a new length.
+    fn push(&mut self, value: Value) -> Res<()> {
+        if self.stack.len() == self.stack_high {
+            self.spend(size_of::<Value>(), "stack entries")?;
+            self.stack_high += 1;
+        }
+        self.stack.push(value);
+        Ok(())
     }
 
-    fn push_obj(&mut self, object: Object) {
-        let value = self.alloc(object);
-        self.stack.push(value);
+    /// Adds an object to the arena, charging it and the items it holds.
+    fn alloc(&mut self, object: Object) -> Res<Value> {
+        let items = match &object {
+            Object::List(items) | Object::Tuple(items) | Object::Set(items) => items.len() * size_of::<Value>(),
+            Object::Dict(dict) => dict.entries.len() * DICT_ENTRY_BYTES,
+            _ => 0,
+        };
+        self.spend(size_of::<Object>(), "objects")?;
+        self.spend(items, "container items")?;
+        self.objects.push(object);
+        Ok(Value::Obj(self.objects.len() - 1))
+    }
+
+    fn push_obj(&mut self, object: Object) -> Res<()> {
+        let value = self.alloc(object)?;
+        self.push(value)
     }
 
     fn push_global(&mut self, module: &str, name: &str) -> Res<()> {
         match Global::resolve(module, name) {
             Some(global) => {
-                self.push_obj(Object::Global(global));
+                self.push_obj(Object::Global(global))?;
                 Ok(())
             }
             None => Err(PickleError::Refused { global: format!("{module}.{name}") }),
@@ -670,6 +777,7 @@ impl<'a> Machine<'a> {
     // --- containers ---
 
     fn extend_list(&mut self, items: Vec<Value>) -> Res<()> {
+        self.spend(items.len() * size_of::<Value>(), "container items")?;
         match self.top_object_mut()? {
             Some(Object::List(list)) => {
                 list.extend(items);
@@ -680,6 +788,7 @@ impl<'a> Machine<'a> {
     }
 
     fn set_items(&mut self, items: Vec<Value>) -> Res<()> {
+        self.charge_dict_items(&items)?;
         let op_pos = self.op_pos;
         match self.top_object_mut()? {
             Some(Object::Dict(dict)) => fill_dict(dict, items, op_pos),
@@ -687,14 +796,12 @@ impl<'a> Machine<'a> {
         }
     }
 
-    fn charge(&mut self, copies: usize) -> Res<()> {
-        match self.copy_budget.checked_sub(copies) {
-            Some(left) => {
-                self.copy_budget = left;
-                Ok(())
-            }
-            None => self.err("pickle copies more data than its size can justify"),
-        }
+    /// Charges alternating key/value `items` about to enter a dict: their memory, and hashing
+    /// (and comparing) each key's bytes, which a memoized megabyte key would otherwise repeat freely.
+    fn charge_dict_items(&mut self, items: &[Value]) -> Res<()> {
+        self.spend(items.len() / 2 * DICT_ENTRY_BYTES, "dict entries")?;
+        let key_bytes: usize = items.iter().step_by(2).map(key_len).sum();
+        self.spend_work(key_bytes)
     }
 
     // --- calls ---
@@ -710,7 +817,7 @@ impl<'a> Machine<'a> {
             Some(Object::Tuple(items)) => items.len(),
             _ => return self.err("call arguments are not a tuple"),
         };
-        self.charge(arg_count)?;
+        self.spend_work(arg_count)?;
         let arg_items = match self.object(&args) {
             Some(Object::Tuple(items)) => items.clone(),
             _ => Vec::new(),
@@ -720,39 +827,44 @@ impl<'a> Machine<'a> {
                 let mut dict = Dict::default();
                 if let Some(source) = arg_items.first() {
                     let pairs = self.iterable_pairs(source)?;
+                    self.spend_work(pairs.iter().map(|(k, _)| key_len(k)).sum())?;
                     for (k, v) in pairs {
                         dict.insert(k, v);
                     }
                 }
-                Ok(self.alloc(Object::Dict(dict)))
+                self.alloc(Object::Dict(dict))
             }
             Global::Set => {
                 let items = match arg_items.first() {
                     Some(source) => self.iterable_items(source)?,
                     None => Vec::new(),
                 };
-                Ok(self.alloc(Object::Set(items)))
+                self.alloc(Object::Set(items))
             }
             Global::Size => match arg_items.first() {
                 Some(shape) => Ok(shape.clone()),
-                None => Ok(self.alloc(Object::Tuple(Vec::new()))),
+                None => self.alloc(Object::Tuple(Vec::new())),
             },
             Global::Encode => match arg_items.as_slice() {
                 [Value::Str(text), Value::Str(encoding)] if matches!(&**encoding, "latin1" | "latin-1") => {
+                    self.spend_string(text.len())?;
                     match text.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect::<Option<Vec<u8>>>() {
                         Some(bytes) => Ok(Value::Bytes(bytes.into())),
                         None => self.err("_codecs.encode: text is not latin-1"),
                     }
                 }
-                [Value::Str(text), ..] => Ok(Value::Bytes(text.as_bytes().into())),
+                [Value::Str(text), ..] => {
+                    self.spend_string(text.len())?;
+                    Ok(Value::Bytes(text.as_bytes().into()))
+                }
                 _ => self.err("_codecs.encode needs a string"),
             },
             Global::ByteArray => match arg_items.first() {
                 Some(Value::Bytes(b)) => Ok(Value::Bytes(b.clone())),
                 None => Ok(Value::Bytes(Rc::from(Vec::new()))),
-                Some(_) => Ok(self.alloc(Object::Call { func: Global::ByteArray, args, state: None })),
+                Some(_) => self.alloc(Object::Call { func: Global::ByteArray, args, state: None }),
             },
-            func => Ok(self.alloc(Object::Call { func, args, state: None })),
+            func => self.alloc(Object::Call { func, args, state: None }),
         }
     }
 
@@ -763,21 +875,29 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// The items of a list, tuple, set or dict (its keys); the copy is charged before it is made.
     fn iterable_items(&mut self, source: &Value) -> Res<Vec<Value>> {
-        let items = match self.object(source) {
-            Some(Object::List(items) | Object::Tuple(items) | Object::Set(items)) => items.clone(),
-            Some(Object::Dict(d)) => d.entries.iter().map(|(k, _)| k.clone()).collect(),
+        let len = match self.object(source) {
+            Some(Object::List(items) | Object::Tuple(items) | Object::Set(items)) => items.len(),
+            Some(Object::Dict(d)) => d.entries.len(),
             _ => return self.err("expected an iterable argument"),
         };
-        self.charge(items.len())?;
-        Ok(items)
+        self.spend_work(len)?;
+        Ok(match self.object(source) {
+            Some(Object::List(items) | Object::Tuple(items) | Object::Set(items)) => items.clone(),
+            Some(Object::Dict(d)) => d.entries.iter().map(|(k, _)| k.clone()).collect(),
+            _ => Vec::new(),
+        })
     }
 
     fn iterable_pairs(&mut self, source: &Value) -> Res<Vec<(Value, Value)>> {
         if let Some(Object::Dict(d)) = self.object(source) {
-            let entries = d.entries.clone();
-            self.charge(entries.len())?;
-            return Ok(entries);
+            let len = d.entries.len();
+            self.spend_work(len)?;
+            return Ok(match self.object(source) {
+                Some(Object::Dict(d)) => d.entries.clone(),
+                _ => Vec::new(),
+            });
         }
         let items = self.iterable_items(source)?;
         let mut pairs = Vec::with_capacity(items.len());
@@ -796,6 +916,7 @@ impl<'a> Machine<'a> {
 
     fn memo_put(&mut self, index: u32) -> Res<()> {
         let top = self.top()?.clone();
+        self.spend(MEMO_ENTRY_BYTES, "memo entries")?;
         self.memo.insert(index, top);
         Ok(())
     }
@@ -804,11 +925,20 @@ impl<'a> Machine<'a> {
         match self.memo.get(&index) {
             Some(v) => {
                 let v = v.clone();
-                self.stack.push(v);
+                self.push(v)?;
                 Ok(())
             }
             None => self.err(format!("memo has no entry {index}")),
         }
+    }
+}
+
+/// Bytes hashed (and compared) when `key` enters a dict.
+fn key_len(key: &Value) -> usize {
+    match key {
+        Value::Str(s) => s.len(),
+        Value::Bytes(b) | Value::BigInt(b) => b.len(),
+        _ => 1,
     }
 }
 
@@ -839,7 +969,8 @@ fn long_from_le(bytes: &[u8]) -> Value {
     Value::BigInt(bytes.into())
 }
 
-/// A decimal integer (optionally signed) as little-endian two's-complement bytes.
+/// A decimal integer (optionally signed) as little-endian two's-complement bytes. Works nine
+/// digits at a time on 32-bit limbs: quadratic in the digit count, which the caller caps.
 fn decimal_to_le(text: &str) -> Option<Vec<u8>> {
     let (negative, digits) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -848,18 +979,22 @@ fn decimal_to_le(text: &str) -> Option<Vec<u8>> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let mut magnitude: Vec<u8> = Vec::new();
-    for d in digits.bytes() {
-        let mut carry = u32::from(d - b'0');
-        for byte in &mut magnitude {
-            let v = u32::from(*byte) * 10 + carry;
-            *byte = (v & 0xff) as u8;
-            carry = v >> 8;
+    let mut limbs: Vec<u32> = Vec::new();
+    for chunk in digits.as_bytes().chunks(9) {
+        let scale = 10u64.pow(chunk.len() as u32);
+        let mut carry = chunk.iter().fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
+        for limb in &mut limbs {
+            let v = u64::from(*limb) * scale + carry;
+            *limb = v as u32;
+            carry = v >> 32;
         }
-        while carry > 0 {
-            magnitude.push((carry & 0xff) as u8);
-            carry >>= 8;
+        if carry > 0 {
+            limbs.push(carry as u32);
         }
+    }
+    let mut magnitude: Vec<u8> = limbs.iter().flat_map(|l| l.to_le_bytes()).collect();
+    while magnitude.last() == Some(&0) {
+        magnitude.pop();
     }
     magnitude.push(0); // room for the sign bit
     if negative {
@@ -1151,7 +1286,111 @@ mod tests {
             bytes.extend_from_slice(b"cbuiltins\nset\nh\x00\x85R0");
         }
         bytes.extend_from_slice(b"N.");
-        assert!(malformed(&bytes).contains("copies more data"));
+        assert!(matches!(run(&bytes), Err(PickleError::OverBudget { .. })));
+    }
+
+    fn over_budget(bytes: &[u8]) -> &'static str {
+        match run(bytes) {
+            Err(PickleError::OverBudget { what, .. }) => what,
+            other => panic!("expected an over-budget error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_lists_beyond_the_memory_budget_are_refused() {
+        // Each `]` (one byte) costs an arena object and a stack slot, over 64 bytes.
+        let mut bytes = b"\x80\x02".to_vec();
+        bytes.resize(4_000_000, b']');
+        bytes.push(b'.');
+        assert!(matches!(over_budget(&bytes), "objects" | "stack entries"));
+        let message = run(&bytes).unwrap_err().to_string();
+        assert!(message.contains("64 per byte of this 4,000,001-byte pickle + 64 MiB"), "{message}");
+    }
+
+    #[test]
+    fn repeated_hashing_of_a_memoized_key_is_work() {
+        // One 1 MB key set into a dict 100 times: 100 MB of key bytes hashed from a 1 MB pickle.
+        let mut bytes = b"\x80\x02}".to_vec();
+        bytes.push(b'X');
+        bytes.extend_from_slice(&(1u32 << 20).to_le_bytes());
+        bytes.resize(bytes.len() + (1 << 20), b'k');
+        bytes.extend_from_slice(b"q\x000");
+        for _ in 0..100 {
+            bytes.extend_from_slice(b"h\x00Ns");
+        }
+        bytes.push(b'.');
+        assert_eq!(over_budget(&bytes), "copies and key hashing");
+    }
+
+    /// The memory estimate of running `bytes` with no limit.
+    fn estimate(bytes: &[u8]) -> usize {
+        let mut machine = Machine {
+            data: bytes,
+            pos: 0,
+            op_pos: 0,
+            stack: Vec::new(),
+            stack_high: 0,
+            marks: Vec::new(),
+            marks_high: 0,
+            memo: HashMap::new(),
+            objects: Vec::new(),
+            memory: Meter::new(usize::MAX),
+            work: Meter::new(usize::MAX),
+        };
+        machine.run().unwrap();
+        usize::MAX - machine.memory.left()
+    }
+
+    #[test]
+    fn real_torch_pickles_stay_far_below_the_budget() {
+        // Every pickle torch wrote for the fixtures (memoized protocol 2 and 4): the estimate per
+        // pickle byte must stay under half the allowance of budget.rs.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pytorch");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let Ok(file) = std::fs::read(&path) else { continue };
+            let Ok(mut archive) = ::zip::ZipArchive::new(std::io::Cursor::new(file)) else { continue };
+            let Some(name) = archive.file_names().find(|n| n.ends_with("data.pkl")).map(str::to_string) else {
+                continue;
+            };
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut archive.by_name(&name).unwrap(), &mut bytes).unwrap();
+            if run(&bytes).is_err() {
+                continue; // the malicious fixtures
+            }
+            let per_byte = estimate(&bytes) as f64 / bytes.len() as f64;
+            assert!(per_byte < budget::MEMORY_PER_BYTE as f64 / 2.0, "{}: {per_byte:.1} per byte", path.display());
+            checked += 1;
+        }
+        assert!(checked >= 8, "{checked} fixtures");
+    }
+
+    #[test]
+    fn text_integers_are_capped_and_converted_exactly() {
+        let mut long = b"I".to_vec();
+        long.extend(std::iter::repeat_n(b'9', MAX_INT_DIGITS + 1));
+        long.extend_from_slice(b"\n.");
+        assert!(malformed(&long).contains("4300"));
+        // Against i128 for values past i64, both signs, every chunk length.
+        let mut state = 0x1234_5678_9abc_def1u64;
+        for _ in 0..2000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let value = (i128::from(state as i64) << (state % 60)) * if state.is_multiple_of(3) { -1 } else { 1 };
+            let bytes = decimal_to_le(&value.to_string()).unwrap();
+            let width = bytes.len();
+            let mut full = [if value < 0 { 0xff } else { 0 }; 16];
+            full[..width.min(16)].copy_from_slice(&bytes[..width.min(16)]);
+            assert_eq!(i128::from_le_bytes(full), value, "{value}");
+        }
+        // 10^4299 (4,300 digits) has the right bit length: 14,282 bits.
+        let mut digits = "1".to_string();
+        digits.push_str(&"0".repeat(4299));
+        let bytes = decimal_to_le(&digits).unwrap();
+        let top = bytes.iter().rposition(|&b| b != 0).unwrap();
+        assert_eq!(top * 8 + (8 - bytes[top].leading_zeros() as usize), 14_281);
     }
 
     #[test]

@@ -4,7 +4,12 @@
 //! `state_dict` / `model` / `ema` ... next to epochs, optimizer state and configs. [`discover`]
 //! picks the state dict, flattens nested dicts/lists of tensors with `.`-joined names in file
 //! order, and strips a wrapper prefix (`module.` from DataParallel) that every name shares.
+//!
+//! Shared references make a small pickle a huge tree (one memoized 1 MB key at 95 levels would
+//! name a tensor with 95 MB), so the walk counts its visits and charges every name it builds to
+//! the pickle's memory budget ([`super::budget`]).
 
+use super::budget::{self, Meter};
 use super::pickle::{Dict, Object, Pickle, Value};
 use super::tensor::{is_tensor, key_string};
 
@@ -28,9 +33,17 @@ const WRAPPER_PREFIXES: &[&str] = &["module.", "_orig_mod."];
 
 const MAX_DEPTH: usize = 100;
 
+/// Estimated bytes each tensor costs the store besides its name (its `TensorInfo`, shape and
+/// strides, index entry).
+const TENSOR_BYTES: usize = 256;
+
 /// Named tensor values of the checkpoint's state dict, in file order.
 pub fn discover(pickle: &Pickle) -> Result<Vec<(String, Value)>, String> {
-    let mut walker = Walker { pickle, visits_left: pickle.objects.len().saturating_mul(16).saturating_add(10_000) };
+    let mut walker = Walker {
+        pickle,
+        visits_left: pickle.objects.len().saturating_mul(16).saturating_add(10_000),
+        names: Meter::new(budget::memory_limit(pickle.stream_len)),
+    };
     let chosen = walker.choose(&pickle.root, 0)?;
     let mut named = Vec::new();
     walker.flatten(&chosen, "", &mut named, 0)?;
@@ -46,17 +59,36 @@ pub fn discover(pickle: &Pickle) -> Result<Vec<(String, Value)>, String> {
 
 struct Walker<'a> {
     pickle: &'a Pickle,
-    /// Shared references can make a small pickle an exponentially large tree; cap the walk.
+    /// Shared references can make a small pickle an exponentially large tree; cap the walk
+    /// (every container visited and every child looked at counts).
     visits_left: usize,
+    /// Estimated bytes of tensor names (and the prefixes they are built from) still allowed.
+    names: Meter,
 }
 
-impl Walker<'_> {
+impl<'a> Walker<'a> {
     fn visit(&mut self, depth: usize) -> Result<(), String> {
         if depth > MAX_DEPTH {
             return Err(format!("containers nest more than {MAX_DEPTH} levels deep (or contain themselves)"));
         }
-        self.visits_left = self.visits_left.checked_sub(1).ok_or("pickle shares containers too heavily to walk")?;
+        self.spend_visits(1)
+    }
+
+    fn spend_visits(&mut self, n: usize) -> Result<(), String> {
+        self.visits_left = self.visits_left.checked_sub(n).ok_or("pickle shares containers too heavily to walk")?;
         Ok(())
+    }
+
+    /// Charges `bytes` of tensor names.
+    fn spend_names(&mut self, bytes: usize) -> Result<(), String> {
+        if self.names.spend(bytes) {
+            return Ok(());
+        }
+        Err(format!(
+            "refusing to load: the tensor names would take more than the pickle's memory limit of {} \
+             (shared keys nested many levels deep?)",
+            budget::describe_memory(self.pickle.stream_len)
+        ))
     }
 
     /// The container to take tensors from: the root if it is a state dict, else the value under a
@@ -81,6 +113,7 @@ impl Walker<'_> {
     /// A dict that looks like a state dict: at least half of its values are tensors, or every value
     /// is or holds tensors (a state dict nested by module: `{"encoder": {...}, "head": {...}}`).
     fn is_state_dict(&mut self, dict: &Dict, depth: usize) -> Result<bool, String> {
+        self.spend_visits(dict.entries.len())?;
         let tensors = dict.entries.iter().filter(|(_, v)| is_tensor(self.pickle, v)).count();
         if tensors > 0 && tensors * 2 >= dict.entries.len() {
             return Ok(true);
@@ -96,12 +129,16 @@ impl Walker<'_> {
         Ok(true)
     }
 
-    fn children(&self, value: &Value) -> Vec<Value> {
-        match self.pickle.object(value) {
-            Some(Object::Dict(d)) => d.entries.iter().map(|(_, v)| v.clone()).collect(),
-            Some(Object::List(items) | Object::Tuple(items)) => items.clone(),
+    /// The values held by a container (borrowed: a shared container is not copied per visit).
+    fn children(&mut self, value: &Value) -> Result<Vec<&'a Value>, String> {
+        let pickle = self.pickle;
+        let children: Vec<&'a Value> = match pickle.object(value) {
+            Some(Object::Dict(d)) => d.entries.iter().map(|(_, v)| v).collect(),
+            Some(Object::List(items) | Object::Tuple(items)) => items.iter().collect(),
             _ => Vec::new(),
-        }
+        };
+        self.spend_visits(children.len())?;
+        Ok(children)
     }
 
     fn contains_tensor(&mut self, value: &Value, depth: usize) -> Result<bool, String> {
@@ -109,8 +146,8 @@ impl Walker<'_> {
         if is_tensor(self.pickle, value) {
             return Ok(true);
         }
-        for child in self.children(value) {
-            if self.contains_tensor(&child, depth + 1)? {
+        for child in self.children(value)? {
+            if self.contains_tensor(child, depth + 1)? {
                 return Ok(true);
             }
         }
@@ -124,8 +161,8 @@ impl Walker<'_> {
         {
             return Ok(Some(value.clone()));
         }
-        for child in self.children(value) {
-            if let Some(found) = self.first_state_dict(&child, depth + 1)? {
+        for child in self.children(value)? {
+            if let Some(found) = self.first_state_dict(child, depth + 1)? {
                 return Ok(Some(found));
             }
         }
@@ -142,19 +179,34 @@ impl Walker<'_> {
     ) -> Result<(), String> {
         self.visit(depth)?;
         if is_tensor(self.pickle, value) {
+            self.spend_names(prefix.len() + TENSOR_BYTES)?;
             out.push((prefix.to_string(), value.clone()));
             return Ok(());
         }
-        let named: Vec<(String, Value)> = match self.pickle.object(value) {
-            Some(Object::Dict(d)) => d.entries.iter().filter_map(|(k, v)| Some((key_string(k)?, v.clone()))).collect(),
-            Some(Object::List(items) | Object::Tuple(items)) => {
-                items.iter().enumerate().map(|(i, v)| (i.to_string(), v.clone())).collect()
-            }
+        let pickle = self.pickle;
+        let named: Vec<(Option<&'a Value>, &'a Value)> = match pickle.object(value) {
+            Some(Object::Dict(d)) => d.entries.iter().map(|(k, v)| (Some(k), v)).collect(),
+            Some(Object::List(items) | Object::Tuple(items)) => items.iter().map(|v| (None, v)).collect(),
             _ => return Ok(()),
         };
-        for (key, child) in named {
+        self.spend_visits(named.len())?;
+        for (i, (key, child)) in named.into_iter().enumerate() {
+            let key_len = match key {
+                Some(Value::Str(s)) => s.len(),
+                Some(_) => 20,
+                None => 20,
+            };
+            // The name is charged before it is built: prefix, separator, key.
+            self.spend_names(prefix.len() + 1 + key_len)?;
+            let key = match key {
+                Some(k) => match key_string(k) {
+                    Some(k) => k,
+                    None => continue,
+                },
+                None => i.to_string(),
+            };
             let name = if prefix.is_empty() { key } else { format!("{prefix}.{key}") };
-            self.flatten(&child, &name, out, depth + 1)?;
+            self.flatten(child, &name, out, depth + 1)?;
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ use std::ops::Range;
 use super::globals::{Global, Rebuild, StorageKind};
 use super::pickle::{Object, Pickle, Value};
 use crate::checkpoint::{Blob, ByteView, DType};
+use crate::text::shown;
 
 /// How deeply `_rebuild_parameter` / `_rebuild_from_type_v2` wrappers may nest.
 const MAX_WRAPPERS: usize = 8;
@@ -37,7 +38,7 @@ impl StorageRef {
         match &self.kind {
             StorageKind::Typed(d) => Ok(d.size()),
             StorageKind::Untyped => Ok(1),
-            StorageKind::Unsupported(name) => Err(format!("storage class {name} is not supported")),
+            StorageKind::Unsupported(name) => Err(format!("storage class {} is not supported", shown(name))),
         }
     }
 }
@@ -90,7 +91,7 @@ fn rebuild(pickle: &Pickle, kind: &Rebuild, args: &[Value], depth: usize) -> Res
             let storage = storage_ref(pickle, arg(0)?)?;
             let StorageKind::Typed(dtype) = storage.kind else {
                 return Err(match &storage.kind {
-                    StorageKind::Unsupported(name) => format!("storage class {name} is not supported"),
+                    StorageKind::Unsupported(name) => format!("storage class {} is not supported", shown(name)),
                     _ => "an untyped storage without a dtype".into(),
                 });
             };
@@ -104,12 +105,12 @@ fn rebuild(pickle: &Pickle, kind: &Rebuild, args: &[Value], depth: usize) -> Res
             let dtype = match pickle.object(arg(6)?) {
                 Some(Object::Global(Global::DType(Some(d), _))) => *d,
                 Some(Object::Global(Global::DType(None, name))) => {
-                    return Err(format!("dtype {name} is not supported"));
+                    return Err(format!("dtype {} is not supported", shown(name)));
                 }
                 _ => return Err("_rebuild_tensor_v3 without a dtype".into()),
             };
             if let StorageKind::Unsupported(name) = &storage.kind {
-                return Err(format!("storage class {name} is not supported"));
+                return Err(format!("storage class {} is not supported", shown(name)));
             }
             check_metadata(pickle, args.get(7))?;
             layout(pickle, storage, dtype, &args[1..])
@@ -132,7 +133,9 @@ fn rebuild(pickle: &Pickle, kind: &Rebuild, args: &[Value], depth: usize) -> Res
             let inner_args = pickle.tuple(arg(2)?).ok_or("rebuild arguments are not a tuple")?;
             rebuild(pickle, inner, inner_args, depth + 1)
         }
-        Rebuild::Unsupported(name) => Err(format!("{name} tensors (sparse/quantized/meta/nested) are not supported")),
+        Rebuild::Unsupported(name) => {
+            Err(format!("{} tensors (sparse/quantized/meta/nested) are not supported", shown(name)))
+        }
     }
 }
 
@@ -157,7 +160,7 @@ fn check_metadata(pickle: &Pickle, metadata: Option<&Value>) -> Result<(), Strin
     };
     for (key, value) in &dict.entries {
         if let (Value::Str(k), Value::Bool(true)) = (key, value) {
-            return Err(format!("tensors with the '{k}' view bit are not supported"));
+            return Err(format!("tensors with the '{}' view bit are not supported", shown(k)));
         }
     }
     Ok(())
@@ -172,7 +175,7 @@ fn storage_ref(pickle: &Pickle, value: &Value) -> Result<StorageRef, String> {
         return Err("storage persistent id is not ('storage', class, key, location, numel)".into());
     };
     if &**tag != "storage" {
-        return Err(format!("unknown persistent id type '{tag}'"));
+        return Err(format!("unknown persistent id type '{}'", shown(tag)));
     }
     let Some(Object::Global(Global::Storage(kind))) = pickle.object(class) else {
         return Err("storage persistent id does not name a storage class".into());
@@ -249,7 +252,7 @@ pub fn materialize(
     if needed > storage.len() {
         return Err(format!(
             "tensor needs {needed} bytes of its storage '{}' but the storage has only {}",
-            spec.storage.key,
+            shown(&spec.storage.key),
             storage.len()
         ));
     }
@@ -260,6 +263,14 @@ pub fn materialize(
     }
     if nbytes > max_copy {
         return Err(format!("tensor would expand to {nbytes} bytes, more than the file size justifies"));
+    }
+    // Gathering from a storage still deflated inflates all of it first: that counts as a copy too.
+    if storage.blob.is_deferred() && nbytes.saturating_add(storage.blob.len()) > max_copy {
+        return Err(format!(
+            "tensor is gathered from a compressed storage of {} bytes, more than the file size justifies \
+             inflating at open",
+            storage.blob.len()
+        ));
     }
     let mut out = gather(storage.as_slice(), spec, elem, numel);
     if swap {
