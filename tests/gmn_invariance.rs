@@ -202,3 +202,71 @@ fn gmn_is_invariant_on_hostile_permuted_sirens() {
     }
     eprintln!("worst relative embedding difference: {worst:.2e}");
 }
+
+/// `gmnscope infer` as a user runs it: a GMN trained on a small zoo, then a SIREN with the
+/// large weights of the hostile case and a copy with its hidden neurons permuted, written as
+/// safetensors files: the same prediction, probabilities and embedding (1e-4 relative), for the
+/// default weights-only GMN and for the probe-features ablation.
+#[test]
+fn infer_gives_a_permuted_siren_the_same_answer() {
+    use std::process::Command;
+    let bin = crate::common::gmnscope_bin();
+    let tmp = tempfile::tempdir().unwrap();
+    let zoo = tmp.path().join("zoo");
+    let run = |args: &[&str]| {
+        let out = Command::new(&bin).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    run(&["fit-inrs", "--demo", "--count", "24", "--steps", "20", "--out", zoo.to_str().unwrap()]);
+    let mut rng = SplitMix64::new(99);
+    let layers = siren(&mut rng, Magnitude::Large);
+    let perms = vec![shuffled(32, &mut rng), shuffled(32, &mut rng)];
+    let files: Vec<std::path::PathBuf> = [layers.clone(), permute(&WIDTHS, &layers, &perms)]
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let tensors: Vec<_> = l
+                .iter()
+                .enumerate()
+                .flat_map(|(k, (w, b))| {
+                    [
+                        gmnscope::checkpoint::writer::OwnedTensor::f32(
+                            format!("seq.{k}.weight"),
+                            vec![WIDTHS[k + 1], WIDTHS[k]],
+                            w,
+                        ),
+                        gmnscope::checkpoint::writer::OwnedTensor::f32(format!("seq.{k}.bias"), vec![WIDTHS[k + 1]], b),
+                    ]
+                })
+                .collect();
+            let path = tmp.path().join(format!("siren{i}.safetensors"));
+            std::fs::write(&path, gmnscope::checkpoint::writer::to_safetensors_bytes(&tensors)).unwrap();
+            path
+        })
+        .collect();
+    for (name, extra) in [("weights-only", vec![]), ("probes", vec!["--probe", "16"])] {
+        let run_dir = tmp.path().join(name);
+        let mut args =
+            vec!["train", "--zoo", zoo.to_str().unwrap(), "--out", run_dir.to_str().unwrap(), "--epochs", "2"];
+        args.extend(["--hidden", "16", "--layers", "2", "--batch", "8", "--warmup", "0"]);
+        args.extend(extra);
+        run(&args);
+        let answers: Vec<serde_json::Value> = files
+            .iter()
+            .map(|f| {
+                let out = run(&["infer", "--gmn", run_dir.to_str().unwrap(), f.to_str().unwrap(), "--json"]);
+                serde_json::from_slice(&out).unwrap()
+            })
+            .collect();
+        let floats = |v: &serde_json::Value, key: &str| -> Vec<f32> {
+            v[key].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+        };
+        let (e0, e1) = (floats(&answers[0], "embedding"), floats(&answers[1], "embedding"));
+        let scale = e0.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(max_diff(&e0, &e1) <= 1e-4 * scale, "{name}: embeddings differ by {}", max_diff(&e0, &e1) / scale);
+        let (p0, p1) = (floats(&answers[0], "probabilities"), floats(&answers[1], "probabilities"));
+        assert!(max_diff(&p0, &p1) <= 1e-4, "{name}: probabilities differ by {}", max_diff(&p0, &p1));
+        assert_eq!(answers[0]["prediction"], answers[1]["prediction"], "{name}");
+    }
+}
