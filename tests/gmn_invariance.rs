@@ -225,25 +225,7 @@ fn infer_gives_a_permuted_siren_the_same_answer() {
     let files: Vec<std::path::PathBuf> = [layers.clone(), permute(&WIDTHS, &layers, &perms)]
         .iter()
         .enumerate()
-        .map(|(i, l)| {
-            let tensors: Vec<_> = l
-                .iter()
-                .enumerate()
-                .flat_map(|(k, (w, b))| {
-                    [
-                        gmnscope::checkpoint::writer::OwnedTensor::f32(
-                            format!("seq.{k}.weight"),
-                            vec![WIDTHS[k + 1], WIDTHS[k]],
-                            w,
-                        ),
-                        gmnscope::checkpoint::writer::OwnedTensor::f32(format!("seq.{k}.bias"), vec![WIDTHS[k + 1]], b),
-                    ]
-                })
-                .collect();
-            let path = tmp.path().join(format!("siren{i}.safetensors"));
-            std::fs::write(&path, gmnscope::checkpoint::writer::to_safetensors_bytes(&tensors)).unwrap();
-            path
-        })
+        .map(|(i, l)| write_siren(&tmp.path().join(format!("siren{i}.safetensors")), l))
         .collect();
     for (name, extra) in [("weights-only", vec![]), ("probes", vec!["--probe", "16"])] {
         let run_dir = tmp.path().join(name);
@@ -269,4 +251,59 @@ fn infer_gives_a_permuted_siren_the_same_answer() {
         assert!(max_diff(&p0, &p1) <= 1e-4, "{name}: probabilities differ by {}", max_diff(&p0, &p1));
         assert_eq!(answers[0]["prediction"], answers[1]["prediction"], "{name}");
     }
+}
+
+/// A NaN or out-of-range weight is refused by `infer` with the tensor named, not answered with a
+/// class.
+#[test]
+fn infer_refuses_non_finite_weights_naming_the_tensor() {
+    use std::process::Command;
+    let bin = crate::common::gmnscope_bin();
+    let tmp = tempfile::tempdir().unwrap();
+    let zoo = tmp.path().join("zoo");
+    let run_dir = tmp.path().join("run");
+    for args in [
+        vec!["fit-inrs", "--demo", "--count", "12", "--steps", "5", "--out", zoo.to_str().unwrap()],
+        vec![
+            "train",
+            "--zoo",
+            zoo.to_str().unwrap(),
+            "--out",
+            run_dir.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--hidden",
+            "8",
+        ],
+    ] {
+        let out = Command::new(&bin).args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut layers = siren(&mut SplitMix64::new(3), Magnitude::Small);
+    layers[1].0[17] = f32::NAN;
+    let path = write_siren(&tmp.path().join("nan.safetensors"), &layers);
+    let out = Command::new(&bin)
+        .args(["infer", "--gmn", run_dir.to_str().unwrap(), path.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("seq.1.weight") && err.contains("not finite") && err.contains("nan.safetensors"), "{err}");
+}
+
+/// Writes a SIREN 2-32-32-1 as a safetensors file with the DWSNets names.
+fn write_siren(path: &std::path::Path, layers: &[(Vec<f32>, Vec<f32>)]) -> std::path::PathBuf {
+    use gmnscope::checkpoint::writer::{OwnedTensor, to_safetensors_bytes};
+    let tensors: Vec<OwnedTensor> = layers
+        .iter()
+        .enumerate()
+        .flat_map(|(k, (w, b))| {
+            [
+                OwnedTensor::f32(format!("seq.{k}.weight"), vec![WIDTHS[k + 1], WIDTHS[k]], w),
+                OwnedTensor::f32(format!("seq.{k}.bias"), vec![WIDTHS[k + 1]], b),
+            ]
+        })
+        .collect();
+    std::fs::write(path, to_safetensors_bytes(&tensors)).unwrap();
+    path.to_path_buf()
 }

@@ -37,6 +37,9 @@ pub fn run(args: &InferArgs) -> anyhow::Result<()> {
     let (device, _, _) = device::resolve(choice);
     let (info, model) = load_run(&args.gmn, &device)?;
     let store = super::inspect::open_model(&args.file)?;
+    dataset::check_finite(&store)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{}: cannot run the GMN on it", args.file.display()))?;
     let (topology, weights) = dataset::graph_input(&store, info.gmn.undirected)
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("{}: cannot build its parameter graph", args.file.display()))?;

@@ -194,6 +194,13 @@ impl GmnConfig {
         }
     }
 
+    /// Number of weight layers (edge layer indices) of the networks the GMN was trained on, from
+    /// its input statistics; 0 when unknown.
+    pub fn trained_weight_layers(&self) -> usize {
+        let from_norm = self.edge_norm.iter().map(|n| n.layer.max(-1) + 1).max().unwrap_or(0).max(0) as usize;
+        from_norm.max(self.weight_scales.len())
+    }
+
     /// Whether the embedding holds the output neurons' mean state.
     pub fn reads_outputs(&self) -> bool {
         self.output_readout || self.probe.is_some()

@@ -215,6 +215,22 @@ impl GraphSet {
     }
 }
 
+/// Refuses a network with a weight that is not a finite f32 (NaN, infinity, or an f64 beyond f32
+/// range), naming the tensor and the entry: a GMN would otherwise answer with a class for a
+/// network it never saw (NaN probabilities, argmax picks a class).
+pub fn check_finite(store: &crate::checkpoint::TensorStore) -> Result<(), String> {
+    for t in store.tensors().iter().filter(|t| t.dtype.is_float()) {
+        if let Some((k, v)) = t.to_f32().iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            let why = if t.to_f64().get(k).is_some_and(|x| x.is_finite()) { "beyond f32 range" } else { "not finite" };
+            return Err(format!(
+                "tensor '{}' has a weight that is {why} ({v} at flat index {k}); the GMN needs finite weights",
+                crate::text::shown(&t.name)
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Architecture recovery + parameter graph + split into topology and weight column.
 pub fn graph_input(store: &crate::checkpoint::TensorStore, undirected: bool) -> Result<(Topology, Vec<f32>), String> {
     let arch = crate::arch::recover(store);

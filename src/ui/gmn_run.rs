@@ -321,7 +321,18 @@ fn config_grid(ui: &mut egui::Ui, gmn: &LoadedGmn) {
             ("Classes", classes),
             ("Readout", format!("{:?}", c.readout).to_lowercase()),
             ("Graph", if c.undirected { "undirected" } else { "directed" }.to_string()),
-            ("Weight layers", c.weight_scales.len().to_string()),
+            ("Weight layers", c.trained_weight_layers().to_string()),
+            (
+                "Aggregation",
+                if c.aggregation == crate::models::Aggregation::Pna { "PNA" } else { "mean (EdgeMPNN)" }.to_string(),
+            ),
+            (
+                "Inputs",
+                match c.probe {
+                    Some(p) => format!("weights + {} probe points", p.points),
+                    None => "weights only".to_string(),
+                },
+            ),
         ];
         for (k, v) in rows {
             ui.label(RichText::new(k).weak());
@@ -425,7 +436,8 @@ impl InferJob {
         node_alignment::node_order(&graph).map_err(|e| format!("{title}: {e}"))?;
         let (topology, weights) = Topology::from_graph(&graph, self.info.gmn.undirected)?;
         let layers = weight_layer_count(topology.edge_features.iter().map(|f| f[0]));
-        check_weight_layers(layers, self.info.gmn.weight_scales.len()).map_err(|e| format!("{title}: {e}"))?;
+        check_weight_layers(layers, self.info.gmn.trained_weight_layers()).map_err(|e| format!("{title}: {e}"))?;
+        crate::train::dataset::check_finite(&self.store).map_err(|e| format!("{title}: {e}"))?;
         check_alignment(&topology.node_features, &self.drawn).map_err(|e| format!("{title}: {e}"))?;
         r.check()?;
         r.progress("running the GMN", Some(0.2));
