@@ -10,7 +10,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use gmnscope::data::{Split, Target};
 use gmnscope::models::probe::{ProbeActivation, ProbeConfig};
-use gmnscope::models::{Gmn, GmnConfig, GraphInput, Readout};
+use gmnscope::models::{Aggregation, Gmn, GmnConfig, GraphInput, Readout};
 use gmnscope::rng::SplitMix64;
 use gmnscope::train::fused::FusedEngine;
 use gmnscope::train::step::{self, StepInput, to_vec};
@@ -44,11 +44,20 @@ fn zoo_of(widths: &[usize], n: usize, regression: bool) -> GraphSet {
     GraphSet::new(samples, if regression { None } else { Some(3) }).unwrap()
 }
 
-/// The GMN under test; `recipe` switches on the weights-only recipe's inputs: messages both ways
-/// with a direction tag, per-class standardisation (a shift as well as a scale), the output
-/// neurons' readout.
-fn model(data: &GraphSet, readout: Readout, probe: bool, recipe: bool, device: &Device) -> Gmn {
+/// Which GMN: the plain EdgeMPNN of earlier runs, the weights-only recipe's inputs (messages both
+/// ways with a direction tag, per-class standardisation with a shift as well as a scale, bias node
+/// features, the output neurons' readout), or those with PNA's aggregation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Variant {
+    Plain,
+    Recipe,
+    RecipePna,
+}
+
+fn model(data: &GraphSet, readout: Readout, probe: bool, variant: Variant, device: &Device) -> Gmn {
+    let recipe = variant != Variant::Plain;
     let config = GmnConfig {
+        aggregation: if variant == Variant::RecipePna { Aggregation::Pna } else { Aggregation::Mean },
         hidden: 16,
         layers: 2,
         readout,
@@ -86,15 +95,15 @@ fn flat(model: &Gmn, grads: &GradientsParams) -> Vec<Option<Vec<f32>>> {
 }
 
 fn check(readout: Readout, probe: bool, regression: bool, workers: usize) {
-    check_on(zoo(10, regression), readout, probe, false, regression, workers);
+    check_on(zoo(10, regression), readout, probe, Variant::Plain, regression, workers);
 }
 
-fn check_on(data: GraphSet, readout: Readout, probe: bool, recipe: bool, regression: bool, workers: usize) {
+fn check_on(data: GraphSet, readout: Readout, probe: bool, variant: Variant, regression: bool, workers: usize) {
     let (target_mean, target_std) = if regression { data.target_stats() } else { (0.0, 1.0) };
     let device = Device::flex();
     let autodiff = device.clone().autodiff();
-    let model = model(&data, readout, probe, recipe, &autodiff);
-    let what = format!("{readout:?}, probe {probe}, recipe {recipe}, regression {regression}, {workers} workers");
+    let model = model(&data, readout, probe, variant, &autodiff);
+    let what = format!("{readout:?}, probe {probe}, {variant:?}, regression {regression}, {workers} workers");
     let indices: Vec<usize> = (0..data.samples.len()).collect();
 
     // Outputs.
@@ -166,21 +175,28 @@ fn fused_engine_matches_burn_with_an_edge_readout_and_probes() {
 fn fused_engine_matches_burn_across_edge_tiles() {
     let data = zoo_of(&WIDE, 6, false);
     assert!(data.shared.as_ref().unwrap().num_edges() > 2 * 128);
-    check_on(data, Readout::Both, true, false, false, 2);
+    check_on(data, Readout::Both, true, Variant::Plain, false, 2);
 }
 
 #[test]
 fn fused_engine_matches_burn_with_the_weights_only_recipe() {
-    check_on(zoo(10, false), Readout::Both, false, true, false, 2);
-    check_on(zoo(8, true), Readout::Nodes, false, true, true, 1);
-    check_on(zoo_of(&WIDE, 6, false), Readout::Edges, false, true, false, 3);
+    check_on(zoo(10, false), Readout::Both, false, Variant::Recipe, false, 2);
+    check_on(zoo(8, true), Readout::Nodes, false, Variant::Recipe, true, 1);
+    check_on(zoo_of(&WIDE, 6, false), Readout::Edges, false, Variant::Recipe, false, 3);
+}
+
+#[test]
+fn fused_engine_matches_burn_with_pna_aggregation() {
+    check_on(zoo(10, false), Readout::Both, false, Variant::RecipePna, false, 2);
+    check_on(zoo(8, true), Readout::Nodes, true, Variant::RecipePna, true, 1);
+    check_on(zoo_of(&WIDE, 6, false), Readout::Edges, false, Variant::RecipePna, false, 3);
 }
 
 #[test]
 fn fused_engine_is_deterministic_for_a_worker_count() {
     let data = zoo(10, false);
     let device = Device::flex();
-    let model = model(&data, Readout::Both, true, false, &device.clone().autodiff());
+    let model = model(&data, Readout::Both, true, Variant::Plain, &device.clone().autodiff());
     let mut engine = FusedEngine::new(&model, &data).unwrap();
     let indices: Vec<usize> = (0..10).collect();
     let a = engine.flat_gradients(&model, &data, &indices, 0.0, 1.0, 2).unwrap().0;

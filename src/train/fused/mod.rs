@@ -20,7 +20,7 @@
 //!
 //! Modules: [`params`] (flat layout, burn bridge), [`plan`] (host topology), [`encoders`]
 //! (per-step constants), [`pass`] (one graph forward + backward), [`kernels`] (GEMM, LayerNorm,
-//! SiLU, gathers).
+//! SiLU, gathers), [`pna`] (PNA's aggregation and its backward pass).
 
 pub mod block0;
 pub mod encoders;
@@ -28,6 +28,7 @@ pub mod kernels;
 pub mod params;
 pub mod pass;
 pub mod plan;
+pub mod pna;
 
 use burn::optim::GradientsParams;
 use burn::tensor::Device;
@@ -56,9 +57,6 @@ impl FusedEngine {
             .as_ref()
             .ok_or("the fused CPU engine needs networks of one architecture (a shared topology)")?;
         let config = model.config();
-        if config.aggregation != crate::models::Aggregation::Mean {
-            return Err("the fused CPU engine runs the EdgeMPNN's mean aggregation only (PNA runs on burn)".into());
-        }
         if config.readout == Readout::Edges && !config.reads_outputs() {
             return Err("the fused CPU engine does not support an edges-only readout without a node readout".into());
         }

@@ -47,6 +47,8 @@ pub struct Layout {
     pub outputs: usize,
     /// Probe points `K` (0 without probe features).
     pub probe_points: usize,
+    /// Aggregates the message projection reads (1: the mean; 8: PNA).
+    pub agg_width: usize,
     pub readout: Readout,
     /// Width of the graph embedding the head reads.
     pub embedding: usize,
@@ -129,7 +131,7 @@ impl Layout {
                 msg_src: b.take(&[h, h]),
                 msg_edge_w: b.take(&[h, h]),
                 msg_edge_b: b.take(&[h]),
-                msg_out_w: b.take(&[h, h]),
+                msg_out_w: b.take(&[c.aggregation.width() * h, h]),
                 msg_out_b: b.take(&[h]),
                 node_self_w: b.take(&[h, h]),
                 node_self_b: b.take(&[h]),
@@ -154,6 +156,7 @@ impl Layout {
             h,
             outputs: c.outputs,
             probe_points,
+            agg_width: c.aggregation.width(),
             readout: c.readout,
             embedding,
             node_layer_w,

@@ -18,6 +18,7 @@ use super::kernels::{
 };
 use super::params::{BlockOffsets, Layout};
 use super::plan::Plan;
+use super::pna::PnaCache;
 use crate::models::Readout;
 use crate::models::probe::ProbeActivation;
 
@@ -37,12 +38,15 @@ struct BlockCache {
     agg: Vec<f32>,
     z3: Vec<f32>,
     d3: Vec<f32>,
+    /// PNA's aggregates (`None` for the EdgeMPNN's mean).
+    pna: Option<PnaCache>,
 }
 
 impl BlockCache {
-    fn new(n: usize, m: usize, h: usize) -> Self {
+    fn new(n: usize, m: usize, h: usize, pna: bool) -> Self {
         let (nh, mh) = (vec![0.0; n * h], vec![0.0; m * h]);
         Self {
+            pna: pna.then(|| PnaCache::new(n, m, h)),
             xhat: nh.clone(),
             x_rstd: vec![0.0; n],
             xn: nh.clone(),
@@ -117,6 +121,8 @@ pub struct Workspace {
     dqs: Vec<f32>,
     dmean: Vec<f32>,
     dagg: Vec<f32>,
+    /// `[N, 8h]` with PNA (empty otherwise): the gradient of the aggregates.
+    daggin: Vec<f32>,
     da3: Vec<f32>,
     ln_scratch: Vec<f32>,
     demb: Vec<f32>,
@@ -139,7 +145,7 @@ impl Workspace {
         let nh = vec![0.0; n * h];
         let mh = vec![0.0; m * h];
         Self {
-            blocks: (0..layout.blocks.len()).map(|_| BlockCache::new(n, m, h)).collect(),
+            blocks: (0..layout.blocks.len()).map(|_| BlockCache::new(n, m, h, layout.agg_width > 1)).collect(),
             edges: (0..=layout.blocks.len()).map(|_| mh.clone()).collect(),
             x: nh.clone(),
             weights: vec![0.0; m],
@@ -172,6 +178,7 @@ impl Workspace {
             dqs: nh.clone(),
             dmean: nh.clone(),
             dagg: nh.clone(),
+            daggin: if layout.agg_width > 1 { vec![0.0; n * layout.agg_width * h] } else { Vec::new() },
             da3: nh.clone(),
             ln_scratch: vec![0.0; 2 * h],
             demb: vec![0.0; layout.embedding],
@@ -409,13 +416,19 @@ fn block_forward(
     matmul(pre, m, h, h, e_next, false, &p[o.msg_edge_w..], false, false);
     add_bias_gathers(pre, h, &p[o.msg_edge_b..], qs, &plan.src, None);
     silu_with_derivative(pre, z2, &mut c.d2);
-    c.mean.fill(0.0);
-    scatter_add(&mut c.mean, h, z2, &plan.dst);
-    for (v, row) in c.mean.chunks_exact_mut(h).enumerate() {
-        let s = plan.inv_in_degree[v];
-        row.iter_mut().for_each(|r| *r *= s);
+    if let Some(pna) = &mut c.pna {
+        pna.z.copy_from_slice(z2);
+        pna.forward(plan, h);
+        matmul(&mut c.agg, n, h, 8 * h, &pna.aggin, false, &p[o.msg_out_w..], false, false);
+    } else {
+        c.mean.fill(0.0);
+        scatter_add(&mut c.mean, h, z2, &plan.dst);
+        for (v, row) in c.mean.chunks_exact_mut(h).enumerate() {
+            let s = plan.inv_in_degree[v];
+            row.iter_mut().for_each(|r| *r *= s);
+        }
+        matmul(&mut c.agg, n, h, h, &c.mean, false, &p[o.msg_out_w..], false, false);
     }
-    matmul(&mut c.agg, n, h, h, &c.mean, false, &p[o.msg_out_w..], false, false);
     let b_mo = &p[o.msg_out_b..o.msg_out_b + h];
     for (v, row) in c.agg.chunks_exact_mut(h).enumerate() {
         if plan.has_in[v] {
@@ -591,20 +604,26 @@ fn block_backward(ws: &mut Workspace, l: usize, p: &[f32], plan: &Plan, layout: 
     matmul(&mut ws.dxn, n, h, h, &ws.da3, false, &p[o.node_self_w..], true, false);
     matmul(&mut g[o.node_agg..], h, h, n, &c.agg, true, &ws.da3, false, true);
     matmul(&mut ws.dagg, n, h, h, &ws.da3, false, &p[o.node_agg..], true, false);
-    // agg = mean W_mo + has_in b_mo
-    matmul(&mut g[o.msg_out_w..], h, h, n, &c.mean, true, &ws.dagg, false, true);
+    // agg = mean W_mo + has_in b_mo (PNA: aggregates W_mo + has_in b_mo)
     for (v, row) in ws.dagg.chunks_exact(h).enumerate() {
         if plan.has_in[v] {
             g[o.msg_out_b..o.msg_out_b + h].iter_mut().zip(row).for_each(|(a, d)| *a += d);
         }
     }
-    matmul(&mut ws.dmean, n, h, h, &ws.dagg, false, &p[o.msg_out_w..], true, false);
-    for (v, row) in ws.dmean.chunks_exact_mut(h).enumerate() {
-        let s = plan.inv_in_degree[v];
-        row.iter_mut().for_each(|r| *r *= s);
+    if let Some(pna) = &c.pna {
+        matmul(&mut g[o.msg_out_w..], 8 * h, h, n, &pna.aggin, true, &ws.dagg, false, true);
+        matmul(&mut ws.daggin, n, 8 * h, h, &ws.dagg, false, &p[o.msg_out_w..], true, false);
+        pna.backward(plan, h, &ws.daggin, &c.d2, &mut ws.da2, &mut g[o.msg_edge_b..]);
+    } else {
+        matmul(&mut g[o.msg_out_w..], h, h, n, &c.mean, true, &ws.dagg, false, true);
+        matmul(&mut ws.dmean, n, h, h, &ws.dagg, false, &p[o.msg_out_w..], true, false);
+        for (v, row) in ws.dmean.chunks_exact_mut(h).enumerate() {
+            let s = plan.inv_in_degree[v];
+            row.iter_mut().for_each(|r| *r *= s);
+        }
+        // mean = scatter(dst, silu(a2)) / deg; a2 = e' W_me + b_me + qs[src]
+        gather_scale_sum(&mut ws.da2, h, &ws.dmean, &plan.dst, &c.d2, &mut g[o.msg_edge_b..]);
     }
-    // mean = scatter(dst, silu(a2)) / deg; a2 = e' W_me + b_me + qs[src]
-    gather_scale_sum(&mut ws.da2, h, &ws.dmean, &plan.dst, &c.d2, &mut g[o.msg_edge_b..]);
     matmul(&mut g[o.msg_edge_w..], h, h, m, e_next, true, &ws.da2, false, true);
     matmul(&mut ws.de, m, h, h, &ws.da2, false, &p[o.msg_edge_w..], true, true);
     ws.dqs.fill(0.0);

@@ -22,6 +22,8 @@ pub struct Plan {
     /// 1 / in-degree (0 for nodes without incoming edges), and whether a node has any.
     pub inv_in_degree: Vec<f32>,
     pub has_in: Vec<bool>,
+    /// PNA's amplification scaler per node (`models::topology::amplification_scaler`).
+    pub amplification: Vec<f32>,
     pub node_layer: Vec<f32>,
     pub node_order: Vec<f32>,
     pub node_type: Vec<usize>,
@@ -106,6 +108,7 @@ impl Plan {
             dst: topo.dst.clone(),
             inv_in_degree: in_degree.iter().map(|&d| if d > 0 { 1.0 / d as f32 } else { 0.0 }).collect(),
             has_in: in_degree.iter().map(|&d| d > 0).collect(),
+            amplification: crate::models::topology::amplification_scaler(&in_degree),
             node_layer: topo.node_features.iter().map(|f| f[0] as f32).collect(),
             node_order: topo.node_features.iter().map(|f| f[1] as f32).collect(),
             node_type: topo.node_features.iter().map(|f| f[2].clamp(0, NODE_TYPES as i64 - 1) as usize).collect(),
