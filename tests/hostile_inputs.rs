@@ -191,13 +191,7 @@ fn protocol_0_integers_are_capped_at_python_digits() {
     let mut body = b"(I".to_vec();
     body.extend(std::iter::repeat_n(b'7', 60_000));
     body.extend_from_slice(b"\nt");
-    let mut legacy = pickle(b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19");
-    legacy.extend(pickle(b"M\xe9\x03"));
-    legacy.extend(pickle(b"}"));
-    legacy.extend(b"\x80\x02");
-    legacy.extend(&body);
-    legacy.push(b'.');
-    let path = write(dir.path(), "long_int.pt", &legacy);
+    let path = write(dir.path(), "long_int.pt", &legacy_file(&body));
     let err = checkpoint::open(&path).expect_err("refused").to_string();
     assert!(err.contains("long_int.pt") && err.contains("4300"), "{err}");
 
@@ -205,11 +199,7 @@ fn protocol_0_integers_are_capped_at_python_digits() {
     let mut ok = b"(L1".to_vec();
     ok.extend(std::iter::repeat_n(b'0', 4299));
     ok.extend_from_slice(b"L\nt");
-    let mut legacy = pickle(b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19");
-    legacy.extend(pickle(b"M\xe9\x03"));
-    legacy.extend(pickle(b"}"));
-    legacy.extend(pickle(&ok));
-    let path = write(dir.path(), "max_int.pt", &legacy);
+    let path = write(dir.path(), "max_int.pt", &legacy_file(&ok));
     let err = checkpoint::open(&path).expect_err("no tensors").to_string();
     assert!(err.contains("storage key list") || err.contains("no tensors"), "parsed past the integer: {err}");
 }
@@ -478,4 +468,14 @@ fn random_opcode_programs_stay_within_bounds() {
             Err(e) => assert!(e.to_string().starts_with("random.pt: "), "{e}"),
         }
     }
+}
+
+/// A legacy torch file (magic number, protocol, system info) whose state dict is the protocol-2
+/// pickle body `body` (without its opcode 0x80 header and STOP).
+fn legacy_file(body: &[u8]) -> Vec<u8> {
+    let mut legacy = pickle(b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19");
+    legacy.extend(pickle(b"M\xe9\x03"));
+    legacy.extend(pickle(b"}"));
+    legacy.extend(pickle(body));
+    legacy
 }

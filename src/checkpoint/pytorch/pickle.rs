@@ -189,21 +189,28 @@ const STRING_OVERHEAD: usize = 16;
 /// Unpickles one pickle from the start of `data`; returns it and the number of bytes it took
 /// (the legacy torch format stores several pickles back to back).
 pub fn unpickle(data: &[u8]) -> Result<(Pickle, usize), PickleError> {
-    let mut machine = Machine {
-        data,
-        pos: 0,
-        op_pos: 0,
-        stack: Vec::new(),
-        stack_high: 0,
-        marks: Vec::new(),
-        marks_high: 0,
-        memo: HashMap::new(),
-        objects: Vec::new(),
-        memory: Meter::new(budget::memory_limit(data.len())),
-        work: Meter::new(budget::work_limit(data.len())),
-    };
+    let mut machine = Machine::new(data, budget::memory_limit(data.len()), budget::work_limit(data.len()));
     let root = machine.run()?;
     Ok((Pickle { objects: machine.objects, root, stream_len: machine.pos }, machine.pos))
+}
+
+impl<'a> Machine<'a> {
+    /// A machine at the start of `data` with the given memory and work allowances.
+    fn new(data: &'a [u8], memory_limit: usize, work_limit: usize) -> Self {
+        Machine {
+            data,
+            pos: 0,
+            op_pos: 0,
+            stack: Vec::new(),
+            stack_high: 0,
+            marks: Vec::new(),
+            marks_high: 0,
+            memo: HashMap::new(),
+            objects: Vec::new(),
+            memory: Meter::new(memory_limit),
+            work: Meter::new(work_limit),
+        }
+    }
 }
 
 struct Machine<'a> {
@@ -1324,19 +1331,7 @@ mod tests {
 
     /// The memory estimate of running `bytes` with no limit.
     fn estimate(bytes: &[u8]) -> usize {
-        let mut machine = Machine {
-            data: bytes,
-            pos: 0,
-            op_pos: 0,
-            stack: Vec::new(),
-            stack_high: 0,
-            marks: Vec::new(),
-            marks_high: 0,
-            memo: HashMap::new(),
-            objects: Vec::new(),
-            memory: Meter::new(usize::MAX),
-            work: Meter::new(usize::MAX),
-        };
+        let mut machine = Machine::new(bytes, usize::MAX, usize::MAX);
         machine.run().unwrap();
         usize::MAX - machine.memory.left()
     }
