@@ -53,6 +53,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Only for the headless commands: the app talks to sockets (display, portals) where a
+    // closed peer must be an error, not a signal that ends it.
+    if cli.command.is_some() {
+        restore_default_sigpipe();
+    }
     init_logging();
     let result = match cli.command {
         Some(Command::Inspect(args)) => cli::inspect::run(&args),
@@ -99,5 +104,15 @@ fn report_peak_memory() {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
         eprintln!("peak RSS: {}", line.trim_start_matches("VmHWM:").trim());
+    }
+}
+
+/// Rust ignores SIGPIPE, so printing to a closed pipe (`gmnscope infer ... | head`) panics.
+/// A command-line tool should end quietly there, as `cat` does: restore the default action.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; only resets a signal action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -143,3 +143,20 @@ fn graph_export_is_readable_by_numpy() {
     }
     let _ = Path::new(&out_path);
 }
+
+/// `gmnscope inspect ... | head -0`: a reader that closes the pipe ends the command quietly
+/// (SIGPIPE, as `cat`), without a panic message and backtrace on the terminal.
+#[test]
+fn a_closed_output_pipe_ends_quietly() {
+    use std::process::Stdio;
+    let mut child = Command::new(gmnscope_bin())
+        .args(["inspect", "demo:transformer"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run gmnscope");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
