@@ -21,8 +21,8 @@ use super::topology::Topology;
 use crate::rng::SplitMix64;
 
 /// Node type numbers of `graph::NodeType` that probe propagation understands.
-const NEURON: i64 = 0;
-const BIAS: i64 = 1;
+pub(crate) const NEURON: i64 = 0;
+pub(crate) const BIAS: i64 = 1;
 
 /// The input network's hidden activation and output offset.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

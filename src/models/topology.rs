@@ -325,7 +325,7 @@ impl BatchTopology {
 /// For every node of the union of `parts`, the (union) index of the forward edge from a bias
 /// node into it, if any. A bias node carries the layer index of the neurons it feeds.
 pub fn bias_edges(parts: &[&Topology]) -> Vec<Option<u32>> {
-    const BIAS: i64 = 1;
+    use super::probe::BIAS;
     let mut out = Vec::new();
     let mut edge_base = 0usize;
     for t in parts {

@@ -120,35 +120,15 @@ impl GraphSet {
     /// `1 / std` of the weights per edge layer index over the training split: puts the tiny
     /// hidden-layer weights of a SIREN and its larger first-layer weights on one scale.
     pub fn weight_scales(&self) -> Vec<f32> {
-        let mut sums: Vec<(f64, f64, u64)> = Vec::new();
-        for s in self.samples.iter().filter(|s| s.split == Split::Train) {
-            let topo = &s.input.topology;
-            for (k, f) in topo.edge_features.iter().enumerate() {
-                let Some(&w) = topo.weight_index.get(k).and_then(|&w| s.input.weights.get(w as usize)) else {
-                    continue;
-                };
-                let l = f[0].max(0.0) as usize;
-                if l >= 4096 || !w.is_finite() {
-                    continue;
-                }
-                if sums.len() <= l {
-                    sums.resize(l + 1, (0.0, 0.0, 0));
-                }
-                let slot = &mut sums[l];
-                slot.0 += w as f64;
-                slot.1 += (w as f64) * (w as f64);
-                slot.2 += 1;
-            }
-        }
-        sums.iter()
-            .map(|&(s, s2, n)| {
-                if n < 2 {
-                    return 1.0;
-                }
-                let mean = s / n as f64;
-                let var = (s2 / n as f64 - mean * mean).max(0.0);
-                let std = var.sqrt();
-                if std > 1e-12 && std.is_finite() { (1.0 / std) as f32 } else { 1.0 }
+        let moments = self.training_moments(|f| {
+            let l = f[0].max(0.0) as usize;
+            (l < 4096).then_some(l)
+        });
+        let layers = moments.keys().next_back().map_or(0, |&l| l + 1);
+        (0..layers)
+            .map(|l| match moments.get(&l).and_then(Moments::mean_std) {
+                Some((_, std)) => (1.0 / std) as f32,
+                None => 1.0,
             })
             .collect()
     }
@@ -159,42 +139,38 @@ impl GraphSet {
     /// scale). Reversed copies of undirected edges are not counted twice. Classes with fewer
     /// than two finite values or no spread are left out (their edges keep the raw value).
     pub fn edge_norm(&self) -> Vec<crate::models::config::EdgeNorm> {
-        use std::collections::BTreeMap;
-        let mut sums: BTreeMap<(i64, i64), (f64, f64, u64)> = BTreeMap::new();
+        let moments = self.training_moments(|f| {
+            let (layer, edge_type) = (f[0] as i64, f[1] as i64);
+            (edge_type < crate::models::config::REVERSED).then_some((layer, edge_type))
+        });
+        moments
+            .into_iter()
+            .filter_map(|((layer, edge_type), m)| {
+                let (mean, std) = m.mean_std()?;
+                Some(crate::models::config::EdgeNorm { layer, edge_type, mean: mean as f32, std: std as f32 })
+            })
+            .collect()
+    }
+
+    /// Sums of the finite training-split weights grouped by `key(edge features)` (edges whose
+    /// key is `None` are skipped).
+    fn training_moments<K: Ord>(&self, key: impl Fn(&[f32; 5]) -> Option<K>) -> std::collections::BTreeMap<K, Moments> {
+        let mut sums = std::collections::BTreeMap::new();
         for s in self.samples.iter().filter(|s| s.split == Split::Train) {
             let topo = &s.input.topology;
             for (k, f) in topo.edge_features.iter().enumerate() {
-                let (layer, edge_type) = (f[0] as i64, f[1] as i64);
-                if edge_type >= crate::models::config::REVERSED {
-                    continue;
-                }
                 let Some(&w) = topo.weight_index.get(k).and_then(|&w| s.input.weights.get(w as usize)) else {
                     continue;
                 };
-                if !w.is_finite() {
-                    continue;
+                if let Some(group) = key(f).filter(|_| w.is_finite()) {
+                    let m: &mut Moments = sums.entry(group).or_default();
+                    m.sum += w as f64;
+                    m.sum_sq += (w as f64) * (w as f64);
+                    m.count += 1;
                 }
-                let slot = sums.entry((layer, edge_type)).or_insert((0.0, 0.0, 0));
-                slot.0 += w as f64;
-                slot.1 += (w as f64) * (w as f64);
-                slot.2 += 1;
             }
         }
-        sums.into_iter()
-            .filter_map(|((layer, edge_type), (s, s2, n))| {
-                if n < 2 {
-                    return None;
-                }
-                let mean = s / n as f64;
-                let std = (s2 / n as f64 - mean * mean).max(0.0).sqrt();
-                (std > 1e-12 && std.is_finite() && std < 1e30).then_some(crate::models::config::EdgeNorm {
-                    layer,
-                    edge_type,
-                    mean: mean as f32,
-                    std: std as f32,
-                })
-            })
-            .collect()
+        sums
     }
 
     /// Mean and standard deviation of the regression targets on the training split.
@@ -229,6 +205,26 @@ pub fn check_finite(store: &crate::checkpoint::TensorStore) -> Result<(), String
         }
     }
     Ok(())
+}
+
+/// Running sums of a group of weights.
+#[derive(Clone, Copy, Debug, Default)]
+struct Moments {
+    sum: f64,
+    sum_sq: f64,
+    count: u64,
+}
+
+impl Moments {
+    /// Mean and (population) standard deviation, when there are two values and a usable spread.
+    fn mean_std(&self) -> Option<(f64, f64)> {
+        if self.count < 2 {
+            return None;
+        }
+        let mean = self.sum / self.count as f64;
+        let std = (self.sum_sq / self.count as f64 - mean * mean).max(0.0).sqrt();
+        (std > 1e-12 && std.is_finite() && std < 1e30).then_some((mean, std))
+    }
 }
 
 /// Architecture recovery + parameter graph + split into topology and weight column.

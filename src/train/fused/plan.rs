@@ -88,6 +88,8 @@ impl Plan {
                 .filter_map(|(v, e)| e.map(|e| (v as u32, e)))
                 .collect()
         });
+        let affine: Vec<(f32, f32)> =
+            topo.edge_features.iter().map(|f| config.edge_affine(f[0] as i64, f[1] as i64)).collect();
         let mut classes: std::collections::HashMap<[u32; 5], u32> = std::collections::HashMap::new();
         let (mut edge_class, mut class_rep) = (Vec::with_capacity(m), Vec::new());
         for (k, f) in topo.edge_features.iter().enumerate() {
@@ -115,8 +117,8 @@ impl Plan {
             edge_layer: topo.edge_features.iter().map(|f| f[0]).collect(),
             edge_type: topo.edge_features.iter().map(|f| config.edge_type_row(f[1] as i64)).collect(),
             edge_position: topo.edge_features.iter().map(|f| [f[2], f[3], f[4]]).collect(),
-            edge_scale: topo.edge_features.iter().map(|f| config.edge_affine(f[0] as i64, f[1] as i64).0).collect(),
-            edge_shift: topo.edge_features.iter().map(|f| config.edge_affine(f[0] as i64, f[1] as i64).1).collect(),
+            edge_scale: affine.iter().map(|a| a.0).collect(),
+            edge_shift: affine.iter().map(|a| a.1).collect(),
             weight_index: topo.weight_index.clone(),
             num_weights: topo.num_weights,
             probe,
