@@ -254,7 +254,7 @@ fn infer_gives_a_permuted_siren_the_same_answer() {
 }
 
 /// A NaN or out-of-range weight is refused by `infer` with the tensor named, not answered with a
-/// class.
+/// class; so is a network of another architecture than the GMN was trained on.
 #[test]
 fn infer_refuses_non_finite_weights_naming_the_tensor() {
     use std::process::Command;
@@ -289,6 +289,11 @@ fn infer_refuses_non_finite_weights_naming_the_tensor() {
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("seq.1.weight") && err.contains("not finite") && err.contains("nan.safetensors"), "{err}");
+
+    // A network of another architecture (a ResNet for a SIREN GMN) is refused as well.
+    let out = Command::new(&bin).args(["infer", "--gmn", run_dir.to_str().unwrap(), "demo:resnet"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("weight layers"));
 }
 
 /// Writes a SIREN 2-32-32-1 as a safetensors file with the DWSNets names.

@@ -43,6 +43,12 @@ pub fn run(args: &InferArgs) -> anyhow::Result<()> {
     let (topology, weights) = dataset::graph_input(&store, info.gmn.undirected)
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("{}: cannot build its parameter graph", args.file.display()))?;
+    // The same architecture check as the app's overlay: a GMN says nothing about networks
+    // with another number of weight layers than those it was trained on.
+    let layers = gmnscope::analysis::node_alignment::weight_layer_count(topology.edge_features.iter().map(|f| f[0]));
+    gmnscope::analysis::node_alignment::check_weight_layers(layers, info.gmn.trained_weight_layers())
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{}: cannot run the GMN on it", args.file.display()))?;
     let batch_topology = model.topology(&[&topology], &device).map_err(anyhow::Error::msg)?;
     let batch =
         GmnBatch::shared(Arc::new(batch_topology), &[weights.as_slice()], &device).map_err(anyhow::Error::msg)?;
