@@ -68,6 +68,7 @@ fn model(data: &GraphSet, readout: Readout, probe: bool, variant: Variant, devic
         direction_tag: recipe,
         output_readout: recipe,
         bias_features: recipe,
+        canonical_signs: false,
         seed: 5,
         probe: probe.then_some(ProbeConfig {
             points: 9,

@@ -160,6 +160,8 @@ fn gmn_is_invariant_on_hostile_permuted_sirens() {
                 output_readout: case.output_readout,
                 aggregation: case.aggregation,
                 bias_features: case.standardize,
+                // Sign canonicalisation rides with the recipe: it must commute with permutations.
+                canonical_signs: case.standardize && case.undirected,
             };
             let what = format!(
                 "{magnitude:?} trial {trial}, {:?}, readout {:?}, undirected {}, probe {}, standardize {}",
@@ -170,6 +172,11 @@ fn gmn_is_invariant_on_hostile_permuted_sirens() {
                 case.standardize
             );
             let model = Gmn::new(&config, &device).unwrap();
+            let prepared = |g: &GraphInput| GraphInput {
+                topology: g.topology.clone(),
+                weights: config.input_weights(&g.topology, &g.weights).into_owned(),
+            };
+            let (g0, g1) = (prepared(&g0), prepared(&g1));
             let (out0, emb0, nodes0) = burn_forward(&model, &g0, &device);
             let (out1, emb1, nodes1) = burn_forward(&model, &g1, &device);
             let scale = emb0.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);

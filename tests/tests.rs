@@ -12,6 +12,8 @@ mod formats_onnx;
 mod formats_pytorch;
 mod formats_safetensors;
 #[cfg(feature = "burn")]
+mod gmn_canonical;
+#[cfg(feature = "burn")]
 mod gmn_fused;
 #[cfg(feature = "burn")]
 mod gmn_invariance;

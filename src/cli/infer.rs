@@ -49,9 +49,9 @@ pub fn run(args: &InferArgs) -> anyhow::Result<()> {
     gmnscope::analysis::node_alignment::check_weight_layers(layers, info.gmn.trained_weight_layers())
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("{}: cannot run the GMN on it", args.file.display()))?;
+    let weights = info.gmn.input_weights(&topology, &weights);
     let batch_topology = model.topology(&[&topology], &device).map_err(anyhow::Error::msg)?;
-    let batch =
-        GmnBatch::shared(Arc::new(batch_topology), &[weights.as_slice()], &device).map_err(anyhow::Error::msg)?;
+    let batch = GmnBatch::shared(Arc::new(batch_topology), &[weights.as_ref()], &device).map_err(anyhow::Error::msg)?;
     let out = model.forward_states(&batch, true);
     let raw = to_vec(out.output);
     let embedding = to_vec(out.embedding);

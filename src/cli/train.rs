@@ -60,6 +60,11 @@ pub struct TrainArgs {
     /// Every neuron also gets its own (standardised) bias as a node feature.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub bias_features: String,
+    /// Sign-canonicalise every network first (each hidden neuron's bias made >= 0 by negating
+    /// its weights; a SIREN computes the same function): the GMN is then exactly invariant to
+    /// the sign flips of odd activations. For zoos of odd-activation networks (SIRENs) only.
+    #[arg(long, default_value = "off", value_parser = ["on", "off"])]
+    pub canonical_signs: String,
     /// Read out the output neurons' mean state next to the global means.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub output_readout: String,
@@ -108,6 +113,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         output_readout: args.output_readout == "on",
         aggregation: args.model.parse().map_err(anyhow::Error::msg)?,
         bias_features: args.bias_features == "on",
+        canonical_signs: args.canonical_signs == "on",
         epochs: args.epochs,
         batch_size: args.batch,
         lr: args.lr,

@@ -98,6 +98,11 @@ pub struct GmnConfig {
     /// lets a neuron's state differ from its layer's from the first block on, instead of
     /// reaching it as one message in a mean over all its neighbours.
     pub bias_features: bool,
+    /// Inputs are sign-canonicalised first (`models::canonical`): every hidden neuron's bias is
+    /// made >= 0 by negating the neuron's weights, which leaves an odd-activation network's
+    /// (a SIREN's) function unchanged. The GMN is then exactly invariant to these sign flips.
+    /// Only for networks with odd activations.
+    pub canonical_signs: bool,
 }
 
 /// Standardisation statistics of one edge class.
@@ -125,6 +130,7 @@ impl Default for GmnConfig {
             direction_tag: false,
             aggregation: Aggregation::Mean,
             bias_features: false,
+            canonical_signs: false,
         }
     }
 }
@@ -140,6 +146,17 @@ pub const REVERSED: i64 = EDGE_TYPES as i64;
 
 impl GmnConfig {
     /// Checks the sizes before any tensor is allocated.
+    /// The weight column as this GMN takes it: sign-canonicalised when the GMN was trained so
+    /// (borrowed otherwise). Every place that feeds a network to a trained GMN goes through here.
+    pub fn input_weights<'w>(&self, topology: &super::Topology, weights: &'w [f32]) -> std::borrow::Cow<'w, [f32]> {
+        if !self.canonical_signs {
+            return std::borrow::Cow::Borrowed(weights);
+        }
+        let mut owned = weights.to_vec();
+        super::canonical::canonicalise_signs(topology, &mut owned);
+        std::borrow::Cow::Owned(owned)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=4096).contains(&self.hidden) {
             return Err(format!("hidden size must be in 1..=4096, got {}", self.hidden));

@@ -14,6 +14,7 @@
 //!   linear after the mean).
 //! - [`gmn`]: the whole model, readout and head; [`GmnOutput`] can carry every layer's node
 //!   features (CKA, the GUI overlay).
+//! - [`canonical`]: sign canonicalisation of hidden neurons for odd activations (SIRENs).
 //! - [`init`]: deterministic initialisation from a seed (bit-for-bit repeatable runs).
 //!
 //! burn 0.22: no backend type parameter; the device (Flex, wgpu, `.autodiff()`) is chosen at run
@@ -21,6 +22,7 @@
 
 pub mod baseline;
 pub mod block;
+pub mod canonical;
 pub mod config;
 pub mod encoders;
 pub mod gmn;

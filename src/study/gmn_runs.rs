@@ -102,10 +102,15 @@ pub fn representations(
     let mut layers: Vec<(usize, Vec<f32>)> = vec![(h, Vec::with_capacity(probe.len() * h)); blocks];
     let mut predictions = Vec::with_capacity(probe.len());
     for chunk in probe.chunks(64) {
-        let columns: Vec<&[f32]> = chunk
+        // As the GMN takes them (sign-canonicalised when it was trained so).
+        let inputs: Vec<std::borrow::Cow<'_, [f32]>> = chunk
             .iter()
-            .map(|&i| data.samples.get(i).map(|s| s.input.weights.as_slice()).ok_or_else(|| anyhow!("bad probe index")))
+            .map(|&i| {
+                let s = data.samples.get(i).ok_or_else(|| anyhow!("bad probe index"))?;
+                Ok(model.config().input_weights(&s.input.topology, &s.input.weights))
+            })
             .collect::<anyhow::Result<_>>()?;
+        let columns: Vec<&[f32]> = inputs.iter().map(|c| c.as_ref()).collect();
         let batch = GmnBatch::shared(device_topology.clone(), &columns, device).map_err(|e| anyhow!(e))?;
         let out = model.forward_states(&batch, true);
         let b = chunk.len();

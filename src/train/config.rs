@@ -76,6 +76,8 @@ pub struct TrainConfig {
     pub aggregation: crate::models::Aggregation,
     /// Biases as node features as well (`GmnConfig::bias_features`).
     pub bias_features: bool,
+    /// Sign-canonicalise the networks first (`GmnConfig::canonical_signs`; odd activations only).
+    pub canonical_signs: bool,
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
@@ -113,6 +115,7 @@ impl Default for TrainConfig {
             output_readout: true,
             aggregation: crate::models::Aggregation::Mean,
             bias_features: true,
+            canonical_signs: false,
             epochs: 10,
             batch_size: 64,
             lr: 1e-3,
@@ -172,6 +175,7 @@ impl TrainConfig {
             direction_tag: self.undirected && self.direction_tag,
             aggregation: self.aggregation,
             bias_features: self.bias_features,
+            canonical_signs: self.canonical_signs,
         }
     }
 

@@ -42,6 +42,8 @@ pub struct GraphSet {
     pub shared: Option<Arc<Topology>>,
     /// How the networks map coordinates to pixels, for INR zoos (enables probe features).
     pub inr: Option<crate::data::siren::InrSpec>,
+    /// Every weight column is sign-canonicalised (`models::canonical`).
+    pub canonical_signs: bool,
 }
 
 impl GraphSet {
@@ -77,7 +79,7 @@ impl GraphSet {
                 all_shared = false;
             }
         }
-        Ok(Self { samples, task, shared: all_shared.then_some(first), inr: None })
+        Ok(Self { samples, task, shared: all_shared.then_some(first), inr: None, canonical_signs: false })
     }
 
     /// Opens a zoo and converts every network (arch recovery + parameter graph); `progress(i, n)`
@@ -111,6 +113,24 @@ impl GraphSet {
         let mut set = Self::new(samples, zoo.num_classes).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
         set.inr = zoo.inr;
         Ok(set)
+    }
+
+    /// This set as a GMN with `canonical_signs` takes it: the same set, or a copy whose weight
+    /// columns are sign-canonicalised (statistics, batches and probes then all see one
+    /// representative per sign-flip class). Refuses to undo a canonicalisation.
+    pub fn for_gmn(self: &Arc<Self>, canonical_signs: bool) -> Result<Arc<Self>, String> {
+        match (canonical_signs, self.canonical_signs) {
+            (false, true) => Err("the zoo was loaded sign-canonicalised, but the GMN takes raw weights".into()),
+            (true, false) => {
+                let mut set = (**self).clone();
+                for s in &mut set.samples {
+                    crate::models::canonical::canonicalise_signs(&s.input.topology, &mut s.input.weights);
+                }
+                set.canonical_signs = true;
+                Ok(Arc::new(set))
+            }
+            _ => Ok(self.clone()),
+        }
     }
 
     pub fn indices(&self, split: Split) -> Vec<usize> {

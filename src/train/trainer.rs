@@ -72,6 +72,8 @@ struct Trainer<'a> {
     train_topology: Option<Arc<BatchTopology>>,
     eval_topology: Option<Arc<BatchTopology>>,
     train_indices: Vec<usize>,
+    /// The training data as the GMN takes it (`GraphSet::for_gmn`).
+    data: Arc<GraphSet>,
     log: MetricsLog,
     /// The fused CPU engine, when the device is the CPU and the engine supports the model and
     /// zoo (otherwise burn computes the steps).
@@ -81,7 +83,10 @@ struct Trainer<'a> {
 impl<'a> Trainer<'a> {
     fn start(request: &'a TrainRequest) -> Result<Self, JobError> {
         let config = &request.config;
-        let data = request.data.as_ref();
+        // The set as this GMN takes it (sign-canonicalised copies when asked); everything below,
+        // statistics included, reads this one.
+        let data_arc = request.data.for_gmn(config.canonical_signs).map_err(JobError::Failed)?;
+        let data = data_arc.as_ref();
         let run_dir = &request.run_dir;
         let train_indices = data.indices(Split::Train);
         if train_indices.is_empty() {
@@ -189,6 +194,7 @@ impl<'a> Trainer<'a> {
             train_topology,
             eval_topology,
             train_indices,
+            data: data_arc.clone(),
             log: MetricsLog::new(run_dir),
             fused,
         })
@@ -223,7 +229,7 @@ impl<'a> Trainer<'a> {
 
     fn train(&mut self, events: &EventSender<TrainOutcome>) -> Result<TrainOutcome, JobError> {
         let config = self.request.config.clone();
-        let data = self.request.data.clone();
+        let data = self.data.clone();
         let run_dir = self.request.run_dir.clone();
         let total_steps = self.total_steps();
         let per_epoch = self.batches_per_epoch();
@@ -323,7 +329,7 @@ impl<'a> Trainer<'a> {
     /// and moves the position to the next epoch.
     fn end_epoch(&mut self, epoch: usize, train: &step::StepStats) -> Result<Metrics, JobError> {
         let mut values = vec![("train_loss".to_string(), train.loss())];
-        let classification = matches!(self.request.data.task, Task::Classification { .. });
+        let classification = matches!(self.data.task, Task::Classification { .. });
         if classification {
             values.push(("train_accuracy".to_string(), train.correct as f64 / train.count.max(1) as f64));
         }
@@ -357,7 +363,7 @@ impl<'a> Trainer<'a> {
     /// Loss and accuracy (classification) or MSE and Kendall's tau in target units (regression)
     /// on one split; `None` when the split is empty.
     fn evaluate(&mut self, split: Split) -> Result<Option<Vec<(String, f64)>>, JobError> {
-        let data = self.request.data.as_ref();
+        let data = self.data.as_ref();
         let indices = data.indices(split);
         if indices.is_empty() {
             return Ok(None);

@@ -442,7 +442,8 @@ impl InferJob {
         r.check()?;
         r.progress("running the GMN", Some(0.2));
         let batch_topology = self.model.topology(&[&topology], &self.device)?;
-        let batch = GmnBatch::shared(Arc::new(batch_topology), &[weights.as_slice()], &self.device)?;
+        let weights = self.info.gmn.input_weights(&topology, &weights);
+        let batch = GmnBatch::shared(Arc::new(batch_topology), &[weights.as_ref()], &self.device)?;
         let out = self.model.forward_states(&batch, true);
         let raw = crate::train::step::to_vec(out.output);
         let prediction = match self.info.task {
