@@ -70,7 +70,9 @@ pub struct GmnStudyConfig {
     pub batch_size: usize,
     pub lr: f64,
     pub warmup_steps: u64,
-    /// Probe points of the GMN's probe features (0 = off; see `models::probe`).
+    /// Probe points of the GMN's probe features (0 = off, the default: the paper's GMN sees
+    /// weights only; probe features are an ablation in which the GMN also sees the INR's
+    /// activations, for an INR the image rendered at the probe points; see `models::probe`).
     pub probe_points: usize,
 }
 
@@ -136,7 +138,7 @@ impl Default for CkaConfig {
 
 impl Default for GmnStudyConfig {
     fn default() -> Self {
-        Self { hidden: 32, layers: 3, epochs: 10, batch_size: 32, lr: 1e-3, warmup_steps: 50, probe_points: 64 }
+        Self { hidden: 32, layers: 3, epochs: 10, batch_size: 32, lr: 1e-3, warmup_steps: 50, probe_points: 0 }
     }
 }
 
