@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 """PyTorch peer of gmnscope's GMN training step (benches/gmn_train.rs).
 
-The same model as src/models (EdgeMPNN, factored algebra, node-major layout): node encoder
-sin(Linear(1,h)(layer)) + sin(Linear(1,h)(order)) + type table; edge encoder Linear(1,h)(scaled
-weight) + sin(Linear(1,h)(layer)) + type table + Linear(3,h)(position); L blocks with pre-LayerNorm,
-SiLU and residuals, whose edge-MLP first linear is split into per-node terms gathered to the edges
-and whose message-MLP last linear runs after the mean; final LayerNorms, mean readout over nodes
-and edges, MLP head, cross-entropy, AdamW (lr 1e-3, wd 5e-4) with global gradient clipping at 10.
+The same model as `train`'s default (src/models; EdgeMPNN, factored algebra, node-major layout):
+messages both ways (every edge also reversed, reversed edges with their own type rows), weights
+standardised per edge class (`scale * w + shift`), node encoder sin(Linear(1,h)(layer)) +
+sin(Linear(1,h)(order)) + type table + the neuron's own standardised bias times a learned row;
+edge encoder Linear(1,h)(standardised weight) + sin(Linear(1,h)(layer)) + type table +
+Linear(3,h)(position); L blocks with pre-LayerNorm, SiLU and residuals, whose edge-MLP first
+linear is split into per-node terms gathered to the edges and whose message-MLP last linear runs
+after the mean; final LayerNorms, readout of the mean over nodes, over edges and over the output
+neurons, MLP head, cross-entropy, AdamW (lr 1e-3, wd 5e-4) with global gradient clipping at 10.
+Every index and constant (edge type rows, standardisation, bias edges, output mask) is computed by
+gmnscope's own code and read from the data file.
 
 Reads the graphs the Rust bench wrote (safetensors), trains `--warmup` + `--steps` steps on
 batches of `--batch` graphs, prints one JSON line: {"graphs_per_s": ..., "step_s": ...}.
@@ -75,7 +80,7 @@ class Block(nn.Module):
 
 
 class Gmn(nn.Module):
-    def __init__(self, h, layers, outputs, node_types=17, edge_types=14):
+    def __init__(self, h, layers, outputs, edge_types, node_types=17):
         super().__init__()
         self.h = h
         self.node_layer = Dense(1, h)
@@ -88,23 +93,27 @@ class Gmn(nn.Module):
         self.blocks = nn.ModuleList([Block(h) for _ in range(layers)])
         self.final_node_norm = nn.LayerNorm(h)
         self.final_edge_norm = nn.LayerNorm(h)
-        self.head_hidden = Dense(2 * h, h)
+        self.bias_row = projection(1, h, 1)
+        self.head_hidden = Dense(3 * h, h)
         self.head_out = Dense(h, outputs)
 
     def forward(self, t, weights):
-        # weights: [E, B, 1]
+        # weights: [E, B, 1], already gathered to the (both-ways) edges
         h = self.h
         m, b, _ = weights.shape
+        standardised = weights * t["edge_scale"].reshape(m, 1, 1) + t["edge_shift"].reshape(m, 1, 1)
         x0 = (torch.sin(self.node_layer(t["node_layer"])) + torch.sin(self.node_order(t["node_order"]))
               + self.node_types.index_select(0, t["node_type"]))
         x = x0.reshape(-1, 1, h).repeat(1, b, 1)
+        x = x + (standardised.index_select(0, t["bias_edge"]) * t["has_bias"]) * self.bias_row.reshape(1, 1, h)
         fixed = (torch.sin(self.edge_layer(t["edge_layer"])) + self.edge_types.index_select(0, t["edge_type"])
                  + self.edge_position(t["edge_position"]) + self.edge_weight.bias)
-        e = (weights * t["edge_scale"].reshape(m, 1, 1)) * self.edge_weight.weight.reshape(1, 1, h) \
-            + fixed.reshape(m, 1, h)
+        e = standardised * self.edge_weight.weight.reshape(1, 1, h) + fixed.reshape(m, 1, h)
         for block in self.blocks:
             x, e = block(t, x, e)
-        emb = torch.cat([self.final_node_norm(x).mean(0), self.final_edge_norm(e).mean(0)], dim=1)
+        xn = self.final_node_norm(x)
+        outputs = (xn * t["is_output"]).sum(0) * t["inv_outputs"]
+        emb = torch.cat([xn.mean(0), self.final_edge_norm(e).mean(0), outputs], dim=1)
         return self.head_out(F.silu(self.head_hidden(emb)))
 
 
@@ -128,6 +137,9 @@ def main():
     all_weights = torch.from_numpy(d["weights"]).float()  # [G, E]
     labels = torch.from_numpy(d["labels"]).long()
     scales = torch.from_numpy(d["edge_scale"]).float().reshape(-1, 1)
+    shifts = torch.from_numpy(d["edge_shift"]).float().reshape(-1, 1)
+    weight_index = torch.from_numpy(d["weight_index"]).long()
+    is_output = torch.from_numpy(d["is_output"]).float()
     n = nodes.shape[0]
     in_degree = torch.zeros(n).index_add_(0, dst, torch.ones(dst.shape[0]))
     t = {
@@ -137,20 +149,26 @@ def main():
         "node_order": nodes[:, 1:2].float(),
         "node_type": nodes[:, 2].clamp(0, 16),
         "edge_layer": edges[:, 0:1],
-        "edge_type": edges[:, 1].long().clamp(0, 13),
+        "edge_type": torch.from_numpy(d["edge_type_row"]).long(),
         "edge_position": edges[:, 2:5].contiguous(),
         "edge_scale": scales,
+        "edge_shift": shifts,
+        "bias_edge": torch.from_numpy(d["bias_edge"]).long(),
+        "has_bias": torch.from_numpy(d["has_bias"]).float().reshape(n, 1, 1),
+        "is_output": is_output.reshape(n, 1, 1),
+        "inv_outputs": 1.0 / is_output.sum().clamp(min=1),
         "inv_in_degree": torch.where(in_degree > 0, 1.0 / in_degree.clamp(min=1), torch.zeros(n)).reshape(n, 1),
         "has_in": (in_degree > 0).float().reshape(n, 1, 1),
     }
     classes = int(labels.max().item()) + 1
-    model = Gmn(args.hidden, args.layers, max(classes, 2))
+    type_rows = int(d["type_rows"][0])
+    model = Gmn(args.hidden, args.layers, max(classes, 2), type_rows)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=5e-4)
     g = all_weights.shape[0]
 
     def step(i):
         idx = torch.arange(i * args.batch, (i + 1) * args.batch) % g
-        w = all_weights[idx].t().contiguous().unsqueeze(-1)  # [E, B, 1]
+        w = all_weights[idx].index_select(1, weight_index).t().contiguous().unsqueeze(-1)  # [E, B, 1]
         loss = F.cross_entropy(model(t, w), labels[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
