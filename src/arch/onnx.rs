@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 
 use super::{Architecture, Input, KernelLayout, Layer, LayerKind, MatrixLayout, NormKind};
+use crate::checkpoint::DType;
 use crate::checkpoint::{OpNode, TensorInfo, TensorStore};
 
 pub(super) fn recover(store: &TensorStore) -> Architecture {
@@ -37,7 +38,40 @@ pub(super) fn recover(store: &TensorStore) -> Architecture {
     let Recovery { mut arch, claimed, .. } = r;
     arch.unrecognized =
         store.tensors().iter().zip(&claimed).filter(|(_, c)| !**c).map(|(t, _)| t.name.clone()).collect();
+    explain_constants(store, &mut arch);
     arch
+}
+
+/// Unclaimed float initializers that only feed element-wise arithmetic (`Mul` by a stride, `Add`
+/// of anchors, `Div`, `Pow`) or shape ops are constants of the computation, not weights.
+fn explain_constants(store: &TensorStore, arch: &mut Architecture) {
+    const ARITHMETIC: [&str; 10] =
+        ["Mul", "Add", "Sub", "Div", "Pow", "Reshape", "Expand", "Clip", "Resize", "ConstantOfShape"];
+    let unclaimed: std::collections::HashSet<&str> = arch.unrecognized.iter().map(String::as_str).collect();
+    // One pass over the ops: which op types read each unclaimed tensor.
+    let mut readers: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+    for op in &store.ops {
+        for input in op.inputs.iter().filter(|i| unclaimed.contains(i.as_str())) {
+            readers.entry(input.as_str()).or_default().push(op.op_type.as_str());
+        }
+    }
+    let mut reasons = Vec::new();
+    for (name, mut ops) in readers {
+        if ops.iter().all(|o| ARITHMETIC.contains(o)) && store.get(name).is_some_and(|t| t.dtype.is_float()) {
+            ops.sort_unstable();
+            ops.dedup();
+            reasons.push(super::Reason {
+                tensor: name.to_string(),
+                reason: format!(
+                    "a constant operand of {} (broadcast arithmetic), not a per-neuron weight",
+                    ops.join("/")
+                ),
+                non_weight: true,
+            });
+        }
+    }
+    reasons.sort_by(|a, b| a.tensor.cmp(&b.tensor));
+    arch.reasons.extend(reasons);
 }
 
 struct Recovery<'s> {
@@ -149,7 +183,10 @@ impl<'s> Recovery<'s> {
             "BatchNormalization" | "LayerNormalization" | "InstanceNormalization" | "GroupNormalization" => {
                 self.norm(op)
             }
-            "Add" => self.add(op),
+            "Add" | "Mul" => self.add(op),
+            "Concat" => self.concat(op),
+            "Split" => self.split(op),
+            "PRelu" => self.prelu(op),
             _ => false,
         };
         if !handled {
@@ -186,13 +223,26 @@ impl<'s> Recovery<'s> {
         };
         let bias = bias.filter(|(_, t)| t.num_elements() == out_features);
         let name = t.name.clone();
-        let input = self.connect(&name, x, in_features);
+        // After a Flatten of a C x H x W map: C channel nodes, H*W parallel edges per pair.
+        let positions = match width {
+            Some(w) if w > 0 && w != in_features && in_features % w == 0 && self.reads_conv_map(x) => in_features / w,
+            _ => 1,
+        };
+        if positions > 1 {
+            self.arch.notes.push(format!(
+                "{}: reads a flattened map ({in_features} = {} channels x {positions} positions), channel-major",
+                crate::text::shown(&name),
+                in_features / positions
+            ));
+        }
+        let input = self.connect(&name, x, in_features / positions);
         let kind = LayerKind::Linear {
             in_features,
             out_features,
             weight: name,
             bias: bias.map(|(_, t)| t.name.clone()),
             layout,
+            positions,
         };
         let tensors: Vec<usize> = std::iter::once(w).chain(bias.map(|(i, _)| i)).collect();
         self.push(op, kind, &tensors, input);
@@ -204,9 +254,18 @@ impl<'s> Recovery<'s> {
         if !(3..=5).contains(&t.shape.len()) {
             return false;
         }
-        let (out_channels, in_channels) = (t.shape[0], t.shape[1]);
+        let (out_channels, per_group) = (t.shape[0], t.shape[1]);
         let bias = self.init(op.inputs.get(2)).filter(|(_, b)| b.shape == [out_channels]);
         let x = self.neurons_of(self.activation(op));
+        // The `group` attribute is not decoded: a weight of `in / groups` channels per output
+        // reading `in` channels is a grouped (depthwise when `groups == in`) convolution.
+        let have = x.and_then(|x| self.arch.width_of(x)).unwrap_or(per_group);
+        let groups = if have > per_group && have % per_group == 0 && out_channels % (have / per_group) == 0 {
+            have / per_group
+        } else {
+            1
+        };
+        let in_channels = per_group * groups;
         let input = self.connect(&t.name, x, in_channels);
         let kind = LayerKind::Conv {
             dims: t.shape.len() - 2,
@@ -216,6 +275,7 @@ impl<'s> Recovery<'s> {
             weight: t.name.clone(),
             bias: bias.map(|(_, b)| b.name.clone()),
             layout: KernelLayout::OutInKernel,
+            groups,
         };
         let tensors: Vec<usize> = std::iter::once(w).chain(bias.map(|(i, _)| i)).collect();
         self.push(op, kind, &tensors, input);
@@ -259,7 +319,8 @@ impl<'s> Recovery<'s> {
         }
         let Some(y) = self.neurons_of(Some(other)) else { return false };
         let (wx, wy) = (self.arch.width_of(x), self.arch.width_of(y));
-        if wx.is_none() || wx != wy {
+        if wx.is_none() || wx != wy || self.same_neurons(x, y) {
+            // x * sigmoid(x) (SiLU), x + x, or a broadcast: the output carries the input's neurons.
             return false;
         }
         // The residual flows from the shallower neurons (the skip) into the deeper ones (the
@@ -276,11 +337,120 @@ impl<'s> Recovery<'s> {
             return false;
         }
         let features = wx.unwrap_or(0);
-        let name = if op.name.is_empty() { format!("Add_{}", self.arch.layers.len()) } else { op.name.clone() };
         let kind = LayerKind::Residual { from, block_input: from, features };
+        let name =
+            if op.name.is_empty() { format!("{}_{}", op.op_type, self.arch.layers.len()) } else { op.name.clone() };
         self.arch.layers.push(Layer { name, kind, tensors: Vec::new(), input: target, parallel_to: None });
         let index = self.arch.layers.len() - 1;
         self.set_outputs(op, Input::Layer(index));
+        true
+    }
+
+    /// True when `x` is the output of a conv (through in-place layers): a map with positions.
+    fn reads_conv_map(&self, x: Option<Input>) -> bool {
+        let Some(Input::Layer(i)) = x.map(|x| self.origin(x)) else { return false };
+        matches!(self.arch.layers.get(i).map(|l| &l.kind), Some(LayerKind::Conv { .. }))
+    }
+
+    /// True when `a` and `b` are the same neurons (through in-place layers such as norms).
+    fn same_neurons(&self, a: Input, b: Input) -> bool {
+        self.origin(a) == self.origin(b)
+    }
+
+    /// The neuron-creating (or regrouping) layer behind `input`, skipping in-place layers.
+    fn origin(&self, input: Input) -> Input {
+        let mut input = input;
+        for _ in 0..=self.arch.layers.len() {
+            let Input::Layer(i) = input else { return input };
+            match self.arch.layers.get(i) {
+                Some(l)
+                    if matches!(
+                        l.kind,
+                        LayerKind::Norm { .. } | LayerKind::Residual { .. } | LayerKind::PerChannel { .. }
+                    ) =>
+                {
+                    input = l.input;
+                }
+                _ => return input,
+            }
+        }
+        input
+    }
+
+    fn layer_name(&self, op: &OpNode) -> String {
+        if op.name.is_empty() { format!("{}_{}", op.op_type, self.arch.layers.len()) } else { op.name.clone() }
+    }
+
+    /// `Concat` of activations: the union of their neurons, in input order. The `axis`
+    /// attribute is not decoded; a concatenation of neuron groups is taken to be on channels.
+    fn concat(&mut self, op: &OpNode) -> bool {
+        let acts: Vec<&String> = op.inputs.iter().filter(|n| !n.is_empty() && !self.is_initializer(n)).collect();
+        let parts: Option<Vec<Input>> = acts.iter().map(|n| self.neurons_of(Some(n))).collect();
+        let Some(parts) = parts else { return false };
+        if parts.len() < 2 {
+            return false;
+        }
+        let widths: Option<Vec<usize>> = parts.iter().map(|&p| self.arch.width_of(p)).collect();
+        let Some(widths) = widths else { return false };
+        // The same neurons may come more than once (SPPF concatenates max-pools of one map): the
+        // union then lists them again, and a layer reading it gets parallel edges from them.
+        let first = parts[0];
+        let features = widths.iter().sum();
+        let kind = LayerKind::Concat { parts, features };
+        let name = self.layer_name(op);
+        self.arch.layers.push(Layer { name, kind, tensors: Vec::new(), input: first, parallel_to: None });
+        self.set_outputs(op, Input::Layer(self.arch.layers.len() - 1));
+        true
+    }
+
+    /// `Split` on channels: output `k` is a slice of the input's neurons. Sizes come from the
+    /// `split` input (an int64 initializer, opset 13+); without it, equal parts.
+    fn split(&mut self, op: &OpNode) -> bool {
+        let Some(x) = self.neurons_of(self.activation(op)) else { return false };
+        let Some(total) = self.arch.width_of(x) else { return false };
+        let n = op.outputs.len();
+        if n == 0 {
+            return false;
+        }
+        let sizes: Vec<usize> = match self.int_initializer(op.inputs.get(1)) {
+            Some(sizes) => sizes,
+            None if total % n == 0 => vec![total / n; n],
+            None => return false,
+        };
+        if sizes.len() != n || sizes.iter().sum::<usize>() != total || sizes.contains(&0) {
+            return false;
+        }
+        let mut start = 0;
+        for (out, len) in op.outputs.iter().zip(sizes) {
+            let kind = LayerKind::Slice { start, len, features_in: total };
+            let name = format!("{}:{out}", self.layer_name(op));
+            self.arch.layers.push(Layer { name, kind, tensors: Vec::new(), input: x, parallel_to: None });
+            self.neurons.insert(out.clone(), Input::Layer(self.arch.layers.len() - 1));
+            start += len;
+        }
+        true
+    }
+
+    /// The values of a small integer initializer (split sizes), if `name` is one.
+    fn int_initializer(&self, name: Option<&String>) -> Option<Vec<usize>> {
+        let &i = self.index.get(name?.as_str())?;
+        let t = self.store.tensors().get(i)?;
+        if !matches!(t.dtype, DType::I64 | DType::I32) || t.num_elements() > 4096 {
+            return None;
+        }
+        t.to_f64().iter().map(|&v| (v >= 0.0 && v.fract() == 0.0).then_some(v as usize)).collect()
+    }
+
+    /// `PRelu` with a per-channel slope initializer (`[C]` or `[C, 1, 1]`).
+    fn prelu(&mut self, op: &OpNode) -> bool {
+        let Some((w, t)) = self.init(op.inputs.get(1)) else { return false };
+        let Some(x) = self.neurons_of(self.activation(op)) else { return false };
+        let features = t.num_elements();
+        if self.arch.width_of(x) != Some(features) || features < 2 {
+            return false;
+        }
+        let kind = LayerKind::PerChannel { role: "prelu".into(), features, weight: t.name.clone() };
+        self.push(op, kind, &[w], x);
         true
     }
 

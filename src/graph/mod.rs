@@ -80,6 +80,9 @@ pub enum NodeType {
     InBeta = 11,
     AttentionNeuron = 12,
     AttentionBias = 13,
+    /// A per-channel parameter vector that is not a norm (PReLU slopes, layer scale): the first
+    /// of the reference's reserved numbers (14-16, unused by gmnscope otherwise).
+    ChannelParam = 14,
 }
 
 /// Edge types (the reference code's numbering; 13 is reserved for triplanar grids).
@@ -99,6 +102,9 @@ pub enum EdgeType {
     GnBeta = 10,
     InGamma = 11,
     InBeta = 12,
+    /// Edges of a per-channel parameter vector (PReLU slopes, layer scale): the reference
+    /// reserves 13 for triplanar grids, which gmnscope never builds.
+    ChannelParam = 13,
 }
 
 /// What a node block is for.
@@ -113,6 +119,9 @@ pub enum NodeRole {
     Attention,
     /// A single bias / gamma / beta node.
     Parameter,
+    /// A recurrent layer's previous hidden state (`h_{t-1}`): the recurrent weights run from
+    /// these nodes to the hidden nodes, so the graph stays acyclic. Permutable like hidden neurons.
+    State,
 }
 
 /// A contiguous range of nodes sharing layer index, type and order rule.
@@ -151,8 +160,19 @@ pub enum DenseOrder {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum EdgeValues {
-    /// `out * in * prod(kernel)` edges, one per element of `params[param]` from `offset`.
-    Dense { param: usize, offset: usize, out: usize, inp: usize, kernel: Vec<usize>, order: DenseOrder },
+    /// `out * inp * prod(kernel)` edges from the slice of `params[param]` that starts at `offset`
+    /// and holds a `[out, cols, kernel...]` (or `[kernel..., cols, out]`) weight; the block covers
+    /// its input columns `col..col + inp` (all of them unless the input is a concatenation).
+    Dense {
+        param: usize,
+        offset: usize,
+        out: usize,
+        inp: usize,
+        kernel: Vec<usize>,
+        order: DenseOrder,
+        col: usize,
+        cols: usize,
+    },
     /// The source block is one node; edge `t` goes to target `t` with element `offset + t`.
     PerTarget { param: usize, offset: usize },
     /// Residual: edge `i` goes from source `i` to target `i` with value 1.
@@ -165,6 +185,9 @@ pub struct EdgeBlock {
     /// Source and target node blocks (indices into [`ParamGraph::node_blocks`]).
     pub src: usize,
     pub dst: usize,
+    /// First node of the source / target block the edges touch (a slice of a split group).
+    pub src_offset: usize,
+    pub dst_offset: usize,
     pub edge_type: EdgeType,
     pub layer_index: i64,
     pub values: EdgeValues,

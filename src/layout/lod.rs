@@ -50,7 +50,16 @@ pub fn block_quads(graph: &ParamGraph, layout: &GraphLayout) -> Vec<BlockQuad> {
                 }
                 let values = decoded.as_ref().map_or(&[][..], |(_, v)| v.as_slice());
                 let end = offset.saturating_add(e.len).min(values.len());
-                slice_means(values.get(*offset..end).unwrap_or(&[]))
+                let contiguous = e.values.element(e.len.saturating_sub(1)).is_none_or(|(_, i)| i + 1 == end);
+                if contiguous {
+                    slice_means(values.get(*offset..end).unwrap_or(&[]))
+                } else {
+                    // A column window of a weight (the input is a concatenation): gather its elements.
+                    let picked: Vec<f32> = (0..e.len)
+                        .filter_map(|k| e.values.element(k).and_then(|(_, i)| values.get(i).copied()))
+                        .collect();
+                    slice_means(&picked)
+                }
             }
             EdgeValues::Ones => (1.0, 1.0),
         };
