@@ -31,6 +31,7 @@ pub(super) fn recover(store: &TensorStore) -> Architecture {
         claimed: vec![false; store.len()],
         neurons: HashMap::new(),
         graph_inputs: HashMap::new(),
+        reshaped: std::collections::HashSet::new(),
     };
     for op in &store.ops {
         r.op(op);
@@ -83,7 +84,12 @@ struct Recovery<'s> {
     neurons: HashMap<String, Input>,
     /// Graph inputs -> the first layer that read them (later readers share its input neurons).
     graph_inputs: HashMap<String, usize>,
+    /// Activations past a Reshape/Flatten/Transpose: their channels may no longer be axis 1.
+    reshaped: std::collections::HashSet<String>,
 }
+
+/// Ops after which the channel axis is no longer known (attributes are not decoded).
+const RESHAPING: [&str; 6] = ["Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Expand"];
 
 impl<'s> Recovery<'s> {
     /// An unclaimed float initializer feeding an op.
@@ -109,20 +115,35 @@ impl<'s> Recovery<'s> {
         self.neurons.get(name).copied().or_else(|| self.graph_inputs.get(name).map(|&l| Input::InputOf(l)))
     }
 
-    /// `wanted` when it has `width` neurons, else a fresh group (noted when it is a mismatch).
-    fn connect(&mut self, layer_name: &str, wanted: Option<Input>, width: usize) -> Input {
-        let Some(wanted) = wanted else { return Input::Fresh };
+    /// `wanted` when it has `width` neurons; a fresh group when the op reads the graph input;
+    /// `None` when its input carries another number of neurons (the ops between regroup neurons
+    /// in a way the rules cannot follow, e.g. YOLO's DFL conv after Reshape/Transpose): the layer
+    /// is then left out with the reason, and its output carries its input's neurons, so the
+    /// graph stays connected around it.
+    fn connect(
+        &mut self,
+        tensors: &[Option<(usize, &TensorInfo)>],
+        wanted: Option<Input>,
+        width: usize,
+    ) -> Option<Input> {
+        let Some(wanted) = wanted else { return Some(Input::Fresh) };
         match self.arch.width_of(wanted) {
-            Some(have) if have == width => wanted,
+            Some(have) if have == width => Some(wanted),
             Some(have) => {
-                self.arch.notes.push(format!(
-                    "{}: expects {width} inputs but its input carries {have} (e.g. a flattened conv map); it \
-                     starts a new input group",
-                    crate::text::shown(layer_name)
-                ));
-                Input::Fresh
+                let reason = format!(
+                    "reads {width} neurons but its input carries {have} (the ops before it regroup neurons in a way \
+                     the graph rules cannot follow); left out, the graph continues from its input"
+                );
+                for (_, t) in tensors.iter().flatten() {
+                    self.arch.reasons.push(super::Reason {
+                        tensor: t.name.clone(),
+                        reason: reason.clone(),
+                        non_weight: false,
+                    });
+                }
+                None
             }
-            None => Input::Fresh,
+            None => Some(Input::Fresh),
         }
     }
 
@@ -191,8 +212,12 @@ impl<'s> Recovery<'s> {
         };
         if !handled {
             // Parameter-free (or unsupported) op: its outputs carry its first activation's neurons.
-            if let Some(n) = self.neurons_of(self.activation(op)) {
+            let first = self.activation(op);
+            if let Some(n) = self.neurons_of(first) {
                 self.set_outputs(op, n);
+            }
+            if RESHAPING.contains(&op.op_type.as_str()) || first.is_some_and(|f| self.reshaped.contains(f)) {
+                self.reshaped.extend(op.outputs.iter().cloned());
             }
         }
     }
@@ -235,7 +260,7 @@ impl<'s> Recovery<'s> {
                 in_features / positions
             ));
         }
-        let input = self.connect(&name, x, in_features / positions);
+        let Some(input) = self.connect(&[Some((w, t)), bias], x, in_features / positions) else { return false };
         let kind = LayerKind::Linear {
             in_features,
             out_features,
@@ -266,7 +291,7 @@ impl<'s> Recovery<'s> {
             1
         };
         let in_channels = per_group * groups;
-        let input = self.connect(&t.name, x, in_channels);
+        let Some(input) = self.connect(&[Some((w, t)), bias], x, in_channels) else { return false };
         let kind = LayerKind::Conv {
             dims: t.shape.len() - 2,
             in_channels,
@@ -295,7 +320,7 @@ impl<'s> Recovery<'s> {
         };
         let buffers: Vec<(usize, &TensorInfo)> = buffers;
         let x = self.neurons_of(self.activation(op));
-        let input = self.connect(&gamma.name, x, features);
+        let Some(input) = self.connect(&[Some((g, gamma)), beta], x, features) else { return false };
         let kind = LayerKind::Norm {
             kind,
             features,
@@ -315,7 +340,8 @@ impl<'s> Recovery<'s> {
         let (act, other) = if self.is_initializer(a) { (b, a) } else { (a, b) };
         let Some(x) = self.neurons_of(Some(act)) else { return false };
         if self.is_initializer(other) {
-            return self.attach_bias(op, x, other);
+            // Only an Add can be a bias; a Mul by a constant is a broadcast scale.
+            return op.op_type == "Add" && self.attach_bias(op, x, other);
         }
         let Some(y) = self.neurons_of(Some(other)) else { return false };
         let (wx, wy) = (self.arch.width_of(x), self.arch.width_of(y));
@@ -388,6 +414,17 @@ impl<'s> Recovery<'s> {
         let parts: Option<Vec<Input>> = acts.iter().map(|n| self.neurons_of(Some(n))).collect();
         let Some(parts) = parts else { return false };
         if parts.len() < 2 {
+            return false;
+        }
+        if acts.iter().any(|a| self.reshaped.contains(*a)) {
+            // After a Reshape the axis may be positions (YOLO joins its three scales' anchors):
+            // the output is taken to carry the first input's neurons.
+            let note = "Concat of reshaped maps (an axis other than channels assumed): the output carries its \
+                        first input's neurons";
+            if !self.arch.notes.iter().any(|n| n == note) {
+                self.arch.notes.push(note.to_string());
+            }
+            self.reshaped.extend(op.outputs.iter().cloned());
             return false;
         }
         let widths: Option<Vec<usize>> = parts.iter().map(|&p| self.arch.width_of(p)).collect();
