@@ -962,12 +962,14 @@ fn assert_recurrent_layer(g: &ParamGraph, store: &TensorStore, arch: &Architectu
     // Input neuron i and hidden neuron j: one edge per gate carrying weight_ih[g*h + j, i].
     let from_input: Vec<_> = weights.iter().filter(|e| g.node_blocks()[e.src].role != NodeRole::State).collect();
     let w = store.get(weight_ih).unwrap().to_f32();
-    let (i, j) = (input_size - 1, hidden - 1);
+    // The last input node of the first input segment (a concatenated input has several).
+    let EdgeValues::Dense { inp, col, .. } = from_input[0].values else { panic!() };
+    let (i, j) = (col + inp - 1, hidden - 1);
     let src = &g.node_blocks()[from_input[0].src];
     let dst = &g.node_blocks()[hidden_block];
     let mut got: Vec<f32> = g
         .edges()
-        .filter(|e| e.src == src.start + from_input[0].src_offset + i && e.dst == dst.start + j)
+        .filter(|e| e.src == src.start + from_input[0].src_offset + inp - 1 && e.dst == dst.start + j)
         .filter(|e| e.features[2] == EdgeType::LinWeight as i64 as f32)
         .map(|e| e.features[0])
         .collect();
