@@ -1211,3 +1211,53 @@ fn yolo_detect_head_stays_connected_around_the_dfl_conv() {
     let order: Vec<&str> = arch.layers.iter().flat_map(|l| l.kind.parameter_tensors()).collect();
     assert_exact_inversion(&g, &store, &order);
 }
+
+#[test]
+fn onnx_slices_on_channels_are_subsets_and_a_residual_from_a_concat_pairs_segments() {
+    // conv a (6 channels) -> Slice [0:2] and Slice [2:INT64_MAX] on axis 1; conv b reads the
+    // second slice (4 -> 2); Concat(first slice, b) (4 channels); Add of that concat and a conv c
+    // reading a's channels (6 -> 4): residual edges from the concat's two segments into c.
+    let mut rng = Rng(16);
+    let mut tensors: Vec<TensorInfo> = [
+        rng.spec("a.weight", &[6, 3, 3, 3]),
+        rng.spec("b.weight", &[2, 4, 1, 1]),
+        rng.spec("c.weight", &[4, 6, 1, 1]),
+        rng.spec("c.bias", &[4]),
+    ]
+    .iter()
+    .map(|(n, s, v)| f32_tensor(n, s, v))
+    .collect();
+    let ints = |name: &str, values: &[i64]| TensorInfo {
+        name: name.into(),
+        dtype: DType::I64,
+        shape: vec![values.len()],
+        data: ByteView::from_vec(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+    };
+    tensors.extend([ints("s0", &[0]), ints("e0", &[2]), ints("s1", &[2]), ints("e1", &[i64::MAX]), ints("axis", &[1])]);
+    let ops = vec![
+        op("a", "Conv", &["x", "a.weight"], &["a"]),
+        op("slice0", "Slice", &["a", "s0", "e0", "axis"], &["lo"]),
+        op("slice1", "Slice", &["a", "s1", "e1", "axis"], &["hi"]),
+        op("b", "Conv", &["hi", "b.weight"], &["b"]),
+        op("cat", "Concat", &["lo", "b"], &["cat"]),
+        op("c", "Conv", &["a", "c.weight", "c.bias"], &["c"]),
+        op("add", "Add", &["cat", "c"], &["y"]),
+    ];
+    let store = TensorStore::new("slices.onnx", Format::Onnx, tensors).unwrap().with_ops(ops);
+    let (arch, g) = recover_and_build(&store);
+    assert_eq!(kinds(&arch), ["conv2d", "slice", "slice", "conv2d", "concat", "conv2d", "residual"]);
+    assert_eq!(arch.layers[2].kind, LayerKind::Slice { start: 2, len: 4, features_in: 6 });
+    assert_invariants(&g);
+    // Residual edges pair c's 4 channels with the concat's segments (a's channels 0-1, then b's 2).
+    let residuals: Vec<_> = g
+        .edge_blocks()
+        .iter()
+        .filter(|e| e.edge_type == EdgeType::Residual)
+        .map(|e| (g.node_blocks()[e.src].layer, e.src_offset, g.node_blocks()[e.dst].layer, e.dst_offset, e.len))
+        .collect();
+    // The concat is shallower (depth 1) than c (depth 2): the residual flows from its segments.
+    assert_eq!(residuals, [(0, 0, 5, 0, 2), (3, 0, 5, 2, 2)]);
+    let order: Vec<&str> = arch.layers.iter().flat_map(|l| l.kind.parameter_tensors()).collect();
+    assert_exact_inversion(&g, &store, &order);
+    assert_eq!(arch.unplaced(&store).iter().filter(|u| !u.non_weight).count(), 0);
+}

@@ -207,6 +207,7 @@ impl<'s> Recovery<'s> {
             "Add" | "Mul" => self.add(op),
             "Concat" => self.concat(op),
             "Split" => self.split(op),
+            "Slice" => self.slice(op),
             "PRelu" => self.prelu(op),
             _ => false,
         };
@@ -466,6 +467,42 @@ impl<'s> Recovery<'s> {
             start += len;
         }
         true
+    }
+
+    /// `Slice` on channels (`axes == [1]`, step 1; starts/ends as int initializers, negative ones
+    /// counted from the end, ends clamped): a subset of the input's neurons. Slices on other
+    /// axes (positions) keep the input's neurons.
+    fn slice(&mut self, op: &OpNode) -> bool {
+        let Some(x) = self.neurons_of(self.activation(op)) else { return false };
+        let Some(total) = self.arch.width_of(x) else { return false };
+        let ints = |i: usize| self.signed_initializer(op.inputs.get(i));
+        let (Some(starts), Some(ends), Some(axes)) = (ints(1), ints(2), ints(3)) else { return false };
+        let steps = ints(4).unwrap_or_else(|| vec![1]);
+        if axes != [1] || starts.len() != 1 || ends.len() != 1 || steps != [1] {
+            return false;
+        }
+        let w = total as i64;
+        let at = |v: i64| if v < 0 { (v + w).max(0) } else { v.min(w) };
+        let (start, end) = (at(starts[0]), at(ends[0]));
+        if end <= start || (start == 0 && end == w) {
+            return false;
+        }
+        let kind = LayerKind::Slice { start: start as usize, len: (end - start) as usize, features_in: total };
+        let name = self.layer_name(op);
+        self.arch.layers.push(Layer { name, kind, tensors: Vec::new(), input: x, parallel_to: None });
+        self.set_outputs(op, Input::Layer(self.arch.layers.len() - 1));
+        true
+    }
+
+    /// The values of a small signed integer initializer (slice starts, ends, axes).
+    fn signed_initializer(&self, name: Option<&String>) -> Option<Vec<i64>> {
+        let &i = self.index.get(name?.as_str())?;
+        let t = self.store.tensors().get(i)?;
+        if !matches!(t.dtype, DType::I64 | DType::I32) || t.num_elements() > 16 {
+            return None;
+        }
+        // f64 holds every value a slice bound needs; INT64_MAX ("to the end") saturates back.
+        Some(t.to_f64().into_iter().map(|v| v as i64).collect())
     }
 
     /// The values of a small integer initializer (split sizes), if `name` is one.

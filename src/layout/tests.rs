@@ -239,3 +239,33 @@ fn block_scales_follow_each_tensor() {
     assert!(scales.contains(&max1));
     assert!(scales[0] > 10.0 * max1, "SIREN's first layer is much larger");
 }
+
+/// A YOLO-shaped DAG (issue 12): weights always run to a later column, and a split half, a
+/// concatenation's segment or a group draws as its own band, not over the whole block.
+#[test]
+fn dag_layout_is_layered_and_segments_are_separate_bands() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/graphs/c2f_block.onnx");
+    let g = graph_of(&crate::checkpoint::open(&path).expect("fixture opens"));
+    let layout = compute(&g, &LayoutOptions::default());
+    let quads = block_quads(&g, &layout);
+    for (q, e) in quads.iter().zip(g.edge_blocks()) {
+        if matches!(e.edge_type, crate::graph::EdgeType::ConvWeight | crate::graph::EdgeType::LinWeight) {
+            assert!(q.src[0] < q.dst[0], "edge block {e:?} runs backwards");
+        }
+    }
+    // The bottleneck residual leaves the second half of cv1's 8 channels: the lower half band.
+    let (i, e) =
+        g.edge_blocks().iter().enumerate().find(|(_, e)| e.edge_type == crate::graph::EdgeType::Residual).unwrap();
+    let cv1 = layout.blocks[e.src];
+    let band = quads[i].src;
+    assert_eq!(band[2], cv1.y1);
+    assert!((band[1] - (cv1.y0 + 4.0 * cv1.spacing)).abs() < 1e-4, "{band:?} vs {cv1:?}");
+    // The depthwise conv: eight one-channel bands, one per group, each to its own channel.
+    let dw: Vec<_> = quads
+        .iter()
+        .zip(g.edge_blocks())
+        .filter(|(_, e)| e.edge_type == crate::graph::EdgeType::ConvWeight && e.len == 9)
+        .collect();
+    assert_eq!(dw.len(), 8);
+    assert!(dw.iter().all(|(q, _)| q.src[1] == q.src[2] && q.dst[1] == q.dst[2] && q.density == 1.0));
+}
