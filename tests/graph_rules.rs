@@ -1261,3 +1261,35 @@ fn onnx_slices_on_channels_are_subsets_and_a_residual_from_a_concat_pairs_segmen
     assert_exact_inversion(&g, &store, &order);
     assert_eq!(arch.unplaced(&store).iter().filter(|u| !u.non_weight).count(), 0);
 }
+
+#[test]
+fn onnx_lstm_op_with_one_bias_tensor_is_a_recurrent_layer() {
+    let mut rng = Rng(17);
+    let specs = [
+        rng.spec("fc.weight", &[4, 3]),
+        rng.spec("fc.bias", &[4]),
+        rng.spec("onnx::LSTM_W", &[1, 16, 4]),
+        rng.spec("onnx::LSTM_R", &[1, 16, 4]),
+        rng.spec("onnx::LSTM_B", &[1, 32]),
+        rng.spec("head.weight", &[2, 4]),
+        rng.spec("head.bias", &[2]),
+    ];
+    let tensors = specs.iter().map(|(n, s, v)| f32_tensor(n, s, v)).collect();
+    let ops = vec![
+        op("fc", "Gemm", &["x", "fc.weight", "fc.bias"], &["h"]),
+        op("lstm", "LSTM", &["h", "onnx::LSTM_W", "onnx::LSTM_R", "onnx::LSTM_B"], &["y", "y_h", "y_c"]),
+        op("squeeze", "Squeeze", &["y_h"], &["s"]),
+        op("head", "Gemm", &["s", "head.weight", "head.bias"], &["out"]),
+    ];
+    let store = TensorStore::new("lstm.onnx", Format::Onnx, tensors).unwrap().with_ops(ops);
+    let (arch, g) = recover_and_build(&store);
+    assert_eq!(kinds(&arch), ["linear", "lstm", "linear"]);
+    assert!(arch.unrecognized.is_empty());
+    assert_eq!(g.num_parameters(), store.num_parameters());
+    assert_invariants(&g);
+    // B's first half is the input biases, its second the hidden ones: 2 x 4 gate bias nodes.
+    let biases = g.node_blocks().iter().filter(|b| b.layer == 1 && b.node_type == NodeType::Bias).count();
+    assert_eq!(biases, 8);
+    let order = ["fc.weight", "fc.bias", "onnx::LSTM_W", "onnx::LSTM_R", "onnx::LSTM_B", "head.weight", "head.bias"];
+    assert_exact_inversion(&g, &store, &order);
+}

@@ -184,7 +184,8 @@ pub enum LayerKind {
     },
     /// A recurrent cell (LSTM, GRU, plain RNN), one direction of one layer: `gates` blocks of
     /// input->hidden and hidden->hidden weights (torch `weight_ih [gates*hidden, input]`,
-    /// `weight_hh [gates*hidden, hidden]`).
+    /// `weight_hh [gates*hidden, hidden]`). When `bias_ih` and `bias_hh` name one tensor (ONNX
+    /// `B`, `[2 * gates * hidden]`), the input biases come first.
     Recurrent {
         cell: Cell,
         input_size: usize,
@@ -347,7 +348,8 @@ impl LayerKind {
             LayerKind::Recurrent { weight_ih, weight_hh, bias_ih, bias_hh, .. } => {
                 out.extend([weight_ih.as_str(), weight_hh.as_str()]);
                 out.extend(bias_ih.as_deref());
-                out.extend(bias_hh.as_deref());
+                // ONNX keeps both biases in one `B` tensor: counted once.
+                out.extend(bias_hh.as_deref().filter(|b| bias_ih.as_deref() != Some(*b)));
             }
             LayerKind::Residual { .. } | LayerKind::Concat { .. } | LayerKind::Slice { .. } => {}
         }

@@ -209,6 +209,7 @@ impl<'s> Recovery<'s> {
             "Split" => self.split(op),
             "Slice" => self.slice(op),
             "PRelu" => self.prelu(op),
+            "LSTM" | "GRU" | "RNN" => self.recurrent(op),
             _ => false,
         };
         if !handled {
@@ -513,6 +514,54 @@ impl<'s> Recovery<'s> {
             return None;
         }
         t.to_f64().iter().map(|&v| (v >= 0.0 && v.fract() == 0.0).then_some(v as usize)).collect()
+    }
+
+    /// `LSTM`/`GRU`/`RNN` with `W [1, gates * H, in]`, `R [1, gates * H, H]` and an optional
+    /// `B [1, 2 * gates * H]` (one direction; the gate order differs from torch's, which the graph
+    /// does not see: gates are parallel edges). A bidirectional op is left out with the reason.
+    fn recurrent(&mut self, op: &OpNode) -> bool {
+        let gates = match op.op_type.as_str() {
+            "LSTM" => super::Cell::Lstm,
+            "GRU" => super::Cell::Gru,
+            _ => super::Cell::Rnn,
+        };
+        let (Some((wi, w)), Some((ri, r))) = (self.init(op.inputs.get(1)), self.init(op.inputs.get(2))) else {
+            return false;
+        };
+        let (&[dirs, rows, input_size], &[rdirs, rrows, hidden]) = (&w.shape[..], &r.shape[..]) else { return false };
+        if dirs != 1 || rdirs != 1 {
+            let reason = format!(
+                "a {}-direction {} op: the directions share one weight tensor, which this rule does not split",
+                dirs, op.op_type
+            );
+            for t in [w, r] {
+                self.arch.reasons.push(super::Reason {
+                    tensor: t.name.clone(),
+                    reason: reason.clone(),
+                    non_weight: false,
+                });
+            }
+            return false;
+        }
+        if rows != rrows || rows != gates.gates() * hidden {
+            return false;
+        }
+        let bias = self.init(op.inputs.get(3)).filter(|(_, b)| b.num_elements() == 2 * rows);
+        let x = self.neurons_of(self.activation(op));
+        let Some(input) = self.connect(&[Some((wi, w)), Some((ri, r))], x, input_size) else { return false };
+        let bias_name = bias.map(|(_, b)| b.name.clone());
+        let kind = LayerKind::Recurrent {
+            cell: gates,
+            input_size,
+            hidden,
+            weight_ih: w.name.clone(),
+            weight_hh: r.name.clone(),
+            bias_ih: bias_name.clone(),
+            bias_hh: bias_name,
+        };
+        let tensors: Vec<usize> = [Some(wi), Some(ri), bias.map(|(i, _)| i)].into_iter().flatten().collect();
+        self.push(op, kind, &tensors, input);
+        true
     }
 
     /// `PRelu` with a per-channel slope initializer (`[C]` or `[C, 1, 1]`).

@@ -468,8 +468,14 @@ impl Builder<'_> {
                 let rows = gates.checked_mul(h).ok_or_else(|| self.err("recurrent layer too large"))?;
                 let wi = self.param_squeezed(weight_ih, &[rows, e])?;
                 let wh = self.param_squeezed(weight_hh, &[rows, h])?;
-                for b in [bias_ih, bias_hh].into_iter().flatten() {
-                    self.param_squeezed(b, &[rows])?;
+                // One tensor holding both biases (ONNX `B`): the hidden biases start after the input ones.
+                let shared_bias = bias_ih.is_some() && bias_ih == bias_hh;
+                if shared_bias && let Some(b) = bias_ih {
+                    self.param_squeezed(b, &[2 * rows])?;
+                } else {
+                    for b in [bias_ih, bias_hh].into_iter().flatten() {
+                        self.param_squeezed(b, &[rows])?;
+                    }
                 }
                 // h(t-1) is an input of the cell: recurrent weights run from it to the hidden
                 // nodes, which keeps the graph acyclic without inventing neurons.
@@ -483,11 +489,13 @@ impl Builder<'_> {
                     let w = DenseWeight { param: wh, offset: g * h * h, kernel: &[], order: DenseOrder::OutInKernel };
                     self.dense_edges(&[self.whole(state)], y_seg, &w, EdgeType::LinWeight, d)?;
                 }
-                for (b, which) in [(bias_ih, "input"), (bias_hh, "hidden")] {
+                for (b, which, base) in [(bias_ih, "input", 0), (bias_hh, "hidden", if shared_bias { rows } else { 0 })]
+                {
                     let Some(b) = b else { continue };
                     for g in 0..gates {
                         let label = format!("gate {g} {which} bias");
-                        self.vector_edges(b, g * h, &[y_seg], (NodeType::Bias, EdgeType::LinBias), (d + 1, d), &label)?;
+                        let types = (NodeType::Bias, EdgeType::LinBias);
+                        self.vector_edges(b, base + g * h, &[y_seg], types, (d + 1, d), &label)?;
                     }
                 }
                 self.set_io(x, vec![y_seg]);
