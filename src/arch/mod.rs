@@ -12,27 +12,37 @@
 //!    (2-D `weight`/`kernel`), Conv1d/2d/3d (3/4/5-D `weight`), Norm (1-D `weight`/`gamma` with
 //!    `bias`/`beta` and optional running statistics), Embedding (2-D tables under an `*embed*` /
 //!    `wte`/`wpe` name), Attention (fused `in_proj_weight` + `out_proj`, HF `query/key/value` +
-//!    `attention.output.dense`, `q_proj/k_proj/v_proj` + `out_proj`, timm `qkv` + `proj`).
+//!    `attention.output.dense`, `q_proj/k_proj/v_proj` + `out_proj`, timm `qkv` + `proj`),
+//!    recurrent layers (`weight_ih*`/`weight_hh*`), per-channel vectors (`prelu*`, `ls1.gamma`).
 //! 3. `structure` orders the primitives into blocks and chains them: ResNet blocks
 //!    (`conv1/bn1/conv2/bn2[/conv3/bn3]` with an optional `downsample.*`/`shortcut.*` projection),
 //!    transformer blocks (attention + feed-forward + norms, pre- or post-LN), BERT heads, and plain
 //!    chains for everything else.
 //! 4. For ONNX stores with an operator graph, `onnx` replaces steps 1-3: the ops give the layers,
-//!    their order and their true inputs (including residual `Add`s) even when initializer names are
-//!    opaque (`onnx::Conv_12`).
+//!    their order and their true inputs (residual `Add`/`Mul`s, `Concat`, `Split`/`Slice`) even
+//!    when initializer names are opaque (`onnx::Conv_12`).
 //!
 //! Recovery never fails. Every tensor of the store ends up either in exactly one layer's
-//! [`Layer::tensors`] or in [`Architecture::unrecognized`]; anything surprising (a chain break, an
-//! assumed LayerNorm placement) is explained in [`Architecture::notes`].
+//! [`Layer::tensors`] or in [`Architecture::unrecognized`] (with its reason:
+//! [`Architecture::unplaced`]); anything surprising (a chain break, an assumed LayerNorm
+//! placement) is explained in [`Architecture::notes`].
 //!
 //! Judgement calls (documented where they are made):
 //! - **BatchNorm buffers** (`running_mean`, `running_var`, `num_batches_tracked`, Keras
 //!   `moving_*`) are owned by their norm layer (listed in `tensors` and [`LayerKind::Norm`]'s
 //!   `buffers`) but are not parameters: the parameter graph encodes gamma and beta only.
 //! - **Chain breaks**: a layer whose input width does not match the output width of the layer
-//!   before it (e.g. a Linear after `flatten` of a conv map, `in = C*H*W`, which the GMN rules cannot
-//!   represent) reads a fresh group of input neurons ([`Input::Fresh`]) and a note records the
-//!   break. Conv -> Linear with `in == channels` (global pooling) chains normally.
+//!   before it first tries to fit: a Linear after a conv map with `in = C * positions` reads the `C`
+//!   channels with one parallel edge per position (torch's channel-major flatten assumed); a conv
+//!   whose weight holds `in / g` channels reads `in` channels in `g` groups. Otherwise it reads the
+//!   nearest earlier group on the path back with its width (sibling heads such as MTCNN's
+//!   `dense5_1`/`dense5_2`), and only then a fresh group of input neurons ([`Input::Fresh`]). Each
+//!   choice is noted. Conv -> Linear with `in == channels` (global pooling) chains normally.
+//! - **Recurrent layers**: torch `LSTMCell`/`GRUCell`/`RNNCell` and each layer and direction of
+//!   `nn.LSTM`/`nn.GRU`/`nn.RNN` is one [`LayerKind::Recurrent`]; a reverse direction reads what
+//!   the forward one read, and a [`LayerKind::Concat`] joins both for the next layer.
+//! - **Per-channel vectors**: PReLU slopes and layer scale are [`LayerKind::PerChannel`]; a single
+//!   slope shared by all channels is left out with the reason ([`Architecture::unplaced`]).
 //! - **Transformer norm placement**: when a block's first norm is stored before its attention the
 //!   block is pre-LN (timm/ViT), otherwise post-LN (BERT, `nn.TransformerEncoderLayer` default);
 //!   PyTorch state dicts list `norm1/norm2` after `linear2` in both cases, so post-LN is assumed.

@@ -14,8 +14,11 @@
 //!   first norm before the attention (pre-LN), after each residual otherwise (post-LN).
 //! - **BERT heads**: layers after `pooler` named `*predictions*`/`lm_head` read the sequence output
 //!   (the pooler's input); `*seq_relationship*`/`classifier` read the pooler output.
-//! - **Everything else chains**: a layer reads the previous layer's output when the widths agree;
-//!   otherwise it reads a fresh input group and a note records the break.
+//! - **Recurrent directions**: the reverse direction of a bidirectional layer reads what the
+//!   forward one read; a `Concat` of both is what the next layer reads.
+//! - **Everything else chains**: a layer reads the previous layer's output when the widths agree
+//!   (or fit: a flattened conv map, a grouped conv); otherwise the nearest earlier group with its
+//!   width (sibling heads); otherwise a fresh input group, and a note records the break.
 
 use std::collections::HashSet;
 

@@ -23,6 +23,18 @@
 //! - **Attention**: q, k and v all connect the inputs to the same `attn_dim` attention neurons
 //!   (type 12; three parallel edges per pair), each projection with its own attention-bias node
 //!   (type 13); `out` is a Linear onto new ordinary neurons.
+//! - **Grouped conv**: output group `j` has edges only from input group `j` (one block per group).
+//! - **Linear after a flattened `C x P` map**: the `C` channel nodes, `P` parallel edges per pair
+//!   (the position in `p0`), as for a conv kernel.
+//! - **Per-channel vector** (PReLU slopes, layer scale): one node (type 14) with an edge (type 13)
+//!   per neuron, like a norm's gamma.
+//! - **Recurrent** (LSTM/GRU/RNN): `hidden` new neurons; each gate's input weights are parallel
+//!   edges from the input neurons, each gate's recurrent weights parallel edges from an `h(t-1)`
+//!   state block (role [`NodeRole::State`], the input's layer index) so the graph stays acyclic; a
+//!   bias node per gate and bias tensor.
+//! - **Concat / Slice**: no nodes; a group is the union of its parts' nodes, or a subset of one.
+//!   A layer reading a concatenation has one edge block per segment, over a column window of its
+//!   weight; residual edges pair two groups piece by piece and skip `i -> i` (a self-loop).
 //! - **Embedding** (judgement call): a table `[num, dim]` is a bias-free Linear(num -> dim) from
 //!   `num` input neurons (one per row, ordered) to `dim` neurons. BERT's word, position and
 //!   token-type tables all feed the same `dim` neurons, since the model sums them.
