@@ -54,6 +54,28 @@ fn inspect_reports_unrecognized_tensors_instead_of_failing() {
 }
 
 #[test]
+fn inspect_reports_coverage_and_every_unplaced_tensor_with_its_reason() {
+    // The YOLO-shaped DAG: every weight encoded; the split sizes and the stride are not weights.
+    let v = inspect_json(&fixture("graphs/c2f_block.onnx"));
+    assert_eq!(v["coverage"]["percent"], 100.0);
+    assert_eq!(v["coverage"]["missing"], 0);
+    assert_eq!(v["coverage"]["non_weights"], 3);
+    let unplaced = v["unplaced"].as_array().unwrap();
+    let names: Vec<&str> = unplaced.iter().map(|u| u["tensor"].as_str().unwrap()).collect();
+    assert_eq!(names, ["onnx::Split_sizes", "model.4.stride"]);
+    assert!(unplaced.iter().all(|u| u["non_weight"] == true && u["reason"].as_str().is_some_and(|r| !r.is_empty())));
+    // A bare weight matrix: no layer, 0% encoded, listed with the reason.
+    let v = inspect_json(&fixture("numpy/weights.npy"));
+    assert_eq!(v["coverage"]["percent"], 0.0);
+    assert_eq!(v["coverage"]["missing"], 2 * 4970);
+    assert!(v["unplaced"][0]["reason"].as_str().unwrap().contains("no layer rule"));
+    let out = run(&["inspect", &fixture("numpy/weights.npy")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("coverage    0.0% of the weights"), "{text}");
+    assert!(text.contains("not in the graph (1):"), "{text}");
+}
+
+#[test]
 fn inspect_text_names_layers_and_graph_size() {
     let out = run(&["inspect", "demo:siren"]);
     assert!(out.status.success());

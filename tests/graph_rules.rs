@@ -368,19 +368,24 @@ fn cnn_conv_bn_conv_bn_linear() {
 }
 
 #[test]
-fn flatten_after_conv_is_recorded_as_a_chain_break() {
+fn flatten_after_conv_reads_the_channels_with_an_edge_per_position() {
     let mut rng = Rng(6);
     let mut specs = vec![conv(&mut rng, "conv", 1, 4, 3)];
     specs.extend(linear(&mut rng, "fc", 4 * 5 * 5, 10));
     let store = store_of(&specs);
     let (arch, g) = recover_and_build(&store);
-    assert_eq!(arch.layers[1].input, Input::Fresh);
-    assert_eq!(arch.chain_breaks(), 1);
+    assert_eq!(arch.layers[1].input, Input::Layer(0));
+    assert_eq!(arch.chain_breaks(), 0);
+    assert!(matches!(arch.layers[1].kind, LayerKind::Linear { positions: 25, .. }));
     assert!(arch.notes.iter().any(|n| n.contains("flattened conv map") && n.contains("100 = 4 channels x 25")));
-    // Two input groups (1 channel, 100 flattened features), each ordered.
+    // One input group (the image channel); fc's edges leave the 4 conv channels, 25 per pair.
     let inputs: Vec<_> = g.node_blocks().iter().filter(|b| b.role == NodeRole::Input).map(|b| b.len).collect();
-    assert_eq!(inputs, [1, 100]);
+    assert_eq!(inputs, [1]);
     assert_eq!(g.num_edges(), 36 + 1000 + 10);
+    let positions: Vec<f32> = g.edges().skip(36).take(26).map(|e| e.features[3]).collect();
+    assert_eq!(positions[..25], (0..25).map(|p| p as f32).collect::<Vec<_>>()[..]);
+    assert_eq!(positions[25], 0.0, "the next channel starts again at position 0");
+    assert_invariants(&g);
     assert_exact_inversion(&g, &store, &["conv.weight", "fc.weight", "fc.bias"]);
 }
 
@@ -842,4 +847,449 @@ fn bert_base_graph_is_implicit_and_counts_match_the_formula() {
     let first = g.edges().next().unwrap();
     assert_eq!((first.src, first.dst), (0, vocab + pos + 2));
     assert_eq!(first.features, [0.0, 0.0, 0.0, -1.0, -1.0, -1.0]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real structure (issue 12): fixtures written by tests/fixtures/graphs/generate.py
+
+fn open_graph_fixture(name: &str) -> TensorStore {
+    let path = crate::common::fixtures_dir().join("graphs").join(name);
+    gmnscope::checkpoint::open(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Everything issue 12 asks of a real model's graph: every weight encoded (graph parameters =
+/// file parameters less norm statistics and documented non-weights), one weakly connected
+/// component, a DAG, every node on an edge, and exact inversion graph -> weights.
+fn assert_real_structure(store: &TensorStore) -> (Architecture, ParamGraph) {
+    let (arch, g) = recover_and_build(store);
+    assert_every_tensor_placed_once(&arch, store);
+    let unplaced = arch.unplaced(store);
+    assert!(unplaced.iter().all(|u| u.non_weight), "weights left out: {unplaced:#?}");
+    let non_weights: usize = unplaced.iter().map(|u| u.parameters).sum();
+    assert_eq!(
+        g.num_parameters(),
+        store.num_parameters() - arch.buffer_elements(store) - non_weights,
+        "every weight of the file is in the graph"
+    );
+    assert_invariants(&g);
+    let order: Vec<&str> = arch.layers.iter().flat_map(|l| l.kind.parameter_tensors()).collect();
+    assert_exact_inversion(&g, store, &order);
+    (arch, g)
+}
+
+fn layer_named<'a>(arch: &'a Architecture, name: &str) -> (usize, &'a gmnscope::arch::Layer) {
+    arch.layers.iter().enumerate().find(|(_, l)| l.name == name).unwrap_or_else(|| panic!("no layer {name}"))
+}
+
+#[test]
+fn mtcnn_pnet_prelu_slopes_and_sibling_heads() {
+    let store = open_graph_fixture("mtcnn_pnet.pt");
+    let (arch, g) = assert_real_structure(&store);
+    assert_eq!(kinds(&arch), ["conv2d", "prelu", "conv2d", "prelu", "conv2d", "prelu", "conv2d", "conv2d"]);
+    assert!(arch.unrecognized.is_empty());
+    // Both heads read prelu3's neurons (conv3's channels), not each other.
+    let (_, h1) = layer_named(&arch, "conv4_1");
+    let (_, h2) = layer_named(&arch, "conv4_2");
+    assert_eq!(h1.input, h2.input);
+    // A PReLU is one node with an edge per channel, like a norm's gamma.
+    let slopes: Vec<_> = g.node_blocks().iter().filter(|b| b.node_type == NodeType::ChannelParam).collect();
+    assert_eq!(slopes.len(), 3);
+    assert!(slopes.iter().all(|b| b.len == 1 && b.role == NodeRole::Parameter));
+    let slope_edges: usize =
+        g.edge_blocks().iter().filter(|e| e.edge_type == EdgeType::ChannelParam).map(|e| e.len).sum();
+    assert_eq!(slope_edges, 4 + 6 + 8);
+    // Two final outputs: the 2 face scores and the 4 box offsets.
+    let outputs: Vec<_> =
+        g.node_blocks().iter().filter(|b| b.role == NodeRole::Neurons && b.ordered).map(|b| b.len).collect();
+    assert_eq!(outputs, [2, 4]);
+}
+
+#[test]
+fn mtcnn_rnet_linear_after_flatten_has_an_edge_per_position() {
+    let store = open_graph_fixture("mtcnn_rnet.pt");
+    let (arch, g) = assert_real_structure(&store);
+    assert_eq!(arch.chain_breaks(), 0);
+    let (index, dense4) = layer_named(&arch, "dense4");
+    match &dense4.kind {
+        LayerKind::Linear { in_features: 72, positions: 9, out_features: 16, .. } => {}
+        k => panic!("{k:?}"),
+    }
+    assert!(arch.notes.iter().any(|n| n.contains("72 = 8 channels x 9 positions")));
+    // dense4 reads conv3's 8 channel nodes: 9 parallel edges per (channel, neuron) pair, each
+    // with its position in p0 and the value W[o, c * 9 + p].
+    let block = g.edge_blocks().iter().find(|e| e.layer == index && e.edge_type == EdgeType::LinWeight).unwrap();
+    let (src, dst) = (&g.node_blocks()[block.src], &g.node_blocks()[block.dst]);
+    assert_eq!((src.len, dst.len, src.node_type), (8, 16, NodeType::Channel));
+    let w = store.get("dense4.weight").unwrap().to_f32();
+    let (c, o) = (5usize, 11usize);
+    let mut edges: Vec<_> = g
+        .edges()
+        .filter(|e| e.src == src.start + c && e.dst == dst.start + o)
+        .map(|e| (e.features[3] as usize, e.features[0]))
+        .collect();
+    edges.sort_by_key(|e| e.0);
+    let want: Vec<_> = (0..9).map(|p| (p, w[o * 72 + c * 9 + p])).collect();
+    assert_eq!(edges, want);
+    let (_, h1) = layer_named(&arch, "dense5_1");
+    let (_, h2) = layer_named(&arch, "dense5_2");
+    assert_eq!(h1.input, h2.input, "sibling heads read the same neurons");
+}
+
+#[test]
+fn mtcnn_onet_is_one_network() {
+    let store = open_graph_fixture("mtcnn_onet.pt");
+    let (arch, g) = assert_real_structure(&store);
+    assert_eq!(g.num_parameters(), store.num_parameters());
+    let heads: Vec<Input> =
+        ["dense6_1", "dense6_2", "dense6_3"].iter().map(|n| layer_named(&arch, n).1.input).collect();
+    assert!(heads.iter().all(|&h| h == heads[0]));
+    let inputs: Vec<_> = g.node_blocks().iter().filter(|b| b.role == NodeRole::Input).map(|b| b.len).collect();
+    assert_eq!(inputs, [3], "one input group: the image channels");
+}
+
+/// Gate weights are parallel edges between the same input and hidden nodes; recurrent weights run
+/// from the h(t-1) state nodes to the hidden nodes.
+fn assert_recurrent_layer(g: &ParamGraph, store: &TensorStore, arch: &Architecture, name: &str, gates: usize) {
+    let (index, layer) = layer_named(arch, name);
+    let LayerKind::Recurrent { input_size, hidden, weight_ih, weight_hh, .. } = &layer.kind else { panic!() };
+    let weights: Vec<_> =
+        g.edge_blocks().iter().filter(|e| e.layer == index && e.edge_type == EdgeType::LinWeight).collect();
+    let hidden_block = weights[0].dst;
+    assert!(weights.iter().all(|e| e.dst == hidden_block), "every gate ends on the same hidden nodes");
+    let state: Vec<_> = weights.iter().filter(|e| g.node_blocks()[e.src].role == NodeRole::State).collect();
+    assert_eq!(state.len(), gates, "one recurrent block per gate");
+    assert!(state.iter().all(|e| g.node_blocks()[e.src].len == *hidden));
+    // Input neuron i and hidden neuron j: one edge per gate carrying weight_ih[g*h + j, i].
+    let from_input: Vec<_> = weights.iter().filter(|e| g.node_blocks()[e.src].role != NodeRole::State).collect();
+    let w = store.get(weight_ih).unwrap().to_f32();
+    // The last input node of the first input segment (a concatenated input has several).
+    let EdgeValues::Dense { inp, col, .. } = from_input[0].values else { panic!() };
+    let (i, j) = (col + inp - 1, hidden - 1);
+    let src = &g.node_blocks()[from_input[0].src];
+    let dst = &g.node_blocks()[hidden_block];
+    let mut got: Vec<f32> = g
+        .edges()
+        .filter(|e| e.src == src.start + from_input[0].src_offset + inp - 1 && e.dst == dst.start + j)
+        .filter(|e| e.features[2] == EdgeType::LinWeight as i64 as f32)
+        .map(|e| e.features[0])
+        .collect();
+    let mut want: Vec<f32> = (0..gates).map(|k| w[(k * hidden + j) * input_size + i]).collect();
+    got.sort_by(f32::total_cmp);
+    want.sort_by(f32::total_cmp);
+    assert_eq!(got, want);
+    let wh = store.get(weight_hh).unwrap().to_f32();
+    let state_block = &g.node_blocks()[state[0].src];
+    let mut got: Vec<f32> =
+        g.edges().filter(|e| e.src == state_block.start + j && e.dst == dst.start).map(|e| e.features[0]).collect();
+    let mut want: Vec<f32> = (0..gates).map(|k| wh[(k * hidden) * hidden + j]).collect();
+    got.sort_by(f32::total_cmp);
+    want.sort_by(f32::total_cmp);
+    assert_eq!(got, want, "h(t-1) node j -> hidden node 0");
+}
+
+#[test]
+fn vad_lstm_cell_is_encoded_between_the_encoder_and_the_head() {
+    let store = open_graph_fixture("vad_lstmcell.pt");
+    let (arch, g) = assert_real_structure(&store);
+    assert_eq!(g.num_parameters(), store.num_parameters(), "100% of the parameters, the LSTM included");
+    assert_eq!(kinds(&arch), ["conv1d", "conv1d", "conv1d", "lstm", "conv1d"]);
+    let (rnn, _) = layer_named(&arch, "_model.decoder.rnn");
+    assert_eq!(arch.layers[rnn].input, Input::Layer(rnn - 1));
+    assert_eq!(arch.layers[rnn + 1].input, Input::Layer(rnn));
+    assert_recurrent_layer(&g, &store, &arch, "_model.decoder.rnn", 4);
+    // Two biases x four gates: eight bias nodes on the hidden nodes.
+    let biases = g.node_blocks().iter().filter(|b| b.layer == rnn && b.node_type == NodeType::Bias).count();
+    assert_eq!(biases, 8);
+}
+
+#[test]
+fn bidirectional_lstm_and_gru_stack() {
+    let store = open_graph_fixture("recurrent_stack.pt");
+    let (arch, g) = assert_real_structure(&store);
+    assert_eq!(g.num_parameters(), store.num_parameters());
+    assert_eq!(
+        kinds(&arch),
+        ["embedding", "lstm", "lstm", "concat", "lstm", "lstm", "concat", "gru", "linear"],
+        "each direction of each layer, their hidden nodes concatenated"
+    );
+    let (rev, reverse) = layer_named(&arch, "lstm.l0_reverse");
+    assert_eq!(reverse.input, arch.layers[rev - 1].input, "both directions read the embedding");
+    let (_, l1) = layer_named(&arch, "lstm.l1");
+    assert!(matches!(l1.kind, LayerKind::Recurrent { input_size: 10, .. }));
+    assert_recurrent_layer(&g, &store, &arch, "lstm.l1", 4);
+    assert_recurrent_layer(&g, &store, &arch, "gru.l0", 3);
+    // The layer after a bidirectional layer reads both directions: 2 source blocks per gate.
+    let (l1_index, _) = layer_named(&arch, "lstm.l1");
+    let from_inputs = g
+        .edge_blocks()
+        .iter()
+        .filter(|e| e.layer == l1_index && g.node_blocks()[e.src].role == NodeRole::Neurons)
+        .count();
+    assert_eq!(from_inputs, 2 * 4);
+}
+
+#[test]
+fn yolo_like_onnx_dag_merges_without_cycles() {
+    let store = open_graph_fixture("c2f_block.onnx");
+    let (arch, g) = assert_real_structure(&store);
+    assert_eq!(arch.chain_breaks(), 0, "{:#?}", arch.notes);
+    let kinds = kinds(&arch);
+    assert_eq!(kinds.iter().filter(|k| *k == "slice").count(), 2, "the C2f Split");
+    assert_eq!(kinds.iter().filter(|k| *k == "concat").count(), 3, "C2f, SPPF and head Concats");
+    assert_eq!(kinds.iter().filter(|k| *k == "residual").count(), 2, "the bottleneck Add and the gating Mul");
+    let unplaced = arch.unplaced(&store);
+    let names: Vec<&str> = unplaced.iter().map(|u| u.tensor.as_str()).collect();
+    assert_eq!(names, ["onnx::Split_sizes", "model.4.stride"]);
+
+    // Nothing invented: only convolutions create channel nodes.
+    let channels: usize = g.node_blocks().iter().filter(|b| b.node_type == NodeType::Channel).map(|b| b.len).sum();
+    let conv_out: usize = arch
+        .layers
+        .iter()
+        .filter_map(|l| match l.kind {
+            LayerKind::Conv { out_channels, .. } => Some(out_channels),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(channels, 3 + conv_out);
+
+    // The bottleneck's residual runs from the second half of cv1's channels into m.0.cv2's.
+    let (cv1, _) = layer_named(&arch, "model.1.cv1.conv");
+    let residual = g.edge_blocks().iter().find(|e| e.edge_type == EdgeType::Residual).unwrap();
+    assert_eq!(g.node_blocks()[residual.src].layer, cv1);
+    assert_eq!((residual.src_offset, residual.len), (4, 4));
+
+    // cv2 reads the C2f Concat (cv1's 8 channels, then m.0's 4): one column window each.
+    let (cv2, _) = layer_named(&arch, "model.1.cv2.conv");
+    let windows: Vec<_> = g
+        .edge_blocks()
+        .iter()
+        .filter(|e| e.layer == cv2 && e.edge_type == EdgeType::ConvWeight)
+        .map(|e| match e.values {
+            EdgeValues::Dense { col, cols, inp, .. } => (col, inp, cols),
+            _ => panic!(),
+        })
+        .collect();
+    assert_eq!(windows, [(0, 4, 12), (4, 4, 12), (8, 4, 12)]);
+
+    // Depthwise: channel c only feeds channel c.
+    let (dw, dw_layer) = layer_named(&arch, "model.2.dw.conv");
+    assert!(matches!(dw_layer.kind, LayerKind::Conv { groups: 8, in_channels: 8, .. }));
+    let dw_blocks: Vec<_> =
+        g.edge_blocks().iter().filter(|e| e.layer == dw && e.edge_type == EdgeType::ConvWeight).collect();
+    assert_eq!(dw_blocks.len(), 8);
+    let starts: Vec<(usize, usize)> = dw_blocks
+        .iter()
+        .map(|e| (g.node_blocks()[e.src].start + e.src_offset, g.node_blocks()[e.dst].start + e.dst_offset))
+        .collect();
+    let mut in_group = 0;
+    for e in g.edges() {
+        if let Some(k) = starts.iter().position(|&(s, d)| e.features[2] == 2.0 && e.src == s && e.dst == d) {
+            in_group += 1;
+            assert!(k < 8);
+        }
+    }
+    assert_eq!(in_group, 8 * 9, "9 kernel edges per channel, none across channels");
+
+    // SPPF's Concat repeats cv1's 4 channels four times (max-pools of one map): its cv2 gets four
+    // parallel edge blocks from the same nodes.
+    let (sppf_cv1, _) = layer_named(&arch, "model.3.cv1.conv");
+    let (sppf_cv2, _) = layer_named(&arch, "model.3.cv2.conv");
+    let sources: Vec<usize> = g
+        .edge_blocks()
+        .iter()
+        .filter(|e| e.layer == sppf_cv2 && e.edge_type == EdgeType::ConvWeight)
+        .map(|e| g.node_blocks()[e.src].layer)
+        .collect();
+    assert_eq!(sources, [sppf_cv1; 4]);
+}
+
+/// Random small CNN/MLP/RNN state dicts (convs with optional bias, batch norm, PReLU and groups; a
+/// flattened map or global pooling into Linears with PReLUs; an optional LSTM/GRU cell; one to
+/// three sibling heads): every graph encodes every weight, is one weakly connected DAG and
+/// inverts exactly.
+#[test]
+fn random_architectures_keep_every_weight_connected_and_invertible() {
+    for seed in 0..150u64 {
+        let mut rng = Rng(seed * 7919 + 1);
+        let mut pick = |n: usize| -> usize {
+            let v = rng.values(1)[0];
+            (((v + 1.0) * 0.5 * n as f32) as usize).min(n - 1)
+        };
+        let mut specs: Vec<Spec> = Vec::new();
+        let mut values = Rng(seed + 1000);
+        let mut width = 1 + pick(3);
+        let convs = pick(4);
+        for i in 0..convs {
+            let p = format!("convs.{i}");
+            let out = 1 + pick(6);
+            let k = 1 + pick(3);
+            // A grouped conv when some g > 1 divides both widths.
+            let groups =
+                (2..=width.min(out)).rev().find(|g| width % g == 0 && out % g == 0 && pick(2) == 0).unwrap_or(1);
+            specs.push(values.spec(&format!("{p}.conv.weight"), &[out, width / groups, k, k]));
+            if pick(2) == 0 {
+                specs.push(values.spec(&format!("{p}.conv.bias"), &[out]));
+            }
+            if pick(2) == 0 {
+                specs.extend(batch_norm(&mut values, &format!("{p}.bn"), out));
+            }
+            if pick(2) == 0 {
+                specs.push(values.spec(&format!("{p}.prelu.weight"), &[out]));
+            }
+            width = out;
+        }
+        let linears = 1 + pick(3);
+        for i in 0..linears {
+            let p = format!("fcs.{i}");
+            let out = 2 + pick(7);
+            // After convs: a flattened map of 1-5 positions per channel (1 = global pooling).
+            let positions = if i == 0 && convs > 0 { 1 + pick(5) } else { 1 };
+            specs.extend(linear(&mut values, &format!("{p}.fc"), width * positions, out));
+            if pick(2) == 0 {
+                specs.push(values.spec(&format!("{p}.prelu.weight"), &[out]));
+            }
+            width = out;
+        }
+        if pick(2) == 0 {
+            let (gates, hidden) = ([1usize, 3, 4][pick(3)], 2 + pick(4));
+            for (leaf, shape) in [
+                ("weight_ih", vec![gates * hidden, width]),
+                ("weight_hh", vec![gates * hidden, hidden]),
+                ("bias_ih", vec![gates * hidden]),
+                ("bias_hh", vec![gates * hidden]),
+            ] {
+                specs.push(values.spec(&format!("rnn.{leaf}"), &shape));
+            }
+            width = hidden;
+        }
+        // Sibling heads with widths that cannot be mistaken for a chain (never `width`).
+        let heads = 1 + pick(3);
+        for h in 0..heads {
+            let out = [1usize, 2, 4, 10][h + pick(4 - h)].min(width + 11);
+            let out = if out == width { width + 1 } else { out };
+            specs.extend(linear(&mut values, &format!("head_{h}"), width, out));
+        }
+        let store = store_of(&specs);
+        let arch = arch::recover(&store);
+        let g = graph::build(&arch, &store).unwrap_or_else(|e| panic!("seed {seed}: {e}\n{arch:#?}"));
+        assert_eq!(arch.chain_breaks(), 0, "seed {seed}: {:#?}", arch.notes);
+        assert!(arch.unrecognized.is_empty(), "seed {seed}: {:?}", arch.unrecognized);
+        assert_eq!(g.num_parameters(), store.num_parameters() - arch.buffer_elements(&store), "seed {seed}");
+        assert_invariants(&g);
+        let order: Vec<&str> = arch.layers.iter().flat_map(|l| l.kind.parameter_tensors()).collect();
+        assert_exact_inversion(&g, &store, &order);
+    }
+}
+
+#[test]
+fn yolo_detect_head_stays_connected_around_the_dfl_conv() {
+    let store = open_graph_fixture("detect_head.onnx");
+    let (arch, g) = recover_and_build(&store);
+    assert_every_tensor_placed_once(&arch, &store);
+    assert_invariants(&g);
+    assert_eq!(arch.chain_breaks(), 0, "{:#?}", arch.notes);
+    // The DFL conv reads 2 bins of a regrouped box map: it is the one weight left out, by name,
+    // with the reason; the integer shapes and split sizes are not weights.
+    let unplaced = arch.unplaced(&store);
+    let weights: Vec<_> = unplaced.iter().filter(|u| !u.non_weight).collect();
+    assert_eq!(weights.len(), 1, "{unplaced:#?}");
+    assert_eq!(weights[0].tensor, "model.22.dfl.conv.weight");
+    assert!(weights[0].reason.contains("regroup"), "{}", weights[0].reason);
+    let non_weights: usize = unplaced.iter().map(|u| u.parameters).sum();
+    assert_eq!(g.num_parameters(), store.num_parameters() - non_weights);
+    // The box rows are a slice of the first scale's concatenated channels (its box conv's 8).
+    let slices: Vec<_> = arch
+        .layers
+        .iter()
+        .filter_map(|l| match l.kind {
+            LayerKind::Slice { start, len, features_in } => Some((start, len, features_in)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(slices, [(0, 8, 11), (8, 3, 11)]);
+    let order: Vec<&str> = arch.layers.iter().flat_map(|l| l.kind.parameter_tensors()).collect();
+    assert_exact_inversion(&g, &store, &order);
+}
+
+#[test]
+fn onnx_slices_on_channels_are_subsets_and_a_residual_from_a_concat_pairs_segments() {
+    // conv a (6 channels) -> Slice [0:2] and Slice [2:INT64_MAX] on axis 1; conv b reads the
+    // second slice (4 -> 2); Concat(first slice, b) (4 channels); Add of that concat and a conv c
+    // reading a's channels (6 -> 4): residual edges from the concat's two segments into c.
+    let mut rng = Rng(16);
+    let mut tensors: Vec<TensorInfo> = [
+        rng.spec("a.weight", &[6, 3, 3, 3]),
+        rng.spec("b.weight", &[2, 4, 1, 1]),
+        rng.spec("c.weight", &[4, 6, 1, 1]),
+        rng.spec("c.bias", &[4]),
+    ]
+    .iter()
+    .map(|(n, s, v)| f32_tensor(n, s, v))
+    .collect();
+    let ints = |name: &str, values: &[i64]| TensorInfo {
+        name: name.into(),
+        dtype: DType::I64,
+        shape: vec![values.len()],
+        data: ByteView::from_vec(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+    };
+    tensors.extend([ints("s0", &[0]), ints("e0", &[2]), ints("s1", &[2]), ints("e1", &[i64::MAX]), ints("axis", &[1])]);
+    let ops = vec![
+        op("a", "Conv", &["x", "a.weight"], &["a"]),
+        op("slice0", "Slice", &["a", "s0", "e0", "axis"], &["lo"]),
+        op("slice1", "Slice", &["a", "s1", "e1", "axis"], &["hi"]),
+        op("b", "Conv", &["hi", "b.weight"], &["b"]),
+        op("cat", "Concat", &["lo", "b"], &["cat"]),
+        op("c", "Conv", &["a", "c.weight", "c.bias"], &["c"]),
+        op("add", "Add", &["cat", "c"], &["y"]),
+    ];
+    let store = TensorStore::new("slices.onnx", Format::Onnx, tensors).unwrap().with_ops(ops);
+    let (arch, g) = recover_and_build(&store);
+    assert_eq!(kinds(&arch), ["conv2d", "slice", "slice", "conv2d", "concat", "conv2d", "residual"]);
+    assert_eq!(arch.layers[2].kind, LayerKind::Slice { start: 2, len: 4, features_in: 6 });
+    assert_invariants(&g);
+    // Residual edges pair c's 4 channels with the concat's segments (a's channels 0-1, then b's 2).
+    let residuals: Vec<_> = g
+        .edge_blocks()
+        .iter()
+        .filter(|e| e.edge_type == EdgeType::Residual)
+        .map(|e| (g.node_blocks()[e.src].layer, e.src_offset, g.node_blocks()[e.dst].layer, e.dst_offset, e.len))
+        .collect();
+    // The concat is shallower (depth 1) than c (depth 2): the residual flows from its segments.
+    assert_eq!(residuals, [(0, 0, 5, 0, 2), (3, 0, 5, 2, 2)]);
+    let order: Vec<&str> = arch.layers.iter().flat_map(|l| l.kind.parameter_tensors()).collect();
+    assert_exact_inversion(&g, &store, &order);
+    assert_eq!(arch.unplaced(&store).iter().filter(|u| !u.non_weight).count(), 0);
+}
+
+#[test]
+fn onnx_lstm_op_with_one_bias_tensor_is_a_recurrent_layer() {
+    let mut rng = Rng(17);
+    let specs = [
+        rng.spec("fc.weight", &[4, 3]),
+        rng.spec("fc.bias", &[4]),
+        rng.spec("onnx::LSTM_W", &[1, 16, 4]),
+        rng.spec("onnx::LSTM_R", &[1, 16, 4]),
+        rng.spec("onnx::LSTM_B", &[1, 32]),
+        rng.spec("head.weight", &[2, 4]),
+        rng.spec("head.bias", &[2]),
+    ];
+    let tensors = specs.iter().map(|(n, s, v)| f32_tensor(n, s, v)).collect();
+    let ops = vec![
+        op("fc", "Gemm", &["x", "fc.weight", "fc.bias"], &["h"]),
+        op("lstm", "LSTM", &["h", "onnx::LSTM_W", "onnx::LSTM_R", "onnx::LSTM_B"], &["y", "y_h", "y_c"]),
+        op("squeeze", "Squeeze", &["y_h"], &["s"]),
+        op("head", "Gemm", &["s", "head.weight", "head.bias"], &["out"]),
+    ];
+    let store = TensorStore::new("lstm.onnx", Format::Onnx, tensors).unwrap().with_ops(ops);
+    let (arch, g) = recover_and_build(&store);
+    assert_eq!(kinds(&arch), ["linear", "lstm", "linear"]);
+    assert!(arch.unrecognized.is_empty());
+    assert_eq!(g.num_parameters(), store.num_parameters());
+    assert_invariants(&g);
+    // B's first half is the input biases, its second the hidden ones: 2 x 4 gate bias nodes.
+    let biases = g.node_blocks().iter().filter(|b| b.layer == 1 && b.node_type == NodeType::Bias).count();
+    assert_eq!(biases, 8);
+    let order = ["fc.weight", "fc.bias", "onnx::LSTM_W", "onnx::LSTM_R", "onnx::LSTM_B", "head.weight", "head.bias"];
+    assert_exact_inversion(&g, &store, &order);
 }

@@ -12,27 +12,37 @@
 //!    (2-D `weight`/`kernel`), Conv1d/2d/3d (3/4/5-D `weight`), Norm (1-D `weight`/`gamma` with
 //!    `bias`/`beta` and optional running statistics), Embedding (2-D tables under an `*embed*` /
 //!    `wte`/`wpe` name), Attention (fused `in_proj_weight` + `out_proj`, HF `query/key/value` +
-//!    `attention.output.dense`, `q_proj/k_proj/v_proj` + `out_proj`, timm `qkv` + `proj`).
+//!    `attention.output.dense`, `q_proj/k_proj/v_proj` + `out_proj`, timm `qkv` + `proj`),
+//!    recurrent layers (`weight_ih*`/`weight_hh*`), per-channel vectors (`prelu*`, `ls1.gamma`).
 //! 3. `structure` orders the primitives into blocks and chains them: ResNet blocks
 //!    (`conv1/bn1/conv2/bn2[/conv3/bn3]` with an optional `downsample.*`/`shortcut.*` projection),
 //!    transformer blocks (attention + feed-forward + norms, pre- or post-LN), BERT heads, and plain
 //!    chains for everything else.
 //! 4. For ONNX stores with an operator graph, `onnx` replaces steps 1-3: the ops give the layers,
-//!    their order and their true inputs (including residual `Add`s) even when initializer names are
-//!    opaque (`onnx::Conv_12`).
+//!    their order and their true inputs (residual `Add`/`Mul`s, `Concat`, `Split`/`Slice`) even
+//!    when initializer names are opaque (`onnx::Conv_12`).
 //!
 //! Recovery never fails. Every tensor of the store ends up either in exactly one layer's
-//! [`Layer::tensors`] or in [`Architecture::unrecognized`]; anything surprising (a chain break, an
-//! assumed LayerNorm placement) is explained in [`Architecture::notes`].
+//! [`Layer::tensors`] or in [`Architecture::unrecognized`] (with its reason:
+//! [`Architecture::unplaced`]); anything surprising (a chain break, an assumed LayerNorm
+//! placement) is explained in [`Architecture::notes`].
 //!
 //! Judgement calls (documented where they are made):
 //! - **BatchNorm buffers** (`running_mean`, `running_var`, `num_batches_tracked`, Keras
 //!   `moving_*`) are owned by their norm layer (listed in `tensors` and [`LayerKind::Norm`]'s
 //!   `buffers`) but are not parameters: the parameter graph encodes gamma and beta only.
 //! - **Chain breaks**: a layer whose input width does not match the output width of the layer
-//!   before it (e.g. a Linear after `flatten` of a conv map, `in = C*H*W`, which the GMN rules cannot
-//!   represent) reads a fresh group of input neurons ([`Input::Fresh`]) and a note records the
-//!   break. Conv -> Linear with `in == channels` (global pooling) chains normally.
+//!   before it first tries to fit: a Linear after a conv map with `in = C * positions` reads the `C`
+//!   channels with one parallel edge per position (torch's channel-major flatten assumed); a conv
+//!   whose weight holds `in / g` channels reads `in` channels in `g` groups. Otherwise it reads the
+//!   nearest earlier group on the path back with its width (sibling heads such as MTCNN's
+//!   `dense5_1`/`dense5_2`), and only then a fresh group of input neurons ([`Input::Fresh`]). Each
+//!   choice is noted. Conv -> Linear with `in == channels` (global pooling) chains normally.
+//! - **Recurrent layers**: torch `LSTMCell`/`GRUCell`/`RNNCell` and each layer and direction of
+//!   `nn.LSTM`/`nn.GRU`/`nn.RNN` is one [`LayerKind::Recurrent`]; a reverse direction reads what
+//!   the forward one read, and a [`LayerKind::Concat`] joins both for the next layer.
+//! - **Per-channel vectors**: PReLU slopes and layer scale are [`LayerKind::PerChannel`]; a single
+//!   slope shared by all channels is left out with the reason ([`Architecture::unplaced`]).
 //! - **Transformer norm placement**: when a block's first norm is stored before its attention the
 //!   block is pre-LN (timm/ViT), otherwise post-LN (BERT, `nn.TransformerEncoderLayer` default);
 //!   PyTorch state dicts list `norm1/norm2` after `linear2` in both cases, so post-LN is assumed.
@@ -79,6 +89,38 @@ pub enum KernelLayout {
     KernelInOut,
 }
 
+/// The gate structure of a recurrent layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cell {
+    /// 4 gates (input, forget, cell, output).
+    Lstm,
+    /// 3 gates (reset, update, new).
+    Gru,
+    /// 1 gate (Elman RNN).
+    Rnn,
+}
+
+impl Cell {
+    pub fn gates(self) -> usize {
+        match self {
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+            Cell::Rnn => 1,
+        }
+    }
+
+    /// The cell for a number of gate blocks, if any.
+    pub fn from_gates(gates: usize) -> Option<Cell> {
+        match gates {
+            4 => Some(Cell::Lstm),
+            3 => Some(Cell::Gru),
+            1 => Some(Cell::Rnn),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NormKind {
@@ -123,46 +165,60 @@ pub enum LayerKind {
         weight: String,
         bias: Option<String>,
         layout: MatrixLayout,
+        /// Spatial positions per input channel: a Linear reading a flattened `C x H x W` map has
+        /// `in_features = C * positions` and reads the `C` channel nodes with one parallel edge per
+        /// position (1 for an ordinary Linear).
+        positions: usize,
     },
     Conv {
         /// 1, 2 or 3.
         dims: usize,
+        /// Channels of the input (all groups); the weight holds `in_channels / groups` per output.
         in_channels: usize,
         out_channels: usize,
         kernel: Vec<usize>,
         weight: String,
         bias: Option<String>,
         layout: KernelLayout,
+        /// Grouped convolution: output group `j` reads only input group `j` (depthwise:
+        /// `groups == in_channels`).
+        groups: usize,
     },
-    /// Acts in place on the neurons of its input; `buffers` are running statistics (not parameters).
-    Norm {
-        kind: NormKind,
+    /// A parameter vector with one value per neuron of its input (PReLU slopes, layer scale):
+    /// acts in place, like a norm's gamma.
+    PerChannel {
+        /// What the vector is (`prelu`, `layer-scale`).
+        role: String,
         features: usize,
-        gamma: Option<String>,
-        beta: Option<String>,
-        buffers: Vec<String>,
+        weight: String,
     },
+    /// A recurrent cell (LSTM, GRU, plain RNN), one direction of one layer: `gates` blocks of
+    /// input->hidden and hidden->hidden weights (torch `weight_ih [gates*hidden, input]`,
+    /// `weight_hh [gates*hidden, hidden]`). When `bias_ih` and `bias_hh` name one tensor (ONNX
+    /// `B`, `[2 * gates * hidden]`), the input biases come first.
+    Recurrent {
+        cell: Cell,
+        input_size: usize,
+        hidden: usize,
+        weight_ih: String,
+        weight_hh: String,
+        bias_ih: Option<String>,
+        bias_hh: Option<String>,
+    },
+    /// The union of several neuron groups (channel concatenation); no parameters, no new neurons.
+    Concat { parts: Vec<Input>, features: usize },
+    /// Neurons `start..start + len` of the group it reads (split / chunk / slice on channels).
+    Slice { start: usize, len: usize, features_in: usize },
+    /// Acts in place on the neurons of its input; `buffers` are running statistics (not parameters).
+    Norm { kind: NormKind, features: usize, gamma: Option<String>, beta: Option<String>, buffers: Vec<String> },
     /// Tables whose looked-up rows are summed into `dim` neurons.
-    Embedding {
-        dim: usize,
-        tables: Vec<EmbeddingTable>,
-    },
+    Embedding { dim: usize, tables: Vec<EmbeddingTable> },
     /// Self-attention: q/k/v map `embed_dim` inputs to `attn_dim` shared attention neurons,
     /// `out` maps those to `out_dim` new neurons. Head count is not recoverable from weights.
-    Attention {
-        embed_dim: usize,
-        attn_dim: usize,
-        out_dim: usize,
-        qkv: Qkv,
-        out: Projection,
-    },
+    Attention { embed_dim: usize, attn_dim: usize, out_dim: usize, qkv: Qkv, out: Projection },
     /// Adds the neurons of `from` to this layer's input neurons (value-1 edges, no parameters).
     /// `block_input` is the input of the block the residual closes (its depth labels the edges).
-    Residual {
-        from: Input,
-        block_input: Input,
-        features: usize,
-    },
+    Residual { from: Input, block_input: Input, features: usize },
 }
 
 impl LayerKind {
@@ -181,18 +237,30 @@ impl LayerKind {
             LayerKind::Embedding { .. } => "embedding".into(),
             LayerKind::Attention { .. } => "attention".into(),
             LayerKind::Residual { .. } => "residual".into(),
+            LayerKind::PerChannel { role, .. } => role.clone(),
+            LayerKind::Recurrent { cell, .. } => match cell {
+                Cell::Lstm => "lstm",
+                Cell::Gru => "gru",
+                Cell::Rnn => "rnn",
+            }
+            .into(),
+            LayerKind::Concat { .. } => "concat".into(),
+            LayerKind::Slice { .. } => "slice".into(),
         }
     }
 
     /// Width of the neuron group this layer reads (`None` for embeddings, which read token ids).
     pub fn in_width(&self) -> Option<usize> {
         match self {
-            LayerKind::Linear { in_features, .. } => Some(*in_features),
+            LayerKind::Linear { in_features, positions, .. } => Some(*in_features / (*positions).max(1)),
             LayerKind::Conv { in_channels, .. } => Some(*in_channels),
             LayerKind::Norm { features, .. } => Some(*features),
-            LayerKind::Embedding { .. } => None,
+            LayerKind::Embedding { .. } | LayerKind::Concat { .. } => None,
             LayerKind::Attention { embed_dim, .. } => Some(*embed_dim),
             LayerKind::Residual { features, .. } => Some(*features),
+            LayerKind::PerChannel { features, .. } => Some(*features),
+            LayerKind::Recurrent { input_size, .. } => Some(*input_size),
+            LayerKind::Slice { features_in, .. } => Some(*features_in),
         }
     }
 
@@ -205,23 +273,50 @@ impl LayerKind {
             LayerKind::Embedding { dim, .. } => *dim,
             LayerKind::Attention { out_dim, .. } => *out_dim,
             LayerKind::Residual { features, .. } => *features,
+            LayerKind::PerChannel { features, .. } => *features,
+            LayerKind::Recurrent { hidden, .. } => *hidden,
+            LayerKind::Concat { features, .. } => *features,
+            LayerKind::Slice { len, .. } => *len,
         }
     }
 
-    /// True for layers that create new neurons (as opposed to norms and residuals, which act in place).
+    /// True for layers that create new neurons (as opposed to norms, residuals, per-channel
+    /// vectors, concatenations and slices, which act on or regroup existing neurons).
     pub fn creates_neurons(&self) -> bool {
-        !matches!(self, LayerKind::Norm { .. } | LayerKind::Residual { .. })
+        !matches!(
+            self,
+            LayerKind::Norm { .. }
+                | LayerKind::Residual { .. }
+                | LayerKind::PerChannel { .. }
+                | LayerKind::Concat { .. }
+                | LayerKind::Slice { .. }
+        )
     }
 
     /// One-line description, e.g. `Linear(2 -> 32, bias)`.
     pub fn describe(&self) -> String {
         let bias = |b: &Option<String>| if b.is_some() { ", bias" } else { "" };
         match self {
+            LayerKind::Linear { in_features, out_features, bias: b, positions, .. } if *positions > 1 => format!(
+                "Linear({} channels x {positions} positions -> {out_features}{})",
+                in_features / positions,
+                bias(b)
+            ),
             LayerKind::Linear { in_features, out_features, bias: b, .. } => {
                 format!("Linear({in_features} -> {out_features}{})", bias(b))
             }
-            LayerKind::Conv { dims, in_channels, out_channels, kernel, bias: b, .. } => {
-                format!("Conv{dims}d({in_channels} -> {out_channels}, kernel {kernel:?}{})", bias(b))
+            LayerKind::Conv { dims, in_channels, out_channels, kernel, bias: b, groups, .. } => {
+                let g = if *groups > 1 { format!(", {groups} groups") } else { String::new() };
+                format!("Conv{dims}d({in_channels} -> {out_channels}, kernel {kernel:?}{g}{})", bias(b))
+            }
+            LayerKind::PerChannel { role, features, .. } => format!("{role}({features})"),
+            LayerKind::Recurrent { cell, input_size, hidden, bias_ih, bias_hh, .. } => {
+                let biases = usize::from(bias_ih.is_some()) + usize::from(bias_hh.is_some());
+                format!("{cell:?}({input_size} -> {hidden}, {biases} biases)")
+            }
+            LayerKind::Concat { parts, features } => format!("Concat({} groups -> {features})", parts.len()),
+            LayerKind::Slice { start, len, features_in } => {
+                format!("Slice({start}..{} of {features_in})", start + len)
             }
             LayerKind::Norm { kind, features, .. } => format!("{kind:?}Norm({features})"),
             LayerKind::Embedding { dim, tables } => {
@@ -259,7 +354,14 @@ impl LayerKind {
                     out.extend(p.bias.as_deref());
                 }
             }
-            LayerKind::Residual { .. } => {}
+            LayerKind::PerChannel { weight, .. } => out.push(weight),
+            LayerKind::Recurrent { weight_ih, weight_hh, bias_ih, bias_hh, .. } => {
+                out.extend([weight_ih.as_str(), weight_hh.as_str()]);
+                out.extend(bias_ih.as_deref());
+                // ONNX keeps both biases in one `B` tensor: counted once.
+                out.extend(bias_hh.as_deref().filter(|b| bias_ih.as_deref() != Some(*b)));
+            }
+            LayerKind::Residual { .. } | LayerKind::Concat { .. } | LayerKind::Slice { .. } => {}
         }
         out
     }
@@ -288,6 +390,30 @@ pub struct Architecture {
     pub unrecognized: Vec<String>,
     /// Human-readable explanations: chain breaks, assumptions.
     pub notes: Vec<String>,
+    /// Why a tensor of [`Self::unrecognized`] was left out, where recovery knows a specific
+    /// reason; [`Self::unplaced`] supplies a generic one for the rest.
+    pub reasons: Vec<Reason>,
+}
+
+/// A specific reason recovery left a tensor out.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Reason {
+    pub tensor: String,
+    pub reason: String,
+    /// The tensor holds fixed values rather than weights (a constant operand, ids, a mask).
+    pub non_weight: bool,
+}
+
+/// A tensor the parameter graph does not encode, and why.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Unplaced {
+    pub tensor: String,
+    /// Elements of the tensor.
+    pub parameters: usize,
+    pub reason: String,
+    /// Fixed values rather than weights (integer tensors, `position_ids`, masks, constant
+    /// operands): leaving them out loses nothing a GMN should see.
+    pub non_weight: bool,
 }
 
 impl Architecture {
@@ -300,6 +426,47 @@ impl Architecture {
         }
     }
 
+    /// Every unrecognised tensor with the reason it is not in the graph, in file order.
+    pub fn unplaced(&self, store: &TensorStore) -> Vec<Unplaced> {
+        self.unrecognized
+            .iter()
+            .map(|name| {
+                let t = store.get(name);
+                let parameters = t.map_or(0, |t| t.num_elements());
+                if let Some(r) = self.reasons.iter().find(|r| &r.tensor == name) {
+                    let (reason, non_weight) = (r.reason.clone(), r.non_weight);
+                    return Unplaced { tensor: name.clone(), parameters, reason, non_weight };
+                }
+                let (reason, non_weight) = match t {
+                    Some(t) if !t.dtype.is_float() => {
+                        ("not floating point (ids, counters, shapes or masks): not a weight".into(), true)
+                    }
+                    _ if is_non_weight_name(name) => {
+                        ("fixed values (ids, positions or masks): not a weight".into(), true)
+                    }
+                    Some(t) if t.num_elements() <= 1 => ("a scalar no layer owns".into(), false),
+                    Some(t) => (format!("no layer rule matches its name and shape {:?}", t.shape), false),
+                    None => ("not in the file".into(), false),
+                };
+                Unplaced { tensor: name.clone(), parameters, reason, non_weight }
+            })
+            .collect()
+    }
+
+    /// Elements of the tensors layers own that are not parameters (norm running statistics).
+    pub fn buffer_elements(&self, store: &TensorStore) -> usize {
+        self.layers
+            .iter()
+            .filter_map(|l| match &l.kind {
+                LayerKind::Norm { buffers, .. } => Some(buffers),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|name| store.get(name))
+            .map(|t| t.num_elements())
+            .sum()
+    }
+
     /// Number of chain breaks (layers reading fresh inputs after the first layer).
     pub fn chain_breaks(&self) -> usize {
         self.layers
@@ -308,6 +475,12 @@ impl Architecture {
             .filter(|l| l.input == Input::Fresh && !matches!(l.kind, LayerKind::Embedding { .. }))
             .count()
     }
+}
+
+/// Names of tensors that hold fixed values rather than weights (`position_ids`, attention masks).
+pub fn is_non_weight_name(name: &str) -> bool {
+    let leaf = modules::split_name(name).1.to_ascii_lowercase();
+    leaf.ends_with("_ids") || leaf.contains("mask") || leaf == "num_batches_tracked"
 }
 
 /// Recovers the architecture of a checkpoint. Never fails: what it cannot place is listed in

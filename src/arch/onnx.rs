@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 
 use super::{Architecture, Input, KernelLayout, Layer, LayerKind, MatrixLayout, NormKind};
+use crate::checkpoint::DType;
 use crate::checkpoint::{OpNode, TensorInfo, TensorStore};
 
 pub(super) fn recover(store: &TensorStore) -> Architecture {
@@ -30,6 +31,7 @@ pub(super) fn recover(store: &TensorStore) -> Architecture {
         claimed: vec![false; store.len()],
         neurons: HashMap::new(),
         graph_inputs: HashMap::new(),
+        reshaped: std::collections::HashSet::new(),
     };
     for op in &store.ops {
         r.op(op);
@@ -37,7 +39,40 @@ pub(super) fn recover(store: &TensorStore) -> Architecture {
     let Recovery { mut arch, claimed, .. } = r;
     arch.unrecognized =
         store.tensors().iter().zip(&claimed).filter(|(_, c)| !**c).map(|(t, _)| t.name.clone()).collect();
+    explain_constants(store, &mut arch);
     arch
+}
+
+/// Unclaimed float initializers that only feed element-wise arithmetic (`Mul` by a stride, `Add`
+/// of anchors, `Div`, `Pow`) or shape ops are constants of the computation, not weights.
+fn explain_constants(store: &TensorStore, arch: &mut Architecture) {
+    const ARITHMETIC: [&str; 10] =
+        ["Mul", "Add", "Sub", "Div", "Pow", "Reshape", "Expand", "Clip", "Resize", "ConstantOfShape"];
+    let unclaimed: std::collections::HashSet<&str> = arch.unrecognized.iter().map(String::as_str).collect();
+    // One pass over the ops: which op types read each unclaimed tensor.
+    let mut readers: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+    for op in &store.ops {
+        for input in op.inputs.iter().filter(|i| unclaimed.contains(i.as_str())) {
+            readers.entry(input.as_str()).or_default().push(op.op_type.as_str());
+        }
+    }
+    let mut reasons = Vec::new();
+    for (name, mut ops) in readers {
+        if ops.iter().all(|o| ARITHMETIC.contains(o)) && store.get(name).is_some_and(|t| t.dtype.is_float()) {
+            ops.sort_unstable();
+            ops.dedup();
+            reasons.push(super::Reason {
+                tensor: name.to_string(),
+                reason: format!(
+                    "a constant operand of {} (broadcast arithmetic), not a per-neuron weight",
+                    ops.join("/")
+                ),
+                non_weight: true,
+            });
+        }
+    }
+    reasons.sort_by(|a, b| a.tensor.cmp(&b.tensor));
+    arch.reasons.extend(reasons);
 }
 
 struct Recovery<'s> {
@@ -49,7 +84,12 @@ struct Recovery<'s> {
     neurons: HashMap<String, Input>,
     /// Graph inputs -> the first layer that read them (later readers share its input neurons).
     graph_inputs: HashMap<String, usize>,
+    /// Activations past a Reshape/Flatten/Transpose: their channels may no longer be axis 1.
+    reshaped: std::collections::HashSet<String>,
 }
+
+/// Ops after which the channel axis is no longer known (attributes are not decoded).
+const RESHAPING: [&str; 6] = ["Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Expand"];
 
 impl<'s> Recovery<'s> {
     /// An unclaimed float initializer feeding an op.
@@ -75,20 +115,35 @@ impl<'s> Recovery<'s> {
         self.neurons.get(name).copied().or_else(|| self.graph_inputs.get(name).map(|&l| Input::InputOf(l)))
     }
 
-    /// `wanted` when it has `width` neurons, else a fresh group (noted when it is a mismatch).
-    fn connect(&mut self, layer_name: &str, wanted: Option<Input>, width: usize) -> Input {
-        let Some(wanted) = wanted else { return Input::Fresh };
+    /// `wanted` when it has `width` neurons; a fresh group when the op reads the graph input;
+    /// `None` when its input carries another number of neurons (the ops between regroup neurons
+    /// in a way the rules cannot follow, e.g. YOLO's DFL conv after Reshape/Transpose): the layer
+    /// is then left out with the reason, and its output carries its input's neurons, so the
+    /// graph stays connected around it.
+    fn connect(
+        &mut self,
+        tensors: &[Option<(usize, &TensorInfo)>],
+        wanted: Option<Input>,
+        width: usize,
+    ) -> Option<Input> {
+        let Some(wanted) = wanted else { return Some(Input::Fresh) };
         match self.arch.width_of(wanted) {
-            Some(have) if have == width => wanted,
+            Some(have) if have == width => Some(wanted),
             Some(have) => {
-                self.arch.notes.push(format!(
-                    "{}: expects {width} inputs but its input carries {have} (e.g. a flattened conv map); it \
-                     starts a new input group",
-                    crate::text::shown(layer_name)
-                ));
-                Input::Fresh
+                let reason = format!(
+                    "reads {width} neurons but its input carries {have} (the ops before it regroup neurons in a way \
+                     the graph rules cannot follow); left out, the graph continues from its input"
+                );
+                for (_, t) in tensors.iter().flatten() {
+                    self.arch.reasons.push(super::Reason {
+                        tensor: t.name.clone(),
+                        reason: reason.clone(),
+                        non_weight: false,
+                    });
+                }
+                None
             }
-            None => Input::Fresh,
+            None => Some(Input::Fresh),
         }
     }
 
@@ -149,13 +204,22 @@ impl<'s> Recovery<'s> {
             "BatchNormalization" | "LayerNormalization" | "InstanceNormalization" | "GroupNormalization" => {
                 self.norm(op)
             }
-            "Add" => self.add(op),
+            "Add" | "Mul" => self.add(op),
+            "Concat" => self.concat(op),
+            "Split" => self.split(op),
+            "Slice" => self.slice(op),
+            "PRelu" => self.prelu(op),
+            "LSTM" | "GRU" | "RNN" => self.recurrent(op),
             _ => false,
         };
         if !handled {
             // Parameter-free (or unsupported) op: its outputs carry its first activation's neurons.
-            if let Some(n) = self.neurons_of(self.activation(op)) {
+            let first = self.activation(op);
+            if let Some(n) = self.neurons_of(first) {
                 self.set_outputs(op, n);
+            }
+            if RESHAPING.contains(&op.op_type.as_str()) || first.is_some_and(|f| self.reshaped.contains(f)) {
+                self.reshaped.extend(op.outputs.iter().cloned());
             }
         }
     }
@@ -186,13 +250,26 @@ impl<'s> Recovery<'s> {
         };
         let bias = bias.filter(|(_, t)| t.num_elements() == out_features);
         let name = t.name.clone();
-        let input = self.connect(&name, x, in_features);
+        // After a Flatten of a C x H x W map: C channel nodes, H*W parallel edges per pair.
+        let positions = match width {
+            Some(w) if w > 0 && w != in_features && in_features % w == 0 && self.reads_conv_map(x) => in_features / w,
+            _ => 1,
+        };
+        if positions > 1 {
+            self.arch.notes.push(format!(
+                "{}: reads a flattened map ({in_features} = {} channels x {positions} positions), channel-major",
+                crate::text::shown(&name),
+                in_features / positions
+            ));
+        }
+        let Some(input) = self.connect(&[Some((w, t)), bias], x, in_features / positions) else { return false };
         let kind = LayerKind::Linear {
             in_features,
             out_features,
             weight: name,
             bias: bias.map(|(_, t)| t.name.clone()),
             layout,
+            positions,
         };
         let tensors: Vec<usize> = std::iter::once(w).chain(bias.map(|(i, _)| i)).collect();
         self.push(op, kind, &tensors, input);
@@ -204,10 +281,19 @@ impl<'s> Recovery<'s> {
         if !(3..=5).contains(&t.shape.len()) {
             return false;
         }
-        let (out_channels, in_channels) = (t.shape[0], t.shape[1]);
+        let (out_channels, per_group) = (t.shape[0], t.shape[1]);
         let bias = self.init(op.inputs.get(2)).filter(|(_, b)| b.shape == [out_channels]);
         let x = self.neurons_of(self.activation(op));
-        let input = self.connect(&t.name, x, in_channels);
+        // The `group` attribute is not decoded: a weight of `in / groups` channels per output
+        // reading `in` channels is a grouped (depthwise when `groups == in`) convolution.
+        let have = x.and_then(|x| self.arch.width_of(x)).unwrap_or(per_group);
+        let groups = if have > per_group && have % per_group == 0 && out_channels % (have / per_group) == 0 {
+            have / per_group
+        } else {
+            1
+        };
+        let in_channels = per_group * groups;
+        let Some(input) = self.connect(&[Some((w, t)), bias], x, in_channels) else { return false };
         let kind = LayerKind::Conv {
             dims: t.shape.len() - 2,
             in_channels,
@@ -216,6 +302,7 @@ impl<'s> Recovery<'s> {
             weight: t.name.clone(),
             bias: bias.map(|(_, b)| b.name.clone()),
             layout: KernelLayout::OutInKernel,
+            groups,
         };
         let tensors: Vec<usize> = std::iter::once(w).chain(bias.map(|(i, _)| i)).collect();
         self.push(op, kind, &tensors, input);
@@ -235,7 +322,7 @@ impl<'s> Recovery<'s> {
         };
         let buffers: Vec<(usize, &TensorInfo)> = buffers;
         let x = self.neurons_of(self.activation(op));
-        let input = self.connect(&gamma.name, x, features);
+        let Some(input) = self.connect(&[Some((g, gamma)), beta], x, features) else { return false };
         let kind = LayerKind::Norm {
             kind,
             features,
@@ -255,11 +342,13 @@ impl<'s> Recovery<'s> {
         let (act, other) = if self.is_initializer(a) { (b, a) } else { (a, b) };
         let Some(x) = self.neurons_of(Some(act)) else { return false };
         if self.is_initializer(other) {
-            return self.attach_bias(op, x, other);
+            // Only an Add can be a bias; a Mul by a constant is a broadcast scale.
+            return op.op_type == "Add" && self.attach_bias(op, x, other);
         }
         let Some(y) = self.neurons_of(Some(other)) else { return false };
         let (wx, wy) = (self.arch.width_of(x), self.arch.width_of(y));
-        if wx.is_none() || wx != wy {
+        if wx.is_none() || wx != wy || self.same_neurons(x, y) {
+            // x * sigmoid(x) (SiLU), x + x, or a broadcast: the output carries the input's neurons.
             return false;
         }
         // The residual flows from the shallower neurons (the skip) into the deeper ones (the
@@ -276,11 +365,215 @@ impl<'s> Recovery<'s> {
             return false;
         }
         let features = wx.unwrap_or(0);
-        let name = if op.name.is_empty() { format!("Add_{}", self.arch.layers.len()) } else { op.name.clone() };
         let kind = LayerKind::Residual { from, block_input: from, features };
+        let name =
+            if op.name.is_empty() { format!("{}_{}", op.op_type, self.arch.layers.len()) } else { op.name.clone() };
         self.arch.layers.push(Layer { name, kind, tensors: Vec::new(), input: target, parallel_to: None });
         let index = self.arch.layers.len() - 1;
         self.set_outputs(op, Input::Layer(index));
+        true
+    }
+
+    /// True when `x` is the output of a conv (through in-place layers): a map with positions.
+    fn reads_conv_map(&self, x: Option<Input>) -> bool {
+        let Some(Input::Layer(i)) = x.map(|x| self.origin(x)) else { return false };
+        matches!(self.arch.layers.get(i).map(|l| &l.kind), Some(LayerKind::Conv { .. }))
+    }
+
+    /// True when `a` and `b` are the same neurons (through in-place layers such as norms).
+    fn same_neurons(&self, a: Input, b: Input) -> bool {
+        self.origin(a) == self.origin(b)
+    }
+
+    /// The neuron-creating (or regrouping) layer behind `input`, skipping in-place layers.
+    fn origin(&self, input: Input) -> Input {
+        let mut input = input;
+        for _ in 0..=self.arch.layers.len() {
+            let Input::Layer(i) = input else { return input };
+            match self.arch.layers.get(i) {
+                Some(l)
+                    if matches!(
+                        l.kind,
+                        LayerKind::Norm { .. } | LayerKind::Residual { .. } | LayerKind::PerChannel { .. }
+                    ) =>
+                {
+                    input = l.input;
+                }
+                _ => return input,
+            }
+        }
+        input
+    }
+
+    fn layer_name(&self, op: &OpNode) -> String {
+        if op.name.is_empty() { format!("{}_{}", op.op_type, self.arch.layers.len()) } else { op.name.clone() }
+    }
+
+    /// `Concat` of activations: the union of their neurons, in input order. The `axis`
+    /// attribute is not decoded; a concatenation of neuron groups is taken to be on channels.
+    fn concat(&mut self, op: &OpNode) -> bool {
+        let acts: Vec<&String> = op.inputs.iter().filter(|n| !n.is_empty() && !self.is_initializer(n)).collect();
+        let parts: Option<Vec<Input>> = acts.iter().map(|n| self.neurons_of(Some(n))).collect();
+        let Some(parts) = parts else { return false };
+        if parts.len() < 2 {
+            return false;
+        }
+        if acts.iter().any(|a| self.reshaped.contains(*a)) {
+            // After a Reshape the axis may be positions (YOLO joins its three scales' anchors):
+            // the output is taken to carry the first input's neurons.
+            let note = "Concat of reshaped maps (an axis other than channels assumed): the output carries its \
+                        first input's neurons";
+            if !self.arch.notes.iter().any(|n| n == note) {
+                self.arch.notes.push(note.to_string());
+            }
+            self.reshaped.extend(op.outputs.iter().cloned());
+            return false;
+        }
+        let widths: Option<Vec<usize>> = parts.iter().map(|&p| self.arch.width_of(p)).collect();
+        let Some(widths) = widths else { return false };
+        // The same neurons may come more than once (SPPF concatenates max-pools of one map): the
+        // union then lists them again, and a layer reading it gets parallel edges from them.
+        let first = parts[0];
+        let features = widths.iter().sum();
+        let kind = LayerKind::Concat { parts, features };
+        let name = self.layer_name(op);
+        self.arch.layers.push(Layer { name, kind, tensors: Vec::new(), input: first, parallel_to: None });
+        self.set_outputs(op, Input::Layer(self.arch.layers.len() - 1));
+        true
+    }
+
+    /// `Split` on channels: output `k` is a slice of the input's neurons. Sizes come from the
+    /// `split` input (an int64 initializer, opset 13+); without it, equal parts.
+    fn split(&mut self, op: &OpNode) -> bool {
+        let Some(x) = self.neurons_of(self.activation(op)) else { return false };
+        let Some(total) = self.arch.width_of(x) else { return false };
+        let n = op.outputs.len();
+        if n == 0 {
+            return false;
+        }
+        let sizes: Vec<usize> = match self.int_initializer(op.inputs.get(1)) {
+            Some(sizes) => sizes,
+            None if total % n == 0 => vec![total / n; n],
+            None => return false,
+        };
+        if sizes.len() != n || sizes.iter().sum::<usize>() != total || sizes.contains(&0) {
+            return false;
+        }
+        let mut start = 0;
+        for (out, len) in op.outputs.iter().zip(sizes) {
+            let kind = LayerKind::Slice { start, len, features_in: total };
+            let name = format!("{}:{out}", self.layer_name(op));
+            self.arch.layers.push(Layer { name, kind, tensors: Vec::new(), input: x, parallel_to: None });
+            self.neurons.insert(out.clone(), Input::Layer(self.arch.layers.len() - 1));
+            start += len;
+        }
+        true
+    }
+
+    /// `Slice` on channels (`axes == [1]`, step 1; starts/ends as int initializers, negative ones
+    /// counted from the end, ends clamped): a subset of the input's neurons. Slices on other
+    /// axes (positions) keep the input's neurons.
+    fn slice(&mut self, op: &OpNode) -> bool {
+        let Some(x) = self.neurons_of(self.activation(op)) else { return false };
+        let Some(total) = self.arch.width_of(x) else { return false };
+        let ints = |i: usize| self.signed_initializer(op.inputs.get(i));
+        let (Some(starts), Some(ends), Some(axes)) = (ints(1), ints(2), ints(3)) else { return false };
+        let steps = ints(4).unwrap_or_else(|| vec![1]);
+        if axes != [1] || starts.len() != 1 || ends.len() != 1 || steps != [1] {
+            return false;
+        }
+        let w = total as i64;
+        let at = |v: i64| if v < 0 { (v + w).max(0) } else { v.min(w) };
+        let (start, end) = (at(starts[0]), at(ends[0]));
+        if end <= start || (start == 0 && end == w) {
+            return false;
+        }
+        let kind = LayerKind::Slice { start: start as usize, len: (end - start) as usize, features_in: total };
+        let name = self.layer_name(op);
+        self.arch.layers.push(Layer { name, kind, tensors: Vec::new(), input: x, parallel_to: None });
+        self.set_outputs(op, Input::Layer(self.arch.layers.len() - 1));
+        true
+    }
+
+    /// The values of a small signed integer initializer (slice starts, ends, axes).
+    fn signed_initializer(&self, name: Option<&String>) -> Option<Vec<i64>> {
+        let &i = self.index.get(name?.as_str())?;
+        let t = self.store.tensors().get(i)?;
+        if !matches!(t.dtype, DType::I64 | DType::I32) || t.num_elements() > 16 {
+            return None;
+        }
+        // f64 holds every value a slice bound needs; INT64_MAX ("to the end") saturates back.
+        Some(t.to_f64().into_iter().map(|v| v as i64).collect())
+    }
+
+    /// The values of a small integer initializer (split sizes), if `name` is one.
+    fn int_initializer(&self, name: Option<&String>) -> Option<Vec<usize>> {
+        let &i = self.index.get(name?.as_str())?;
+        let t = self.store.tensors().get(i)?;
+        if !matches!(t.dtype, DType::I64 | DType::I32) || t.num_elements() > 4096 {
+            return None;
+        }
+        t.to_f64().iter().map(|&v| (v >= 0.0 && v.fract() == 0.0).then_some(v as usize)).collect()
+    }
+
+    /// `LSTM`/`GRU`/`RNN` with `W [1, gates * H, in]`, `R [1, gates * H, H]` and an optional
+    /// `B [1, 2 * gates * H]` (one direction; the gate order differs from torch's, which the graph
+    /// does not see: gates are parallel edges). A bidirectional op is left out with the reason.
+    fn recurrent(&mut self, op: &OpNode) -> bool {
+        let gates = match op.op_type.as_str() {
+            "LSTM" => super::Cell::Lstm,
+            "GRU" => super::Cell::Gru,
+            _ => super::Cell::Rnn,
+        };
+        let (Some((wi, w)), Some((ri, r))) = (self.init(op.inputs.get(1)), self.init(op.inputs.get(2))) else {
+            return false;
+        };
+        let (&[dirs, rows, input_size], &[rdirs, rrows, hidden]) = (&w.shape[..], &r.shape[..]) else { return false };
+        if dirs != 1 || rdirs != 1 {
+            let reason = format!(
+                "a {}-direction {} op: the directions share one weight tensor, which this rule does not split",
+                dirs, op.op_type
+            );
+            for t in [w, r] {
+                self.arch.reasons.push(super::Reason {
+                    tensor: t.name.clone(),
+                    reason: reason.clone(),
+                    non_weight: false,
+                });
+            }
+            return false;
+        }
+        if rows != rrows || rows != gates.gates() * hidden {
+            return false;
+        }
+        let bias = self.init(op.inputs.get(3)).filter(|(_, b)| b.num_elements() == 2 * rows);
+        let x = self.neurons_of(self.activation(op));
+        let Some(input) = self.connect(&[Some((wi, w)), Some((ri, r))], x, input_size) else { return false };
+        let bias_name = bias.map(|(_, b)| b.name.clone());
+        let kind = LayerKind::Recurrent {
+            cell: gates,
+            input_size,
+            hidden,
+            weight_ih: w.name.clone(),
+            weight_hh: r.name.clone(),
+            bias_ih: bias_name.clone(),
+            bias_hh: bias_name,
+        };
+        let tensors: Vec<usize> = [Some(wi), Some(ri), bias.map(|(i, _)| i)].into_iter().flatten().collect();
+        self.push(op, kind, &tensors, input);
+        true
+    }
+
+    /// `PRelu` with a per-channel slope initializer (`[C]` or `[C, 1, 1]`).
+    fn prelu(&mut self, op: &OpNode) -> bool {
+        let Some((w, t)) = self.init(op.inputs.get(1)) else { return false };
+        let Some(x) = self.neurons_of(self.activation(op)) else { return false };
+        let features = t.num_elements();
+        if self.arch.width_of(x) != Some(features) || features < 2 {
+            return false;
+        }
+        let kind = LayerKind::PerChannel { role: "prelu".into(), features, weight: t.name.clone() };
+        self.push(op, kind, &[w], x);
         true
     }
 

@@ -5,7 +5,7 @@
 //! a tensor that fails a check is reported, never trusted.
 
 use super::modules::{self, Module, Modules};
-use super::{EmbeddingTable, KernelLayout, LayerKind, MatrixLayout, NormKind, Projection, Qkv};
+use super::{Cell, EmbeddingTable, KernelLayout, LayerKind, MatrixLayout, NormKind, Projection, Qkv};
 use crate::checkpoint::{TensorInfo, TensorStore};
 
 /// A recognised layer before it is wired into the network.
@@ -21,6 +21,8 @@ pub(super) struct Prim {
     /// A norm whose kind came from no name or statistic: the structure pass picks Batch after a
     /// conv and Layer otherwise.
     pub norm_kind_guessed: bool,
+    /// One layer of a torch `nn.LSTM`/`nn.GRU`/`nn.RNN`: (layer number, reverse direction).
+    pub recurrent_layer: Option<(usize, bool)>,
 }
 
 /// Primitive layers in file order and the store indices nobody claimed.
@@ -66,7 +68,7 @@ fn claim(claimed: &mut [bool], tensors: &[usize]) {
 
 fn prim(name: &str, kind: LayerKind, tensors: Vec<usize>) -> Prim {
     let order = tensors.iter().copied().min().unwrap_or(usize::MAX);
-    Prim { name: name.to_string(), kind, tensors, order, norm_kind_guessed: false }
+    Prim { name: name.to_string(), kind, tensors, order, norm_kind_guessed: false, recurrent_layer: None }
 }
 
 /// A float tensor (parameters must be floating point; integer tensors are buffers or ids).
@@ -236,6 +238,13 @@ fn module_layers(store: &TensorStore, modules: &Modules, m: &Module, claimed: &[
             _ => {}
         }
     }
+    let recurrent = recurrent_layers(store, m, claimed);
+    if !recurrent.is_empty() {
+        return recurrent;
+    }
+    if let Some(p) = per_channel(store, m, claimed) {
+        return vec![p];
+    }
     if let Some(p) = norm_layer(store, m, claimed) {
         return vec![p];
     }
@@ -256,7 +265,14 @@ fn matrix_layer(store: &TensorStore, m: &Module, w: usize, t: &TensorInfo, keras
         if keras { (rows, cols, MatrixLayout::InOut) } else { (cols, rows, MatrixLayout::OutIn) };
     let bias = vector(store, m, "bias", out_features, claimed);
     let name_of = |i: usize| store.tensors().get(i).map(|t| t.name.clone()).unwrap_or_default();
-    let kind = LayerKind::Linear { in_features, out_features, weight: t.name.clone(), bias: bias.map(name_of), layout };
+    let kind = LayerKind::Linear {
+        in_features,
+        out_features,
+        weight: t.name.clone(),
+        bias: bias.map(name_of),
+        layout,
+        positions: 1,
+    };
     prim(&m.path, kind, std::iter::once(w).chain(bias).collect())
 }
 
@@ -278,6 +294,7 @@ fn conv_layer(store: &TensorStore, m: &Module, w: usize, t: &TensorInfo, keras: 
         weight: t.name.clone(),
         bias: bias.map(name_of),
         layout,
+        groups: 1,
     };
     prim(&m.path, kind, std::iter::once(w).chain(bias).collect())
 }
@@ -348,9 +365,72 @@ fn decoder_bias(store: &TensorStore, modules: &Modules, m: &Module, claimed: &[b
         weight: name_of(lin.weight),
         bias: Some(bias.name.clone()),
         layout: MatrixLayout::OutIn,
+        positions: 1,
     };
     let mut p = prim(&decoder.path, kind, vec![lin.weight, b]);
     // The bias is stored first, but the decoder runs where its weight sits (after the transform).
     p.order = lin.weight;
     Some(p)
+}
+
+/// A per-channel parameter vector that is not a norm: PReLU slopes (`prelu1.weight`, Keras
+/// `p_re_lu/alpha`) and layer scale (`ls1.gamma`, `layer_scale`, a block's lone `gamma`).
+fn per_channel(store: &TensorStore, m: &Module, claimed: &[bool]) -> Option<Prim> {
+    let last = modules::last(&m.path).to_ascii_lowercase();
+    let vector = |leaf_name: &str| {
+        leaf(store, m, leaf_name, claimed)
+            .filter(|(_, t)| t.shape.iter().filter(|&&d| d != 1).count() <= 1 && !t.shape.is_empty())
+    };
+    let is_scale_name = (last.starts_with("ls") && last[2..].chars().all(|c| c.is_ascii_digit()))
+        || last.contains("layer_scale")
+        || last.contains("layerscale");
+    let (role, found) = if last.contains("prelu") || last.contains("p_re_lu") {
+        ("prelu", vector("weight").or_else(|| vector("alpha")))
+    } else if is_scale_name {
+        ("layer-scale", vector("gamma").or_else(|| vector("weight")).or_else(|| vector("scale")))
+    } else if m.leaves.len() == 1 && !looks_like_norm(&m.path) {
+        // ConvNeXt keeps its layer scale as a block's only direct leaf, `gamma`.
+        ("layer-scale", vector("gamma"))
+    } else {
+        return None;
+    };
+    let (i, t) = found?;
+    let kind = LayerKind::PerChannel { role: role.into(), features: t.num_elements(), weight: t.name.clone() };
+    Some(prim(&m.path, kind, vec![i]))
+}
+
+/// Recurrent layers: torch `LSTMCell`/`GRUCell`/`RNNCell` (`weight_ih`, `weight_hh`, `bias_ih`,
+/// `bias_hh`) and `nn.LSTM`/`nn.GRU`/`nn.RNN` (the same leaves with `_l{k}` and `_reverse`
+/// suffixes, one layer per suffix). The cell comes from the gate count, `rows / hidden`.
+fn recurrent_layers(store: &TensorStore, m: &Module, claimed: &[bool]) -> Vec<Prim> {
+    let mut out = Vec::new();
+    for (leaf_name, _) in &m.leaves {
+        let Some(suffix) = leaf_name.strip_prefix("weight_ih") else { continue };
+        let Some((wi, ti)) = leaf(store, m, leaf_name, claimed) else { continue };
+        let Some((wh, th)) = leaf(store, m, &format!("weight_hh{suffix}"), claimed) else { continue };
+        let (&[rows, input_size], &[rows_h, hidden]) = (&ti.shape[..], &th.shape[..]) else { continue };
+        let cell =
+            (hidden > 0 && rows == rows_h && rows % hidden == 0).then(|| Cell::from_gates(rows / hidden)).flatten();
+        let Some(cell) = cell else { continue };
+        let bias_ih = vector(store, m, &format!("bias_ih{suffix}"), rows, claimed);
+        let bias_hh = vector(store, m, &format!("bias_hh{suffix}"), rows, claimed);
+        let name_of = |i: usize| store.tensors().get(i).map(|t| t.name.clone()).unwrap_or_default();
+        let kind = LayerKind::Recurrent {
+            cell,
+            input_size,
+            hidden,
+            weight_ih: name_of(wi),
+            weight_hh: name_of(wh),
+            bias_ih: bias_ih.map(name_of),
+            bias_hh: bias_hh.map(name_of),
+        };
+        let tensors = [Some(wi), Some(wh), bias_ih, bias_hh].into_iter().flatten().collect();
+        let reverse = suffix.ends_with("_reverse");
+        let number = suffix.trim_start_matches("_l").trim_end_matches("_reverse").parse::<usize>().ok();
+        let name = if suffix.is_empty() { m.path.clone() } else { modules::join(&m.path, &suffix[1..]) };
+        let mut p = prim(&name, kind, tensors);
+        p.recurrent_layer = number.map(|n| (n, reverse));
+        out.push(p);
+    }
+    out
 }

@@ -14,14 +14,17 @@
 //!   first norm before the attention (pre-LN), after each residual otherwise (post-LN).
 //! - **BERT heads**: layers after `pooler` named `*predictions*`/`lm_head` read the sequence output
 //!   (the pooler's input); `*seq_relationship*`/`classifier` read the pooler output.
-//! - **Everything else chains**: a layer reads the previous layer's output when the widths agree;
-//!   otherwise it reads a fresh input group and a note records the break.
+//! - **Recurrent directions**: the reverse direction of a bidirectional layer reads what the
+//!   forward one read; a `Concat` of both is what the next layer reads.
+//! - **Everything else chains**: a layer reads the previous layer's output when the widths agree
+//!   (or fit: a flattened conv map, a grouped conv); otherwise the nearest earlier group with its
+//!   width (sibling heads); otherwise a fresh input group, and a note records the break.
 
 use std::collections::HashSet;
 
 use super::modules;
 use super::primitives::{Prim, Prims};
-use super::{Architecture, Input, Layer, LayerKind, NormKind};
+use super::{Architecture, Input, KernelLayout, Layer, LayerKind, NormKind};
 use crate::checkpoint::TensorStore;
 
 /// Wires the primitives into an architecture.
@@ -67,7 +70,14 @@ pub(super) fn assemble(store: &TensorStore, prims: Prims) -> Architecture {
             }
         }
     }
-    b.arch.unrecognized = prims.unrecognized.into_iter().map(name_of).collect();
+    let mut unrecognized: Vec<String> = prims.unrecognized.into_iter().map(name_of).collect();
+    unrecognized.append(&mut b.arch.unrecognized);
+    if !b.arch.reasons.is_empty() {
+        let position: std::collections::HashMap<&str, usize> =
+            store.tensors().iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
+        unrecognized.sort_by_key(|n| position.get(n.as_str()).copied().unwrap_or(usize::MAX));
+    }
+    b.arch.unrecognized = unrecognized;
     b.arch
 }
 
@@ -211,35 +221,120 @@ impl Builder<'_> {
         None
     }
 
-    /// `wanted` when its width fits `p`, otherwise a fresh input group (a noted chain break).
-    fn connect(&mut self, p: &Prim, wanted: Option<Input>) -> Input {
-        let (Some(need), Some(wanted)) = (p.kind.in_width(), wanted) else { return Input::Fresh };
-        match self.arch.width_of(wanted) {
-            Some(have) if have == need => wanted,
-            Some(have) => {
-                let from_conv = matches!(self.source_kind(wanted), Some(LayerKind::Conv { .. }));
-                if from_conv && matches!(p.kind, LayerKind::Linear { .. }) && have > 0 && need % have == 0 {
-                    self.note(format!(
-                        "{}: reads a flattened conv map ({need} = {have} channels x {} positions), which the \
-                         parameter-graph rules cannot represent; it starts a new input group",
-                        crate::text::shown(&p.name),
-                        need / have
-                    ));
-                } else {
-                    self.note(format!(
-                        "{}: expects {need} inputs but the previous layer outputs {have}; it starts a new input group",
-                        crate::text::shown(&p.name)
-                    ));
+    /// `kind` adapted to read `have` neurons from `wanted`, if it can: unchanged when the widths
+    /// agree; a Linear after a flattened conv map (`in = have * positions`) reads the channels
+    /// with one parallel edge per position; a conv whose weight holds `in / groups` channels per
+    /// output reads `have` channels in groups.
+    fn fit(&self, kind: &LayerKind, wanted: Input, exact_only: bool) -> Option<LayerKind> {
+        let need = kind.in_width()?;
+        let have = self.arch.width_of(wanted)?;
+        if have == need {
+            return Some(kind.clone());
+        }
+        if exact_only || have == 0 {
+            return None;
+        }
+        let from_conv = matches!(self.source_kind(wanted), Some(LayerKind::Conv { .. }));
+        match kind {
+            LayerKind::Linear { in_features, positions: 1, .. } if from_conv && in_features % have == 0 => {
+                let mut k = kind.clone();
+                if let LayerKind::Linear { positions, .. } = &mut k {
+                    *positions = in_features / have;
                 }
-                Input::Fresh
+                Some(k)
             }
-            None => Input::Fresh,
+            LayerKind::Conv { in_channels, out_channels, groups: 1, layout: KernelLayout::OutInKernel, .. }
+                if have > *in_channels && have % in_channels == 0 && out_channels % (have / in_channels) == 0 =>
+            {
+                let mut k = kind.clone();
+                if let LayerKind::Conv { in_channels, groups, .. } = &mut k {
+                    *groups = have / *in_channels;
+                    *in_channels = have;
+                }
+                Some(k)
+            }
+            _ => None,
         }
     }
 
+    /// Where `p` reads from and the layer it becomes. `wanted` first (as is, then flattened or
+    /// grouped); else the nearest earlier group on the path back with exactly its width (sibling
+    /// heads such as MTCNN's `dense5_1`/`dense5_2` read the same neurons); else a fresh input
+    /// group, noted as a chain break.
+    fn connect(&mut self, p: &Prim, wanted: Option<Input>) -> (Input, LayerKind) {
+        let (Some(need), Some(wanted)) = (p.kind.in_width(), wanted) else { return (Input::Fresh, p.kind.clone()) };
+        if let Some(kind) = self.fit(&p.kind, wanted, false) {
+            match &kind {
+                LayerKind::Linear { positions, in_features, .. } if *positions > 1 => self.note(format!(
+                    "{}: reads a flattened conv map ({in_features} = {} channels x {positions} positions): one \
+                     parallel edge per position, channel-major (torch) order assumed",
+                    crate::text::shown(&p.name),
+                    in_features / positions
+                )),
+                LayerKind::Conv { groups, .. } if *groups > 1 => self.note(format!(
+                    "{}: a grouped convolution ({groups} groups), inferred from the widths",
+                    crate::text::shown(&p.name)
+                )),
+                _ => {}
+            }
+            return (wanted, kind);
+        }
+        let mut back = wanted;
+        for _ in 0..self.arch.layers.len().min(64) {
+            let next = match back {
+                Input::Layer(i) => self.arch.layers.get(i).map(|l| l.input),
+                Input::InputOf(i) => self.arch.layers.get(i).map(|l| l.input),
+                Input::Fresh => None,
+            };
+            let Some(next) = next.filter(|n| *n != Input::Fresh) else { break };
+            // A layer's input, or (for a fresh one) the group it created: `InputOf`.
+            back = next;
+            if let Some(kind) = self.fit(&p.kind, back, true) {
+                self.note(format!(
+                    "{}: reads an earlier group of {need} neurons (a sibling head of the layer before it)",
+                    crate::text::shown(&p.name)
+                ));
+                return (back, kind);
+            }
+        }
+        if let Some(back) = self.fresh_input_with_width(wanted, need)
+            && let Some(kind) = self.fit(&p.kind, back, true)
+        {
+            self.note(format!(
+                "{}: reads an earlier group of {need} neurons (a sibling head of the layer before it)",
+                crate::text::shown(&p.name)
+            ));
+            return (back, kind);
+        }
+        let have = self.arch.width_of(wanted).unwrap_or(0);
+        self.note(format!(
+            "{}: expects {need} inputs but the previous layer outputs {have}; it starts a new input group",
+            crate::text::shown(&p.name)
+        ));
+        (Input::Fresh, p.kind.clone())
+    }
+
+    /// The network input behind `wanted` when it has `width` neurons (the first layer's fresh group).
+    fn fresh_input_with_width(&self, wanted: Input, width: usize) -> Option<Input> {
+        let mut input = wanted;
+        for _ in 0..=self.arch.layers.len() {
+            let i = match input {
+                Input::Layer(i) | Input::InputOf(i) => i,
+                Input::Fresh => return None,
+            };
+            let layer = self.arch.layers.get(i)?;
+            if layer.input == Input::Fresh {
+                let candidate = Input::InputOf(i);
+                return (self.arch.width_of(candidate) == Some(width)).then_some(candidate);
+            }
+            input = layer.input;
+        }
+        None
+    }
+
     /// Appends a layer and returns its index.
-    fn push(&mut self, p: &Prim, input: Input, parallel_to: Option<usize>) -> usize {
-        let mut kind = p.kind.clone();
+    fn push(&mut self, p: &Prim, kind: LayerKind, input: Input, parallel_to: Option<usize>) -> usize {
+        let mut kind = kind;
         if p.norm_kind_guessed
             && !self.in_transformer
             && let LayerKind::Norm { kind: norm, .. } = &mut kind
@@ -254,9 +349,27 @@ impl Builder<'_> {
 
     /// Connects and appends `p` after `wanted`; returns the new layer's output.
     fn chain(&mut self, p: &Prim, wanted: Option<Input>, parallel_to: Option<usize>) -> Input {
-        let input = self.connect(p, wanted);
-        let parallel_to = parallel_to.filter(|_| p.kind.creates_neurons());
-        Input::Layer(self.push(p, input, parallel_to))
+        // One slope shared by every channel (`nn.PReLU()` default): an edge per parameter cannot
+        // reach every channel, so it stays out of the graph (listed with the reason).
+        if let (LayerKind::PerChannel { features: 1, .. }, Some(w)) = (&p.kind, wanted)
+            && self.arch.width_of(w).is_some_and(|have| have != 1)
+        {
+            for &t in &p.tensors {
+                if let Some(info) = self.store.tensors().get(t) {
+                    self.arch.unrecognized.push(info.name.clone());
+                    self.arch.reasons.push(super::Reason {
+                        tensor: info.name.clone(),
+                        reason: "one value shared by all channels: an edge per parameter cannot reach each channel"
+                            .into(),
+                        non_weight: false,
+                    });
+                }
+            }
+            return w;
+        }
+        let (input, kind) = self.connect(p, wanted);
+        let parallel_to = parallel_to.filter(|_| kind.creates_neurons());
+        Input::Layer(self.push(p, kind, input, parallel_to))
     }
 
     /// The neurons a block reads: what its first layer reads (a fresh group is named by that layer).
@@ -300,6 +413,30 @@ impl Builder<'_> {
             wanted = self.seq_output;
         } else if (lower.contains("seq_relationship") || lower.contains("classifier")) && self.pooler.is_some() {
             wanted = self.pooler;
+        }
+        // The reverse direction of a bidirectional recurrent layer reads what the forward one read;
+        // the next layer reads both directions' hidden nodes (torch concatenates them).
+        if let Some((_, true)) = p.recurrent_layer
+            && let Some(forward) = self.arch.layers.len().checked_sub(1)
+            && let Some(fwd) = self.arch.layers.get(forward)
+            && matches!(fwd.kind, LayerKind::Recurrent { .. })
+        {
+            let read = if fwd.input == Input::Fresh { Input::InputOf(forward) } else { fwd.input };
+            let reverse = self.chain(p, Some(read), None);
+            let features =
+                self.arch.width_of(Input::Layer(forward)).unwrap_or(0) + self.arch.width_of(reverse).unwrap_or(0);
+            let parts = vec![Input::Layer(forward), reverse];
+            let kind = LayerKind::Concat { parts, features };
+            let name = modules::join(modules::parent(&p.name), "directions");
+            self.arch.layers.push(Layer {
+                name,
+                kind,
+                tensors: Vec::new(),
+                input: Input::Layer(forward),
+                parallel_to: None,
+            });
+            self.tip = Some(Input::Layer(self.arch.layers.len() - 1));
+            return;
         }
         let out = self.chain(p, wanted, None);
         if lower.contains("pooler") {

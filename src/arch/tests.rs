@@ -67,7 +67,10 @@ fn q_k_v_with_mismatched_shapes_fall_back_to_linears() {
         ("attn.out_proj.weight", &[4, 4]),
     ]));
     assert!(arch.layers.iter().all(|l| matches!(l.kind, LayerKind::Linear { .. })));
-    assert_eq!(arch.chain_breaks(), 1, "v_proj (4 inputs) cannot follow k_proj (2 outputs): {:?}", arch.notes);
+    // v_proj (4 inputs) cannot follow k_proj (2 outputs): it reads what k_proj read (a sibling).
+    assert_eq!(arch.chain_breaks(), 0, "{:?}", arch.notes);
+    assert_eq!(arch.layers[2].input, arch.layers[1].input);
+    assert!(arch.notes.iter().any(|n| n.contains("attn.v_proj") && n.contains("sibling")));
 }
 
 #[test]
@@ -98,4 +101,37 @@ fn attention_first_in_the_network_has_its_residual_from_the_input() {
         arch.layers[1].kind,
         LayerKind::Residual { from: Input::InputOf(0), block_input: Input::InputOf(0), features: 4 }
     );
+}
+
+#[test]
+fn prelu_and_layer_scale_are_per_channel_vectors() {
+    let arch = recover(&store(&[
+        ("conv1.weight", &[4, 3, 3, 3]),
+        ("prelu1.weight", &[4]),
+        ("blocks.0.ls1.gamma", &[4]),
+        ("act.prelu.weight", &[1]),
+    ]));
+    let roles: Vec<String> = arch.layers.iter().map(|l| l.kind.name()).collect();
+    assert_eq!(roles, ["conv2d", "prelu", "layer-scale"]);
+    // A single shared slope cannot give each channel its own edge: listed with the reason.
+    assert_eq!(arch.unrecognized, ["act.prelu.weight"]);
+    let unplaced = arch.unplaced(&store(&[("act.prelu.weight", &[1])]));
+    assert!(unplaced[0].reason.contains("shared by all channels"), "{unplaced:?}");
+    assert!(!unplaced[0].non_weight);
+}
+
+#[test]
+fn grouped_convolutions_are_inferred_from_widths() {
+    let arch =
+        recover(&store(&[("a.weight", &[8, 3, 3, 3]), ("dw.weight", &[8, 1, 3, 3]), ("g.weight", &[4, 4, 1, 1])]));
+    let groups: Vec<(usize, usize)> = arch
+        .layers
+        .iter()
+        .filter_map(|l| match &l.kind {
+            LayerKind::Conv { groups, in_channels, .. } => Some((*groups, *in_channels)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(groups, [(1, 3), (8, 8), (2, 8)]);
+    assert_eq!(arch.chain_breaks(), 0);
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use serde::Serialize;
 
-use gmnscope::arch::{self, Architecture};
+use gmnscope::arch::{self, Architecture, Unplaced};
 use gmnscope::checkpoint::{self, TensorStore};
 use gmnscope::graph::{self, ParamGraph};
 use gmnscope::text::{shown, thousands};
@@ -40,6 +40,22 @@ struct GraphReport {
     error: Option<String>,
 }
 
+/// What share of the file's parameters the graph encodes, and what it left out.
+#[derive(Serialize)]
+struct Coverage {
+    /// Elements of every tensor in the file.
+    file: usize,
+    /// Parameters the graph encodes (0 when it was not built).
+    encoded: usize,
+    /// Elements that are not weights: norm running statistics and fixed values (ids, masks,
+    /// integer shapes, constant operands).
+    non_weights: usize,
+    /// Weights the graph does not encode.
+    missing: usize,
+    /// `encoded / (file - non_weights)`, in percent.
+    percent: f64,
+}
+
 #[derive(Serialize)]
 struct Report<'a> {
     file: String,
@@ -48,8 +64,11 @@ struct Report<'a> {
     parameters: usize,
     layers: Vec<LayerReport<'a>>,
     unrecognized: &'a [String],
+    /// Every tensor the graph does not encode, with the reason.
+    unplaced: Vec<Unplaced>,
     notes: &'a [String],
     graph: GraphReport,
+    coverage: Coverage,
 }
 
 /// Opens a model file, or an embedded demo model named `demo:NAME`.
@@ -99,10 +118,27 @@ fn graph_report(graph: &Result<ParamGraph, graph::Error>) -> GraphReport {
     }
 }
 
+fn coverage(
+    store: &TensorStore,
+    arch: &Architecture,
+    unplaced: &[Unplaced],
+    graph: &Result<ParamGraph, graph::Error>,
+) -> Coverage {
+    let file = store.num_parameters();
+    let encoded = graph.as_ref().map_or(0, ParamGraph::num_parameters);
+    let fixed: usize = unplaced.iter().filter(|u| u.non_weight).map(|u| u.parameters).sum();
+    let non_weights = arch.buffer_elements(store) + fixed;
+    let weights = file.saturating_sub(non_weights);
+    let percent = if weights == 0 { 100.0 } else { 100.0 * encoded as f64 / weights as f64 };
+    Coverage { file, encoded, non_weights, missing: weights.saturating_sub(encoded), percent }
+}
+
 pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
     let store = open_model(&args.file)?;
     let arch = arch::recover(&store);
     let graph = graph::build(&arch, &store);
+    let unplaced = arch.unplaced(&store);
+    let coverage = coverage(&store, &arch, &unplaced, &graph);
     let report = Report {
         file: store.path.display().to_string(),
         format: store.format.name(),
@@ -110,8 +146,10 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
         parameters: store.num_parameters(),
         layers: layer_reports(&store, &arch),
         unrecognized: &arch.unrecognized,
+        unplaced,
         notes: &arch.notes,
         graph: graph_report(&graph),
+        coverage,
     };
     if args.json {
         let json = serde_json::to_string_pretty(&report).context("serialising the report")?;
@@ -139,6 +177,15 @@ fn print_text(r: &Report) {
         (_, _, Some(err)) => println!("  graph       not built: {}", gmnscope::text::shown_message(err)),
         _ => {}
     }
+    let c = &r.coverage;
+    println!(
+        "  coverage    {:.1}% of the weights: {} of {} encoded ({} non-weight values left out, {} weights missing)",
+        c.percent,
+        thousands(c.encoded as u64),
+        thousands(c.file.saturating_sub(c.non_weights) as u64),
+        thousands(c.non_weights as u64),
+        thousands(c.missing as u64)
+    );
     println!();
     println!("layers ({}):", r.layers.len());
     let names: Vec<String> = r.layers.iter().map(|l| shown(l.name).to_string()).collect();
@@ -162,11 +209,14 @@ fn print_text(r: &Report) {
             shapes.join(", ")
         );
     }
-    if !r.unrecognized.is_empty() {
+    if !r.unplaced.is_empty() {
         println!();
-        println!("unrecognized tensors ({}):", r.unrecognized.len());
-        for name in r.unrecognized {
-            println!("  {}", shown(name));
+        println!("not in the graph ({}):", r.unplaced.len());
+        let width =
+            r.unplaced.iter().map(|u| shown(&u.tensor).to_string().chars().count()).max().unwrap_or(4).clamp(4, 48);
+        for u in &r.unplaced {
+            let name = shown(&u.tensor).to_string();
+            println!("  {name:<width$}  {:>10}  {}", thousands(u.parameters as u64), shown(&u.reason));
         }
     }
     if !r.notes.is_empty() {

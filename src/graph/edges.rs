@@ -33,12 +33,9 @@ impl Iterator for EdgeStream<'_> {
             }
             let k = self.k;
             self.k += 1;
-            let value = match &block.values {
-                EdgeValues::Dense { param, offset, .. } | EdgeValues::PerTarget { param, offset } => {
-                    let values = self.decoded(*param);
-                    offset.checked_add(k).and_then(|i| values.get(i)).copied().unwrap_or(f32::NAN)
-                }
-                EdgeValues::Ones => 1.0,
+            let value = match block.values.element(k) {
+                Some((param, index)) => self.decoded(param).get(index).copied().unwrap_or(f32::NAN),
+                None => 1.0,
             };
             return Some(self.graph.edge_at(block, k, value));
         }
@@ -82,6 +79,41 @@ fn kernel_coords(kernel: &[usize], mut k: usize) -> [f32; 3] {
     p
 }
 
+impl EdgeValues {
+    /// The parameter tensor and element that edge `k` of a block carries (`None` for residual
+    /// edges). Blocks over a column window of a weight (an input that is a concatenation) skip
+    /// the other columns, so their elements are not contiguous.
+    pub fn element(&self, k: usize) -> Option<(usize, usize)> {
+        match self {
+            EdgeValues::Dense { param, offset, out, inp, kernel, order, col, cols } => {
+                let kn: usize = kernel.iter().product::<usize>().max(1);
+                let (out, inp) = ((*out).max(1), (*inp).max(1));
+                let index = match order {
+                    DenseOrder::OutInKernel => {
+                        let (o, i, p) = (k / (kn * inp), k / kn % inp, k % kn);
+                        (o * cols + col + i) * kn + p
+                    }
+                    DenseOrder::KernelInOut => {
+                        let (o, i, p) = (k % out, k / out % inp, k / (out * inp));
+                        (p * cols + col + i) * out + o
+                    }
+                };
+                Some((*param, offset + index))
+            }
+            EdgeValues::PerTarget { param, offset } => Some((*param, offset + k)),
+            EdgeValues::Ones => None,
+        }
+    }
+
+    /// True when edge `k` carries element `offset + k` (no column window).
+    fn contiguous(&self) -> bool {
+        match self {
+            EdgeValues::Dense { inp, col, cols, .. } => *col == 0 && cols == inp,
+            _ => true,
+        }
+    }
+}
+
 impl ParamGraph {
     /// Streams every explicit edge (parameters and residuals), block by block.
     pub fn edges(&self) -> EdgeStream<'_> {
@@ -110,7 +142,7 @@ impl ParamGraph {
     /// Edge `k` of `block` carrying `value`.
     fn edge_at(&self, block: &EdgeBlock, k: usize, value: f32) -> Edge {
         let start = |b: usize| self.node_blocks.get(b).map_or(0, |n| n.start);
-        let (src0, dst0) = (start(block.src), start(block.dst));
+        let (src0, dst0) = (start(block.src) + block.src_offset, start(block.dst) + block.dst_offset);
         let (i, o, p) = match &block.values {
             EdgeValues::Dense { out, inp, kernel, order, .. } => {
                 let kn: usize = kernel.iter().product::<usize>().max(1);
@@ -140,16 +172,22 @@ impl ParamGraph {
         }
         let mut out: Vec<NamedTensor> =
             self.params.iter().map(|p| (p.name.clone(), p.shape.clone(), vec![0.0; p.num_elements()])).collect();
+        let out_of_range =
+            |b: &EdgeBlock| Error::Inversion(format!("edge block at edge {} is out of range", b.first_edge));
         for b in &self.edge_blocks {
             let (EdgeValues::Dense { param, offset, .. } | EdgeValues::PerTarget { param, offset }) = &b.values else {
                 continue;
             };
-            let src = values.get(b.first_edge..b.first_edge + b.len);
-            let end = offset.checked_add(b.len).unwrap_or(usize::MAX);
-            let dst = out.get_mut(*param).and_then(|(_, _, data)| data.get_mut(*offset..end));
-            match (src, dst) {
-                (Some(src), Some(dst)) => dst.copy_from_slice(src),
-                _ => return Err(Error::Inversion(format!("edge block at edge {} is out of range", b.first_edge))),
+            let src = values.get(b.first_edge..b.first_edge + b.len).ok_or_else(|| out_of_range(b))?;
+            let data = &mut out.get_mut(*param).ok_or_else(|| out_of_range(b))?.2;
+            if b.values.contiguous() {
+                let end = offset.checked_add(b.len).unwrap_or(usize::MAX);
+                data.get_mut(*offset..end).ok_or_else(|| out_of_range(b))?.copy_from_slice(src);
+                continue;
+            }
+            for (k, &v) in src.iter().enumerate() {
+                let (_, index) = b.values.element(k).ok_or_else(|| out_of_range(b))?;
+                *data.get_mut(index).ok_or_else(|| out_of_range(b))? = v;
             }
         }
         Ok(out)

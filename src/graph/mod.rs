@@ -23,6 +23,18 @@
 //! - **Attention**: q, k and v all connect the inputs to the same `attn_dim` attention neurons
 //!   (type 12; three parallel edges per pair), each projection with its own attention-bias node
 //!   (type 13); `out` is a Linear onto new ordinary neurons.
+//! - **Grouped conv**: output group `j` has edges only from input group `j` (one block per group).
+//! - **Linear after a flattened `C x P` map**: the `C` channel nodes, `P` parallel edges per pair
+//!   (the position in `p0`), as for a conv kernel.
+//! - **Per-channel vector** (PReLU slopes, layer scale): one node (type 14) with an edge (type 13)
+//!   per neuron, like a norm's gamma.
+//! - **Recurrent** (LSTM/GRU/RNN): `hidden` new neurons; each gate's input weights are parallel
+//!   edges from the input neurons, each gate's recurrent weights parallel edges from an `h(t-1)`
+//!   state block (role [`NodeRole::State`], the input's layer index) so the graph stays acyclic; a
+//!   bias node per gate and bias tensor.
+//! - **Concat / Slice**: no nodes; a group is the union of its parts' nodes, or a subset of one.
+//!   A layer reading a concatenation has one edge block per segment, over a column window of its
+//!   weight; residual edges pair two groups piece by piece and skip `i -> i` (a self-loop).
 //! - **Embedding** (judgement call): a table `[num, dim]` is a bias-free Linear(num -> dim) from
 //!   `num` input neurons (one per row, ordered) to `dim` neurons. BERT's word, position and
 //!   token-type tables all feed the same `dim` neurons, since the model sums them.
@@ -80,6 +92,9 @@ pub enum NodeType {
     InBeta = 11,
     AttentionNeuron = 12,
     AttentionBias = 13,
+    /// A per-channel parameter vector that is not a norm (PReLU slopes, layer scale): the first
+    /// of the reference's reserved numbers (14-16, unused by gmnscope otherwise).
+    ChannelParam = 14,
 }
 
 /// Edge types (the reference code's numbering; 13 is reserved for triplanar grids).
@@ -99,6 +114,9 @@ pub enum EdgeType {
     GnBeta = 10,
     InGamma = 11,
     InBeta = 12,
+    /// Edges of a per-channel parameter vector (PReLU slopes, layer scale): the reference
+    /// reserves 13 for triplanar grids, which gmnscope never builds.
+    ChannelParam = 13,
 }
 
 /// What a node block is for.
@@ -113,6 +131,9 @@ pub enum NodeRole {
     Attention,
     /// A single bias / gamma / beta node.
     Parameter,
+    /// A recurrent layer's previous hidden state (`h_{t-1}`): the recurrent weights run from
+    /// these nodes to the hidden nodes, so the graph stays acyclic. Permutable like hidden neurons.
+    State,
 }
 
 /// A contiguous range of nodes sharing layer index, type and order rule.
@@ -151,8 +172,19 @@ pub enum DenseOrder {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum EdgeValues {
-    /// `out * in * prod(kernel)` edges, one per element of `params[param]` from `offset`.
-    Dense { param: usize, offset: usize, out: usize, inp: usize, kernel: Vec<usize>, order: DenseOrder },
+    /// `out * inp * prod(kernel)` edges from the slice of `params[param]` that starts at `offset`
+    /// and holds a `[out, cols, kernel...]` (or `[kernel..., cols, out]`) weight; the block covers
+    /// its input columns `col..col + inp` (all of them unless the input is a concatenation).
+    Dense {
+        param: usize,
+        offset: usize,
+        out: usize,
+        inp: usize,
+        kernel: Vec<usize>,
+        order: DenseOrder,
+        col: usize,
+        cols: usize,
+    },
     /// The source block is one node; edge `t` goes to target `t` with element `offset + t`.
     PerTarget { param: usize, offset: usize },
     /// Residual: edge `i` goes from source `i` to target `i` with value 1.
@@ -165,6 +197,9 @@ pub struct EdgeBlock {
     /// Source and target node blocks (indices into [`ParamGraph::node_blocks`]).
     pub src: usize,
     pub dst: usize,
+    /// First node of the source / target block the edges touch (a slice of a split group).
+    pub src_offset: usize,
+    pub dst_offset: usize,
     pub edge_type: EdgeType,
     pub layer_index: i64,
     pub values: EdgeValues,

@@ -50,16 +50,39 @@ pub fn block_quads(graph: &ParamGraph, layout: &GraphLayout) -> Vec<BlockQuad> {
                 }
                 let values = decoded.as_ref().map_or(&[][..], |(_, v)| v.as_slice());
                 let end = offset.saturating_add(e.len).min(values.len());
-                slice_means(values.get(*offset..end).unwrap_or(&[]))
+                let contiguous = e.values.element(e.len.saturating_sub(1)).is_none_or(|(_, i)| i + 1 == end);
+                if contiguous {
+                    slice_means(values.get(*offset..end).unwrap_or(&[]))
+                } else {
+                    // A column window of a weight (the input is a concatenation): gather its elements.
+                    let picked: Vec<f32> = (0..e.len)
+                        .filter_map(|k| e.values.element(k).and_then(|(_, i)| values.get(i).copied()))
+                        .collect();
+                    slice_means(&picked)
+                }
             }
             EdgeValues::Ones => (1.0, 1.0),
         };
-        let pairs = (sb.len as f64) * (db.len as f64);
+        // The rows the block touches: a split half, one group of a grouped conv, one segment of a
+        // concatenation draw as their own band, not over the whole node block.
+        let (src_rows, dst_rows) = match &e.values {
+            EdgeValues::Dense { out, inp, .. } => (*inp, *out),
+            EdgeValues::PerTarget { .. } => (1, e.len),
+            EdgeValues::Ones => (e.len, e.len),
+        };
+        let rows = |extent: &super::BlockExtent, offset: usize, n: usize, len: usize| {
+            if n >= len || len == 0 {
+                return [extent.x, extent.y0, extent.y1];
+            }
+            let y0 = extent.y0 + offset as f32 * extent.spacing;
+            [extent.x, y0, y0 + n.saturating_sub(1) as f32 * extent.spacing]
+        };
+        let pairs = (src_rows as f64) * (dst_rows as f64);
         let density = if pairs > 0.0 { (e.len as f64 / pairs).min(1.0) as f32 } else { 0.0 };
         out.push(BlockQuad {
             edge_block: i,
-            src: [s.x, s.y0, s.y1],
-            dst: [d.x, d.y0, d.y1],
+            src: rows(s, e.src_offset, src_rows, sb.len),
+            dst: rows(d, e.dst_offset, dst_rows, db.len),
             mean_weight: mean,
             mean_abs_weight: mean_abs,
             density,

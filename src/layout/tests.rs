@@ -239,3 +239,93 @@ fn block_scales_follow_each_tensor() {
     assert!(scales.contains(&max1));
     assert!(scales[0] > 10.0 * max1, "SIREN's first layer is much larger");
 }
+
+/// A YOLO-shaped DAG (issue 12): weights always run to a later column, and a split half, a
+/// concatenation's segment or a group draws as its own band, not over the whole block.
+#[test]
+fn dag_layout_is_layered_and_segments_are_separate_bands() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/graphs/c2f_block.onnx");
+    let g = graph_of(&crate::checkpoint::open(&path).expect("fixture opens"));
+    let layout = compute(&g, &LayoutOptions::default());
+    let quads = block_quads(&g, &layout);
+    for (q, e) in quads.iter().zip(g.edge_blocks()) {
+        if matches!(e.edge_type, crate::graph::EdgeType::ConvWeight | crate::graph::EdgeType::LinWeight) {
+            assert!(q.src[0] < q.dst[0], "edge block {e:?} runs backwards");
+        }
+    }
+    // The bottleneck residual leaves the second half of cv1's 8 channels: the lower half band.
+    let (i, e) =
+        g.edge_blocks().iter().enumerate().find(|(_, e)| e.edge_type == crate::graph::EdgeType::Residual).unwrap();
+    let cv1 = layout.blocks[e.src];
+    let band = quads[i].src;
+    assert_eq!(band[2], cv1.y1);
+    assert!((band[1] - (cv1.y0 + 4.0 * cv1.spacing)).abs() < 1e-4, "{band:?} vs {cv1:?}");
+    // The depthwise conv: eight one-channel bands, one per group, each to its own channel.
+    let dw: Vec<_> = quads
+        .iter()
+        .zip(g.edge_blocks())
+        .filter(|(_, e)| e.edge_type == crate::graph::EdgeType::ConvWeight && e.len == 9)
+        .collect();
+    assert_eq!(dw.len(), 8);
+    assert!(dw.iter().all(|(q, _)| q.src[1] == q.src[2] && q.dst[1] == q.dst[2] && q.density == 1.0));
+}
+
+/// A 6-layer BERT (HF names, hidden 8) lays out in layers: every weight block runs to a later
+/// column, no edge runs right to left, and each encoder layer's attention neurons have a column
+/// of their own.
+#[test]
+fn six_layer_bert_layout_is_layered() {
+    let (d, ff, vocab) = (8usize, 16usize, 30usize);
+    let mut tensors = Vec::new();
+    let mut add = |name: String, shape: Vec<usize>| {
+        let n = shape.iter().product::<usize>();
+        tensors.push(OwnedTensor::f32(name, shape, &vec![0.01; n]));
+    };
+    add("embeddings.word_embeddings.weight".into(), vec![vocab, d]);
+    add("embeddings.position_embeddings.weight".into(), vec![16, d]);
+    add("embeddings.LayerNorm.weight".into(), vec![d]);
+    add("embeddings.LayerNorm.bias".into(), vec![d]);
+    for l in 0..6 {
+        let p = format!("encoder.layer.{l}");
+        for (m, i, o) in [
+            ("attention.self.query", d, d),
+            ("attention.self.key", d, d),
+            ("attention.self.value", d, d),
+            ("attention.output.dense", d, d),
+        ] {
+            add(format!("{p}.{m}.weight"), vec![o, i]);
+            add(format!("{p}.{m}.bias"), vec![o]);
+        }
+        add(format!("{p}.attention.output.LayerNorm.weight"), vec![d]);
+        add(format!("{p}.attention.output.LayerNorm.bias"), vec![d]);
+        for (m, i, o) in [("intermediate.dense", d, ff), ("output.dense", ff, d)] {
+            add(format!("{p}.{m}.weight"), vec![o, i]);
+            add(format!("{p}.{m}.bias"), vec![o]);
+        }
+        add(format!("{p}.output.LayerNorm.weight"), vec![d]);
+        add(format!("{p}.output.LayerNorm.bias"), vec![d]);
+    }
+    let g = graph_of(&store_of(&tensors));
+    let layout = compute(&g, &LayoutOptions::default());
+    let quads = block_quads(&g, &layout);
+    for (q, e) in quads.iter().zip(g.edge_blocks()) {
+        match e.edge_type {
+            crate::graph::EdgeType::LinWeight => assert!(q.src[0] < q.dst[0], "{e:?}"),
+            _ => assert!(q.src[0] <= q.dst[0], "{e:?}"),
+        }
+    }
+    // Embedding output, then per layer: attention, its output, the feed-forward hidden, the output.
+    let attention_columns: Vec<f32> = g
+        .node_blocks()
+        .iter()
+        .zip(&layout.blocks)
+        .filter(|(b, _)| b.role == NodeRole::Attention)
+        .map(|(_, e)| e.x)
+        .collect();
+    assert_eq!(attention_columns.len(), 6);
+    assert!(
+        attention_columns.windows(2).all(|w| w[0] < w[1]),
+        "one column per layer's attention: {attention_columns:?}"
+    );
+    assert_eq!(layout.columns.len(), 1 + 1 + 6 * 4);
+}

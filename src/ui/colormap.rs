@@ -78,6 +78,7 @@ pub fn node_palette_index(node_type: NodeType, role: NodeRole, ordered: bool) ->
         (_, NodeType::BnGamma | NodeType::LnGamma | NodeType::GnGamma | NodeType::InGamma) => 2,
         (_, NodeType::BnBeta | NodeType::LnBeta | NodeType::GnBeta | NodeType::InBeta) => 3,
         (_, NodeType::AttentionNeuron) => 4,
+        (_, NodeType::ChannelParam) => 7,
     }
 }
 

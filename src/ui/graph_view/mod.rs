@@ -420,6 +420,7 @@ fn node_type_name(t: NodeType) -> &'static str {
         NodeType::InBeta => "instance-norm beta",
         NodeType::AttentionNeuron => "attention neuron",
         NodeType::AttentionBias => "attention bias",
+        NodeType::ChannelParam => "per-channel parameter",
     }
 }
 
@@ -438,6 +439,7 @@ fn edge_type_name(t: EdgeType) -> &'static str {
         EdgeType::GnBeta => "group-norm beta",
         EdgeType::InGamma => "instance-norm gamma",
         EdgeType::InBeta => "instance-norm beta",
+        EdgeType::ChannelParam => "per-channel parameter",
     }
 }
 
