@@ -257,3 +257,16 @@ fn random_nested_graphs_open_with_every_weight_at_its_path() {
         assert_eq!(store.num_parameters(), expected.iter().map(|(_, n)| n).sum::<usize>(), "case {case}");
     }
 }
+
+#[test]
+fn real_paddleocr_classifier_with_constant_weights_opens_with_all_its_parameters() {
+    // tests/fixtures/onnx/real/README.md: provenance, licence, and how the counts were obtained.
+    let store = checkpoint::open(fixture("onnx", "real/ch_ppocr_mobile_v2.0_cls_infer.onnx")).expect("opens");
+    assert_eq!((store.len(), store.num_parameters()), (213, 133_628));
+    for t in store.tensors() {
+        assert!(store.ops.iter().any(|o| o.op_type == "Constant" && o.outputs == [t.name.clone()]), "{}", t.name);
+    }
+    let arch = gmnscope::arch::recover(&store);
+    let convs = arch.layers.iter().filter(|l| matches!(l.kind, gmnscope::arch::LayerKind::Conv { .. })).count();
+    assert!(convs >= 20, "the classifier's convolutions are recovered from the op graph: {convs}");
+}

@@ -188,3 +188,27 @@ fn random_shardings_reassemble_the_same_model() {
         assert_eq!(got, tensors, "case {case}");
     }
 }
+
+#[test]
+fn inspect_takes_a_sharded_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tensors = vec![("fc1.weight".to_string(), vec![8, 4]), ("fc1.bias".to_string(), vec![8])];
+    let more = vec![("fc2.weight".to_string(), vec![2, 8]), ("fc2.bias".to_string(), vec![2])];
+    sparse_safetensors(&dir.path().join("a.safetensors"), &tensors);
+    sparse_safetensors(&dir.path().join("b.safetensors"), &more);
+    let map: Vec<(String, String)> = tensors
+        .iter()
+        .map(|(t, _)| (t.clone(), "a.safetensors".to_string()))
+        .chain(more.iter().map(|(t, _)| (t.clone(), "b.safetensors".to_string())))
+        .collect();
+    write_index(&dir.path().join("model.safetensors.index.json"), &map);
+    let out = std::process::Command::new(crate::common::gmnscope_bin())
+        .args(["inspect", "--json"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!((report["tensors"].as_u64(), report["parameters"].as_u64()), (Some(4), Some(32 + 8 + 16 + 2)));
+    assert_eq!(report["layers"].as_array().map(|l| l.len()), Some(2), "{report}");
+}
