@@ -37,9 +37,9 @@ pub struct BlockQuad {
 /// Edge blocks with more weights than this summarise evenly spread runs of [`SAMPLE_RUN`] values
 /// instead of every value, so the overview of a 7B-parameter model reads megabytes of its files,
 /// not all 13 GB (issue 12). Smaller blocks (every block of a 22M-parameter model) are exact.
-const MEAN_SAMPLE: usize = 1 << 20;
-/// Contiguous values per sampled run (whole pages of a mapped file).
-const SAMPLE_RUN: usize = 4096;
+const MEAN_SAMPLE: usize = 1 << 16;
+/// Contiguous values per sampled run (a page or two of a mapped file).
+const SAMPLE_RUN: usize = 1024;
 
 /// One band per edge block, with value summaries decoded one block at a time.
 pub fn block_quads(graph: &ParamGraph, layout: &GraphLayout) -> Vec<BlockQuad> {
@@ -159,8 +159,8 @@ mod tests {
         let ramp: Vec<f32> = (0..n).map(|i| 2.0 * i as f32 / n as f32 - 0.5).collect();
         let (mean, mean_abs) = block_means(&tensor(&ramp), 0, n);
         // Exact: mean 0.5, mean |x| = (0.5^2 + 1.5^2) / 4 = 0.625. The sample spans the range evenly.
-        assert!((mean - 0.5).abs() < 1e-3 && (mean_abs - 0.625).abs() < 1e-3, "{mean} {mean_abs}");
+        assert!((mean - 0.5).abs() < 1e-2 && (mean_abs - 0.625).abs() < 1e-2, "{mean} {mean_abs}");
         let (mean, _) = block_means(&tensor(&ramp), n / 2, n - n / 2);
-        assert!((mean - 1.0).abs() < 1e-3, "an offset block samples its own range: {mean}");
+        assert!((mean - 1.0).abs() < 1e-2, "an offset block samples its own range: {mean}");
     }
 }
