@@ -11,6 +11,7 @@ mod formats_numpy;
 mod formats_onnx;
 mod formats_pytorch;
 mod formats_safetensors;
+mod formats_sharded;
 #[cfg(feature = "burn")]
 mod gmn_canonical;
 #[cfg(feature = "burn")]

@@ -346,6 +346,11 @@ impl<'s> Recovery<'s> {
             return op.op_type == "Add" && self.attach_bias(op, x, other);
         }
         let Some(y) = self.neurons_of(Some(other)) else { return false };
+        // Two views of the same neurons (`x*x + y*y` after a `Slice`, as STFT front ends write
+        // it) are an element-wise op, not a skip connection: a residual into itself is a cycle.
+        if x == y {
+            return false;
+        }
         let (wx, wy) = (self.arch.width_of(x), self.arch.width_of(y));
         if wx.is_none() || wx != wy || self.same_neurons(x, y) {
             // x * sigmoid(x) (SiLU), x + x, or a broadcast: the output carries the input's neurons.

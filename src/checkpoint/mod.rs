@@ -1,7 +1,8 @@
 //! Model files -> [`TensorStore`]: named tensors in file order, with dtype, shape and a lazy view of
 //! their bytes (memory-mapped where the format allows it).
 //!
-//! Owns: format detection and the readers (`safetensors`, `pytorch`, `onnx`, `numpy`).
+//! Owns: format detection and the readers (`safetensors`, `pytorch`, `onnx`, `numpy`), and
+//! [`sharded`] checkpoints (an `*.index.json` and its shards, or the directory holding them).
 //! Must not import: `ui`, `graph`, `arch` (they build on this module, not the other way round).
 //!
 //! Every reader treats its input as hostile: sizes read from headers are checked against the file
@@ -14,6 +15,7 @@ pub mod numpy;
 pub mod onnx;
 pub mod pytorch;
 pub mod safetensors;
+pub mod sharded;
 pub mod writer;
 mod zip_names;
 
@@ -184,8 +186,17 @@ impl Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Opens a model file, choosing the reader from its magic bytes (extension only as a tie-break).
+/// A shard index (`*.index.json`) opens its shards as one model; a directory opens the model it
+/// holds ([`sharded::model_in_dir`]: its shard index, or its single `model.safetensors`).
 pub fn open(path: impl AsRef<Path>) -> Result<TensorStore> {
     let path = path.as_ref();
+    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        let model = sharded::model_in_dir(path)?;
+        return open(model);
+    }
+    if sharded::is_index(path) {
+        return sharded::read(path);
+    }
     open_blob(path, Blob::map_file(path)?)
 }
 

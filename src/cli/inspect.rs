@@ -14,8 +14,9 @@ use gmnscope::text::{shown, thousands};
 
 #[derive(clap::Args)]
 pub struct InspectArgs {
-    /// Model file (.safetensors, .pt/.pth/.bin, .onnx, .npy, .npz), or `demo:NAME` for an
-    /// embedded demo model (siren, resnet, transformer).
+    /// Model file (.safetensors, .pt/.pth/.bin, .onnx, .npy, .npz), a sharded checkpoint's
+    /// `*.index.json` or the directory holding it, or `demo:NAME` for an embedded demo model
+    /// (siren, resnet, transformer).
     pub file: PathBuf,
     /// Print one JSON object instead of the readable summary.
     #[arg(long)]

@@ -2,7 +2,8 @@
 //!
 //! - [`block_quads`]: one quad per edge block, from the source block's extent to the target
 //!   block's, with the block's mean weight and its density (edges per possible neuron pair). Cost
-//!   O(parameters) once, O(blocks) to draw: this is the overview of a 22M-parameter model.
+//!   O(parameters) once (bounded per block: large blocks are sampled), O(blocks) to draw: this is
+//!   the overview of a 22M-parameter model and of a 7B one.
 //! - [`explicit_edges`]: the neuron-level edge list (node ids and weight), only for graphs with at
 //!   most `cap` edges — above that a viewer must never try to hold them all.
 
@@ -33,9 +34,15 @@ pub struct BlockQuad {
     pub edges: usize,
 }
 
-/// One band per edge block, with value summaries decoded one tensor at a time.
+/// Edge blocks with more weights than this summarise evenly spread runs of [`SAMPLE_RUN`] values
+/// instead of every value, so the overview of a 7B-parameter model reads megabytes of its files,
+/// not all 13 GB (issue 12). Smaller blocks (every block of a 22M-parameter model) are exact.
+const MEAN_SAMPLE: usize = 1 << 16;
+/// Contiguous values per sampled run (a page or two of a mapped file).
+const SAMPLE_RUN: usize = 1024;
+
+/// One band per edge block, with value summaries decoded one block at a time.
 pub fn block_quads(graph: &ParamGraph, layout: &GraphLayout) -> Vec<BlockQuad> {
-    let mut decoded: Option<(usize, Vec<f32>)> = None;
     let mut out = Vec::with_capacity(graph.edge_blocks().len());
     for (i, e) in graph.edge_blocks().iter().enumerate() {
         let (Some(s), Some(d)) = (layout.blocks.get(e.src), layout.blocks.get(e.dst)) else { continue };
@@ -44,21 +51,24 @@ pub fn block_quads(graph: &ParamGraph, layout: &GraphLayout) -> Vec<BlockQuad> {
         };
         let (mean, mean_abs) = match &e.values {
             EdgeValues::Dense { param, offset, .. } | EdgeValues::PerTarget { param, offset } => {
-                if decoded.as_ref().is_none_or(|(p, _)| p != param) {
-                    let values = graph.params().get(*param).map(|p| p.tensor.to_f32()).unwrap_or_default();
-                    decoded = Some((*param, values));
-                }
-                let values = decoded.as_ref().map_or(&[][..], |(_, v)| v.as_slice());
-                let end = offset.saturating_add(e.len).min(values.len());
-                let contiguous = e.values.element(e.len.saturating_sub(1)).is_none_or(|(_, i)| i + 1 == end);
-                if contiguous {
-                    slice_means(values.get(*offset..end).unwrap_or(&[]))
-                } else {
-                    // A column window of a weight (the input is a concatenation): gather its elements.
-                    let picked: Vec<f32> = (0..e.len)
-                        .filter_map(|k| e.values.element(k).and_then(|(_, i)| values.get(i).copied()))
-                        .collect();
-                    slice_means(&picked)
+                match graph.params().get(*param) {
+                    None => (0.0, 0.0),
+                    Some(p) => {
+                        let end = offset.saturating_add(e.len);
+                        let contiguous = e.values.element(e.len.saturating_sub(1)).is_none_or(|(_, i)| i + 1 == end);
+                        if contiguous {
+                            block_means(&p.tensor, *offset, e.len)
+                        } else {
+                            // A column window of a weight (the input is a concatenation): its
+                            // elements, evenly sampled above MEAN_SAMPLE.
+                            let step = e.len.div_ceil(MEAN_SAMPLE).max(1);
+                            let picked: Vec<f32> = (0..e.len)
+                                .step_by(step)
+                                .filter_map(|k| e.values.element(k).and_then(|(_, i)| element_value(&p.tensor, i)))
+                                .collect();
+                            slice_means(&picked)
+                        }
+                    }
                 }
             }
             EdgeValues::Ones => (1.0, 1.0),
@@ -90,6 +100,36 @@ pub fn block_quads(graph: &ParamGraph, layout: &GraphLayout) -> Vec<BlockQuad> {
         });
     }
     out
+}
+
+/// Mean and mean absolute value of `len` values of `tensor` from element `offset` (sampled above
+/// [`MEAN_SAMPLE`]); only the bytes summarised are decoded.
+fn block_means(tensor: &crate::checkpoint::TensorInfo, offset: usize, len: usize) -> (f32, f32) {
+    let size = tensor.dtype.size();
+    let bytes = tensor.bytes();
+    let decode = |start: usize, n: usize| -> Vec<f32> {
+        let range = start.checked_mul(size).zip(start.checked_add(n).and_then(|end| end.checked_mul(size)));
+        range.and_then(|(a, b)| bytes.get(a..b)).map(|b| tensor.dtype.to_f32(b)).unwrap_or_default()
+    };
+    let len = len.min(tensor.num_elements().saturating_sub(offset));
+    if len <= MEAN_SAMPLE {
+        return slice_means(&decode(offset, len));
+    }
+    let runs = MEAN_SAMPLE / SAMPLE_RUN;
+    let mut values = Vec::with_capacity(MEAN_SAMPLE);
+    for k in 0..runs {
+        values.extend(decode(offset + k * (len - SAMPLE_RUN) / (runs - 1), SAMPLE_RUN));
+    }
+    slice_means(&values)
+}
+
+/// Element `index` of `tensor`, decoding only its bytes.
+fn element_value(tensor: &crate::checkpoint::TensorInfo, index: usize) -> Option<f32> {
+    let size = tensor.dtype.size();
+    let start = index.checked_mul(size)?;
+    let bytes = tensor.bytes();
+    let b = bytes.get(start..start.checked_add(size)?)?;
+    tensor.dtype.to_f32(b).first().copied()
 }
 
 fn slice_means(values: &[f32]) -> (f32, f32) {
@@ -138,4 +178,30 @@ pub fn block_scales(graph: &ParamGraph, edges: &[EdgeSegment], q: f64) -> Vec<f3
             super::abs_quantile([weights.as_slice()], q, 100_000).filter(|s| *s > 0.0).unwrap_or(1.0)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{ByteView, DType, TensorInfo};
+
+    fn tensor(values: &[f32]) -> TensorInfo {
+        let data = ByteView::from_vec(values.iter().flat_map(|v| v.to_le_bytes()).collect());
+        TensorInfo { name: "w".into(), dtype: DType::F32, shape: vec![values.len()], data }
+    }
+
+    #[test]
+    fn block_means_are_exact_for_small_blocks_and_sampled_for_large_ones() {
+        let small: Vec<f32> = (0..1000).map(|i| i as f32 - 600.0).collect();
+        assert_eq!(block_means(&tensor(&small), 100, 500), (-250.5, 250.5), "values -500..-1");
+        assert_eq!(block_means(&tensor(&small), 990, 500), (394.5, 394.5), "cut at the tensor's end: 390..399");
+
+        let n = 3 * MEAN_SAMPLE + 12_345;
+        let ramp: Vec<f32> = (0..n).map(|i| 2.0 * i as f32 / n as f32 - 0.5).collect();
+        let (mean, mean_abs) = block_means(&tensor(&ramp), 0, n);
+        // Exact: mean 0.5, mean |x| = (0.5^2 + 1.5^2) / 4 = 0.625. The sample spans the range evenly.
+        assert!((mean - 0.5).abs() < 1e-2 && (mean_abs - 0.625).abs() < 1e-2, "{mean} {mean_abs}");
+        let (mean, _) = block_means(&tensor(&ramp), n / 2, n - n / 2);
+        assert!((mean - 1.0).abs() < 1e-2, "an offset block samples its own range: {mean}");
+    }
 }

@@ -454,7 +454,7 @@ impl App {
         let pick = |_: &jobs::Reporter<Option<Vec<PathBuf>>>| {
             Ok(rfd::FileDialog::new()
                 .set_title("Open model")
-                .add_filter("Model files", &["safetensors", "pt", "pth", "bin", "ckpt", "onnx", "npy", "npz"])
+                .add_filter("Model files", &["safetensors", "pt", "pth", "bin", "ckpt", "onnx", "npy", "npz", "json"])
                 .add_filter("All files", &["*"])
                 .pick_files())
         };

@@ -19,6 +19,12 @@ use crate::ui::jobs::Reporter;
 pub const EXPLICIT_EDGE_CAP: usize = 2_000_000;
 /// Bins of the per-layer weight histograms.
 const HISTOGRAM_BINS: usize = 48;
+/// Models with more parameters than this get their weight statistics from a sample: evenly spread
+/// contiguous blocks of each tensor, this many values over the whole model. A 7B-parameter model
+/// then touches ~32 MB of its files instead of decoding 28 GB of f32 (issue 12).
+const STATS_VALUE_BUDGET: usize = 16 << 20;
+/// Values per contiguous block of a statistics sample (whole pages of the mapped file).
+const STATS_BLOCK: usize = 4096;
 
 /// Where a model comes from.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -146,22 +152,32 @@ fn tensor_summary(t: &checkpoint::TensorInfo, is_parameter: bool) -> TensorSumma
     TensorSummary { name: t.name.clone(), shape: t.shape.clone(), dtype: t.dtype.name(), is_parameter }
 }
 
-/// Per-layer statistics over the layer's parameter tensors (decoded one layer at a time), plus an
-/// evenly strided sample of all parameter values (at most ~200k) for the colour scale.
+/// Per-layer statistics over the layer's parameter tensors (decoded one layer at a time; sampled
+/// for models over [`STATS_VALUE_BUDGET`] parameters), plus an evenly strided sample of all
+/// parameter values (at most ~200k) for the colour scale.
 fn summarise_layers(
     arch: &Architecture,
     store: &TensorStore,
     reporter: &Reporter<LoadedModel>,
 ) -> Result<(Vec<LayerSummary>, Vec<f32>), String> {
     let mut out = Vec::with_capacity(arch.layers.len());
-    let stride = (store.num_parameters() / 200_000).max(1);
+    let total = store.num_parameters();
+    let quota = |n: usize| -> usize {
+        if total <= STATS_VALUE_BUDGET {
+            return n;
+        }
+        let share = (STATS_VALUE_BUDGET as u128 * n as u128 / total.max(1) as u128) as usize;
+        share.max(4 * STATS_BLOCK)
+    };
+    let stride = (total.min(STATS_VALUE_BUDGET) / 200_000).max(1);
     let mut sample = Vec::new();
     let n = arch.layers.len().max(1) as f32;
     for (i, layer) in arch.layers.iter().enumerate() {
         reporter.check()?;
         reporter.progress(format!("weight statistics: {}", layer.name), Some(0.1 + 0.35 * i as f32 / n));
         let params = layer.kind.parameter_tensors();
-        let values: Vec<Vec<f32>> = params.iter().filter_map(|name| store.get(name)).map(|t| t.to_f32()).collect();
+        let param_tensors: Vec<&checkpoint::TensorInfo> = params.iter().filter_map(|name| store.get(name)).collect();
+        let values: Vec<Vec<f32>> = param_tensors.iter().map(|t| stats_values(t, quota(t.num_elements()))).collect();
         let mut acc = StatsAccumulator::default();
         for v in &values {
             acc.push_slice(v);
@@ -181,12 +197,32 @@ fn summarise_layers(
             kind: layer.kind.name(),
             description: layer.kind.describe(),
             tensors,
-            parameters: values.iter().map(Vec::len).sum(),
+            parameters: param_tensors.iter().map(|t| t.num_elements()).sum(),
             stats,
             histogram,
         });
     }
     Ok((out, sample))
+}
+
+/// A tensor's values for statistics: all of them, or (more than `quota`) evenly spread
+/// contiguous blocks of [`STATS_BLOCK`] values, so that only the sampled pages are read.
+fn stats_values(t: &checkpoint::TensorInfo, quota: usize) -> Vec<f32> {
+    let n = t.num_elements();
+    if n <= quota || n <= STATS_BLOCK {
+        return t.to_f32();
+    }
+    let blocks = (quota / STATS_BLOCK).max(2);
+    let size = t.dtype.size();
+    let bytes = t.bytes();
+    let mut out = Vec::with_capacity(blocks * STATS_BLOCK);
+    for k in 0..blocks {
+        let start = k * (n - STATS_BLOCK) / (blocks - 1);
+        if let Some(block) = bytes.get(start * size..(start + STATS_BLOCK) * size) {
+            out.extend(t.dtype.to_f32(block));
+        }
+    }
+    out
 }
 
 fn prepare_graph(

@@ -1,12 +1,14 @@
-//! ONNX model files: initializers become tensors (file order), nodes become
-//! [`OpNode`](super::OpNode)s.
+//! ONNX model files: weights (initializers and `Constant` tensors, subgraphs included) become
+//! tensors in file order, nodes become [`OpNode`](super::OpNode)s.
 //!
 //! - [`proto`]: a minimal protobuf wire-format decoder (no generated code, no dependency);
-//! - [`model`]: the few onnx.proto messages and fields gmnscope needs;
+//! - [`model`]: the few onnx.proto messages and fields gmnscope needs (subgraphs depth-capped);
+//! - [`flatten`]: which values are weights, subgraph paths, name scopes, `Identity` aliases;
 //! - [`tensor`]: TensorProto payloads -> little-endian bytes (zero-copy where possible);
 //! - [`external`]: tensors stored in a data file next to the model.
 
 mod external;
+mod flatten;
 mod model;
 mod proto;
 mod tensor;
@@ -16,19 +18,20 @@ use std::path::Path;
 use super::{Blob, Error, Format, Result, TensorStore};
 use crate::text::shown;
 
-/// Reads an ONNX model: its graph's initializers and nodes.
+/// Reads an ONNX model: its weights and its nodes, subgraphs inlined (rules in [`flatten`]).
 pub fn read(path: &Path, blob: Blob) -> Result<TensorStore> {
     let graph =
         model::decode_model(blob.as_slice()).map_err(|e| Error::new(path, format!("invalid ONNX model: {e}")))?;
+    let flat = flatten::flatten(graph, blob.len()).map_err(|e| Error::new(path, format!("invalid ONNX graph: {e}")))?;
     let mut external = external::ExternalFiles::new(path);
-    let mut tensors = Vec::with_capacity(graph.initializers.len());
-    for proto in graph.initializers {
+    let mut tensors = Vec::with_capacity(flat.weights.len());
+    for flatten::Weight { proto, origin } in flat.weights {
         let name = proto.name.clone();
         let tensor = tensor::to_tensor_info(proto, &blob, &mut external)
-            .map_err(|e| Error::new(path, format!("initializer '{}': {e}", shown(&name))))?;
+            .map_err(|e| Error::new(path, format!("{origin} '{}': {e}", shown(&name))))?;
         tensors.push(tensor);
     }
-    Ok(TensorStore::new(path, Format::Onnx, tensors)?.with_ops(graph.nodes))
+    Ok(TensorStore::new(path, Format::Onnx, tensors)?.with_ops(flat.ops))
 }
 
 /// The graph's name and its declared inputs and outputs (value names), for callers that need to
@@ -175,7 +178,8 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_not_followed() {
-        // 100k nested subgraph attributes inside a node: skipped as one length-delimited field.
+        // 100k nested length-delimited fields below a subgraph: the graph's unknown field 6 is
+        // skipped as one field, whatever it holds.
         // Built from the inside out: each level is just a tag and the length of what it wraps.
         let (mut len, mut prefixes) = (0usize, Vec::new());
         for _ in 0..100_000 {
@@ -193,6 +197,38 @@ mod tests {
         field_bytes(1, &node, &mut graph);
         let store = read_bytes(model(&graph)).expect("valid");
         assert_eq!(store.ops.len(), 1);
+    }
+
+    /// A graph holding one `If` whose then_branch is `inner` (a serialised GraphProto body).
+    fn if_graph(inner: &[u8], weight: &str) -> Vec<u8> {
+        let mut attribute = Vec::new();
+        field_bytes(1, b"then_branch", &mut attribute);
+        field_bytes(6, inner, &mut attribute);
+        let mut node = Vec::new();
+        field_bytes(4, b"If", &mut node);
+        field_bytes(5, &attribute, &mut node);
+        let mut graph = Vec::new();
+        field_bytes(5, &tensor(weight, &[2], 1, &[0; 8]), &mut graph);
+        field_bytes(1, &node, &mut graph);
+        graph
+    }
+
+    #[test]
+    fn nested_subgraphs_are_read_up_to_the_depth_limit() {
+        let mut graph = Vec::new();
+        field_bytes(5, &tensor("w", &[2], 1, &[0; 8]), &mut graph);
+        for _ in 0..model::MAX_SUBGRAPH_DEPTH {
+            graph = if_graph(&graph, "w");
+        }
+        let store = read_bytes(model(&graph)).expect("at the limit");
+        assert_eq!(store.len(), model::MAX_SUBGRAPH_DEPTH + 1);
+        let deepest = store.tensors().last().map(|t| t.name.clone()).unwrap_or_default();
+        assert!(deepest.starts_with("If_0/then_branch/If_0/then_branch/") && deepest.ends_with("/w"), "{deepest}");
+        for _ in 0..200 - model::MAX_SUBGRAPH_DEPTH {
+            graph = if_graph(&graph, "w");
+        }
+        let err = read_bytes(model(&graph)).expect_err("too deep").to_string();
+        assert!(err.contains("nest more than 64") && err.contains("t.onnx"), "{err}");
     }
 
     #[test]

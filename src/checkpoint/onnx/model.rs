@@ -1,9 +1,11 @@
 //! The subset of `onnx.proto` gmnscope needs, decoded with [`super::proto`].
 //!
-//! Owns: field numbers (checked against onnx.proto of onnx 1.23) and protobuf merge semantics
-//! (a repeated `graph` field merges; repeated fields append). Nothing below a node is decoded:
-//! attributes, including subgraphs of `If`/`Loop`, are skipped unparsed, so nesting depth is at
-//! most ModelProto > GraphProto > TensorProto > StringStringEntryProto whatever the input holds.
+//! Owns: field numbers (checked against onnx.proto of onnx 1.23), protobuf merge semantics
+//! (a repeated `graph` field merges; repeated fields append) and the nesting limit. Of a node's
+//! attributes only two kinds are decoded: tensor values (`value`, `value_floats`, what `Constant`
+//! nodes hold) and graphs (`then_branch`/`else_branch` of `If`, `body` of `Loop`/`Scan`, any
+//! other graph attribute). Subgraphs nest at most [`MAX_SUBGRAPH_DEPTH`] deep; deeper input is an
+//! error, so the decoder's recursion is bounded whatever the file holds.
 //! Payloads stay as ranges into the model bytes; [`super::tensor`] turns them into tensors.
 
 use std::ops::Range;
@@ -26,6 +28,13 @@ mod field {
     pub const NODE_OUTPUT: u32 = 2;
     pub const NODE_NAME: u32 = 3;
     pub const NODE_OP_TYPE: u32 = 4;
+    pub const NODE_ATTRIBUTE: u32 = 5;
+    // AttributeProto
+    pub const ATTR_NAME: u32 = 1;
+    pub const ATTR_T: u32 = 5;
+    pub const ATTR_G: u32 = 6;
+    pub const ATTR_FLOATS: u32 = 7;
+    pub const ATTR_GRAPHS: u32 = 11;
     // ValueInfoProto
     pub const VALUE_INFO_NAME: u32 = 1;
     // TensorProto
@@ -47,15 +56,33 @@ mod field {
 
 /// `TensorProto.DataLocation.EXTERNAL`.
 pub const DATA_LOCATION_EXTERNAL: u64 = 1;
+/// `TensorProto.DataType.FLOAT`.
+pub const DATA_TYPE_FLOAT: i32 = 1;
+
+/// How deep graphs may nest inside node attributes (the main graph is depth 0). Real models nest
+/// a few levels (a `Loop` inside an `If`); the limit bounds the decoder's recursion.
+pub const MAX_SUBGRAPH_DEPTH: usize = 64;
 
 /// A GraphProto, reduced to names, the node list and the initializers.
 #[derive(Debug, Default)]
 pub struct Graph {
     pub name: String,
-    pub nodes: Vec<OpNode>,
+    pub nodes: Vec<Node>,
     pub initializers: Vec<TensorProto>,
     pub inputs: Vec<String>,
     pub outputs: Vec<String>,
+}
+
+/// A NodeProto: the operator, plus the attributes that can hold weights.
+#[derive(Debug)]
+pub struct Node {
+    pub op: OpNode,
+    /// A tensor-valued attribute named `value` (`Constant`'s tensor; `value_floats` arrives as a
+    /// 1-D float tensor). Scalar and integer attributes are not decoded.
+    pub value: Option<TensorProto>,
+    /// Graph-valued attributes in file order: (`then_branch`, graph), (`body`, graph), ...; a
+    /// `graphs` list contributes `name_0`, `name_1`, ...
+    pub subgraphs: Vec<(String, Graph)>,
 }
 
 /// One piece of a repeated scalar field: a packed run or a single unpacked value (raw bits).
@@ -89,7 +116,7 @@ pub fn decode_model(bytes: &[u8]) -> DecodeResult<Graph> {
     for field in Fields::new(bytes, 0..bytes.len()) {
         let field = field?;
         if field.number == field::MODEL_GRAPH {
-            merge_graph(bytes, field.bytes()?, &mut graph)?;
+            merge_graph(bytes, field.bytes()?, &mut graph, 0)?;
             has_graph = true;
         }
     }
@@ -116,11 +143,11 @@ pub fn looks_like_model(bytes: &[u8]) -> bool {
     has_graph
 }
 
-fn merge_graph(buf: &[u8], range: Range<usize>, graph: &mut Graph) -> DecodeResult<()> {
+fn merge_graph(buf: &[u8], range: Range<usize>, graph: &mut Graph, depth: usize) -> DecodeResult<()> {
     for field in Fields::new(buf, range) {
         let field = field?;
         match field.number {
-            field::GRAPH_NODE => graph.nodes.push(decode_node(buf, field.bytes()?)?),
+            field::GRAPH_NODE => graph.nodes.push(decode_node(buf, field.bytes()?, depth)?),
             field::GRAPH_NAME => graph.name = field.string(buf)?,
             field::GRAPH_INITIALIZER => graph.initializers.push(decode_tensor(buf, field.bytes()?)?),
             field::GRAPH_INPUT => graph.inputs.push(value_info_name(buf, field.bytes()?)?),
@@ -131,19 +158,75 @@ fn merge_graph(buf: &[u8], range: Range<usize>, graph: &mut Graph) -> DecodeResu
     Ok(())
 }
 
-fn decode_node(buf: &[u8], range: Range<usize>) -> DecodeResult<OpNode> {
-    let mut node = OpNode { name: String::new(), op_type: String::new(), inputs: Vec::new(), outputs: Vec::new() };
+fn decode_node(buf: &[u8], range: Range<usize>, depth: usize) -> DecodeResult<Node> {
+    let op = OpNode { name: String::new(), op_type: String::new(), inputs: Vec::new(), outputs: Vec::new() };
+    let mut node = Node { op, value: None, subgraphs: Vec::new() };
     for field in Fields::new(buf, range) {
         let field = field?;
         match field.number {
-            field::NODE_INPUT => node.inputs.push(field.string(buf)?),
-            field::NODE_OUTPUT => node.outputs.push(field.string(buf)?),
-            field::NODE_NAME => node.name = field.string(buf)?,
-            field::NODE_OP_TYPE => node.op_type = field.string(buf)?,
+            field::NODE_INPUT => node.op.inputs.push(field.string(buf)?),
+            field::NODE_OUTPUT => node.op.outputs.push(field.string(buf)?),
+            field::NODE_NAME => node.op.name = field.string(buf)?,
+            field::NODE_OP_TYPE => node.op.op_type = field.string(buf)?,
+            field::NODE_ATTRIBUTE => decode_attribute(buf, &field, depth, &mut node)?,
             _ => {}
         }
     }
     Ok(node)
+}
+
+/// An AttributeProto: keeps tensor values named `value`/`value_floats` and every graph.
+fn decode_attribute(buf: &[u8], attribute: &Field, depth: usize, node: &mut Node) -> DecodeResult<()> {
+    let mut name = String::new();
+    let mut tensor = None;
+    let mut floats = Vec::new();
+    let mut graphs = Vec::new();
+    for field in Fields::new(buf, attribute.bytes()?) {
+        let field = field?;
+        match field.number {
+            field::ATTR_NAME => name = field.string(buf)?,
+            field::ATTR_T => tensor = Some(decode_tensor(buf, field.bytes()?)?),
+            field::ATTR_FLOATS => floats.push(piece(&field)?),
+            field::ATTR_G | field::ATTR_GRAPHS => {
+                if depth >= MAX_SUBGRAPH_DEPTH {
+                    let message = format!("subgraphs nest more than {MAX_SUBGRAPH_DEPTH} levels deep");
+                    return Err(DecodeError { offset: field.offset, message });
+                }
+                let mut graph = Graph::default();
+                merge_graph(buf, field.bytes()?, &mut graph, depth + 1)?;
+                graphs.push((field.number == field::ATTR_GRAPHS, graph));
+            }
+            _ => {}
+        }
+    }
+    match name.as_str() {
+        "value" => node.value = tensor.or(node.value.take()),
+        "value_floats" if !floats.is_empty() => node.value = Some(float_list(floats)),
+        _ => {}
+    }
+    let mut listed = 0;
+    for (in_list, graph) in graphs {
+        let label = if in_list {
+            listed += 1;
+            format!("{name}_{}", listed - 1)
+        } else {
+            name.clone()
+        };
+        node.subgraphs.push((label, graph));
+    }
+    Ok(())
+}
+
+/// `value_floats` as the 1-D float tensor it denotes.
+fn float_list(pieces: Vec<Piece>) -> TensorProto {
+    let count: usize = pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Packed(range) => range.len() / 4,
+            Piece::Single(_) => 1,
+        })
+        .sum();
+    TensorProto { dims: vec![count as i64], data_type: DATA_TYPE_FLOAT, float_data: pieces, ..TensorProto::default() }
 }
 
 fn value_info_name(buf: &[u8], range: Range<usize>) -> DecodeResult<String> {

@@ -42,7 +42,8 @@ fn convert_data_type(data_type: i32) -> Result<DType, String> {
     })
 }
 
-/// Builds the tensor for one initializer. `model` is the whole model file.
+/// Builds the tensor for one weight (an initializer or a `Constant` value). `model` is the whole
+/// model file; sizes are checked against the bytes present before anything is copied.
 pub fn to_tensor_info(t: TensorProto, model: &Blob, external: &mut ExternalFiles) -> Result<TensorInfo, String> {
     let dtype = convert_data_type(t.data_type)?;
     let shape = t
