@@ -1,5 +1,7 @@
 //! Integration tests: one binary, a module per topic.
 
+mod alloc_meter;
+mod bounded_work;
 mod cka_properties;
 mod cka_reference;
 mod cli;
@@ -11,6 +13,7 @@ mod formats_numpy;
 mod formats_onnx;
 mod formats_pytorch;
 mod formats_safetensors;
+mod fuzz_readers;
 #[cfg(feature = "burn")]
 mod gmn_fused;
 #[cfg(feature = "burn")]

@@ -32,7 +32,7 @@ mod minibatch;
 pub mod rbf;
 mod scratch;
 
-pub use matrix::{Activations, ActivationsView, Matrix};
+pub use matrix::{Activations, ActivationsView, Matrix, Slice, Values};
 pub use minibatch::MinibatchCka;
 
 use hsic::HsicTerms;
@@ -158,7 +158,7 @@ pub enum Error {
     #[error("the {estimator} estimator needs at least {needed} examples, got {n}")]
     TooFewExamples { estimator: &'static str, n: usize, needed: usize },
     #[error("layer {layer} of {side} has a non-finite value ({value}) at example {row}, feature {col}")]
-    NonFinite { side: Side, layer: usize, row: usize, col: usize, value: f32 },
+    NonFinite { side: Side, layer: usize, row: usize, col: usize, value: f64 },
     #[error(
         "CKA is undefined: layer {layer} of {side} is constant over the examples \
          (or its unbiased self-HSIC is not positive)"

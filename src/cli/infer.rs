@@ -17,6 +17,10 @@ pub struct InferArgs {
     /// flex (default) or wgpu.
     #[arg(long, default_value = "flex")]
     pub device: String,
+    /// Largest GMN job in bytes (node and edge features, probe activations), checked before any
+    /// tensor is built.
+    #[arg(long, value_name = "BYTES", default_value_t = gmnscope::limits::GMN_BYTES.default)]
+    pub max_gmn_bytes: u64,
 }
 
 #[cfg(not(feature = "burn"))]
@@ -49,6 +53,9 @@ pub fn run(args: &InferArgs) -> anyhow::Result<()> {
     gmnscope::analysis::node_alignment::check_weight_layers(layers, info.gmn.trained_weight_layers())
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("{}: cannot run the GMN on it", args.file.display()))?;
+    let probe = info.gmn.probe.as_ref().map_or(0, |p| p.points);
+    let shape = gmnscope::limits::gmn_shape(&topology, info.gmn.hidden, info.gmn.layers, probe, 1);
+    gmnscope::limits::check_gmn(&shape, args.max_gmn_bytes).with_context(|| format!("{}", args.file.display()))?;
     let batch_topology = model.topology(&[&topology], &device).map_err(anyhow::Error::msg)?;
     let batch =
         GmnBatch::shared(Arc::new(batch_topology), &[weights.as_slice()], &device).map_err(anyhow::Error::msg)?;

@@ -24,10 +24,16 @@ pub fn resolve(choice: DeviceChoice) -> (Device, String, bool) {
 }
 
 /// The name of the first hardware (non-CPU) GPU adapter, if any.
+///
+/// Only the primary backends (Vulkan, Metal, DX12: what burn's wgpu device runs on) are asked.
+/// Probing the GL backend goes through EGL, whose Wayland platform prints "XDG_RUNTIME_DIR is
+/// invalid or not set" twice on headless machines, noise on every successful `--device auto`.
 #[cfg(feature = "gui")]
 pub fn hardware_gpu() -> Option<String> {
-    let instance = wgpu::Instance::default();
-    let adapters = block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = wgpu::Backends::PRIMARY;
+    let instance = wgpu::Instance::new(desc);
+    let adapters = block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
     adapters.iter().map(|a| a.get_info()).find(|info| info.device_type != wgpu::DeviceType::Cpu).map(|info| info.name)
 }
 

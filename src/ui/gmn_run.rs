@@ -289,7 +289,7 @@ impl TrainedGmn {
         }
         if let Some(e) = &self.error {
             ui.add_space(4.0);
-            ui.colored_label(ui.visuals().error_fg_color, e);
+            ui.colored_label(ui.visuals().error_fg_color, crate::text::shown_message(e).to_string());
         }
         if let Some(inf) = &self.inference {
             ui.add_space(8.0);
