@@ -439,6 +439,11 @@ impl InferJob {
         check_weight_layers(layers, self.info.gmn.trained_weight_layers()).map_err(|e| format!("{title}: {e}"))?;
         crate::train::dataset::check_finite(&self.store).map_err(|e| format!("{title}: {e}"))?;
         check_alignment(&topology.node_features, &self.drawn).map_err(|e| format!("{title}: {e}"))?;
+        // The CLI's limit on GMN features (`infer --max-gmn-bytes`), at its default.
+        let probe = self.info.gmn.probe.as_ref().map_or(0, |p| p.points);
+        let shape = crate::limits::gmn_shape(&topology, self.info.gmn.hidden, self.info.gmn.layers, probe, 1);
+        crate::limits::check_gmn(&shape, crate::limits::GMN_BYTES.default)
+            .map_err(|e| format!("{title}: {e} (gmnscope infer)"))?;
         r.check()?;
         r.progress("running the GMN", Some(0.2));
         let batch_topology = self.model.topology(&[&topology], &self.device)?;
