@@ -118,6 +118,27 @@ pub fn gmn_shape(
     }
 }
 
+/// [`check_gmn`] for `gmn` run on one network, from its parameter graph (whose edges are
+/// implicit, O(layers) to build), before the GMN's input topology (per-edge arrays, about 30
+/// bytes per parameter) is materialised: a 64 MB model whose GMN job is refused costs nothing.
+#[cfg(feature = "burn")]
+pub fn check_gmn_on_graph(
+    graph: &crate::graph::ParamGraph,
+    gmn: &crate::models::GmnConfig,
+    max_bytes: u64,
+) -> Result<(), OverLimit> {
+    let edges = (graph.num_edges() as u64).checked_mul(if gmn.undirected { 2 } else { 1 });
+    let shape = GmnShape {
+        nodes: graph.num_nodes() as u64,
+        edges: edges.unwrap_or(u64::MAX),
+        hidden: gmn.hidden as u64,
+        probe_points: gmn.probe.as_ref().map_or(0, |p| p.points) as u64,
+        layers: gmn.layers as u64,
+        networks: 1,
+    };
+    check_gmn(&shape, max_bytes)
+}
+
 /// Training's largest step: a batch of the zoo's largest network (`train` checks it before the
 /// first step).
 #[cfg(feature = "burn")]

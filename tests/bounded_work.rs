@@ -222,3 +222,80 @@ fn cli_cka_refuses_a_matrix_over_the_limit_naming_the_size_and_the_flag() {
     );
     assert!(!png.exists());
 }
+
+#[test]
+fn graph_export_removes_stale_temps_and_writes_both_files_or_neither() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("g.npz");
+    // Temps of killed exports (a process id above Linux's largest): removed by the next export.
+    std::fs::write(dir.path().join(".g.npz.4999999.0.tmp"), vec![0u8; 1 << 20]).unwrap();
+    std::fs::write(dir.path().join(".g.json.tmp-4999999"), b"{").unwrap();
+    let ok = run(&["graph", "demo:siren", "--out", out.to_str().unwrap()]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["g.json", "g.npz"]);
+    // The archive cannot be moved into place (a directory is in the way): no sidecar appears and
+    // no temp stays behind.
+    let blocked = dir.path().join("h.npz");
+    std::fs::create_dir_all(blocked.join("inside")).unwrap();
+    let failed = run(&["graph", "demo:siren", "--out", blocked.to_str().unwrap()]);
+    assert_eq!(failed.status.code(), Some(2));
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["g.json", "g.npz", "h.npz"], "neither h.json nor a temp file");
+}
+
+#[cfg(feature = "burn")]
+#[test]
+fn train_device_auto_prints_no_probe_noise() {
+    let (zoo, runs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let fit = run(&["fit-inrs", "--demo", "--count", "8", "--steps", "2", "--out", zoo.path().to_str().unwrap()]);
+    assert!(fit.status.success(), "{}", String::from_utf8_lossy(&fit.stderr));
+    let run_dir = runs.path().join("run");
+    let out = Command::new(gmnscope_bin())
+        .args(["train", "--zoo", zoo.path().to_str().unwrap(), "--out", run_dir.to_str().unwrap()])
+        .args(["--epochs", "1", "--hidden", "8", "--layers", "1", "--batch", "4", "--device", "auto"])
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
+}
+
+#[cfg(feature = "burn")]
+#[test]
+fn infer_and_train_refuse_gmn_jobs_over_the_limit_naming_the_flag() {
+    let (zoo, runs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let fit = run(&["fit-inrs", "--demo", "--count", "8", "--steps", "2", "--out", zoo.path().to_str().unwrap()]);
+    assert!(fit.status.success(), "{}", String::from_utf8_lossy(&fit.stderr));
+    let run_dir = runs.path().join("run");
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "--zoo", zoo.path().to_str().unwrap(), "--out", run_dir.to_str().unwrap()];
+        args.extend_from_slice(&["--epochs", "1", "--hidden", "8", "--layers", "1", "--batch", "4", "--device", "cpu"]);
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let refused = train(&["--max-gmn-bytes", "1000"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("over the limit of 1,000 bytes") && err.contains("--max-gmn-bytes"), "{err}");
+    assert!(err.contains(zoo.path().to_str().unwrap()), "{err}");
+    assert!(!run_dir.join("latest").exists(), "refused before training");
+    // The number it names is enough.
+    let needed = err.split("--max-gmn-bytes ").nth(1).and_then(|t| t.split_whitespace().next()).unwrap().to_string();
+    let ok = train(&["--max-gmn-bytes", &needed]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let model = zoo.path().join("inr_000000.safetensors");
+    let infer = |max: &str| {
+        run(&["infer", "--gmn", run_dir.to_str().unwrap(), model.to_str().unwrap(), "--max-gmn-bytes", max])
+    };
+    let refused = infer("1000");
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("inr_000000.safetensors") && err.contains("--max-gmn-bytes"), "{err}");
+    assert!(infer(&u64::MAX.to_string()).status.success());
+}

@@ -44,6 +44,11 @@ pub fn run(args: &InferArgs) -> anyhow::Result<()> {
     dataset::check_finite(&store)
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("{}: cannot run the GMN on it", args.file.display()))?;
+    // Sizes first: the parameter graph is cheap, the GMN's input topology is not.
+    if let Ok(graph) = gmnscope::graph::build(&gmnscope::arch::recover(&store), &store) {
+        gmnscope::limits::check_gmn_on_graph(&graph, &info.gmn, args.max_gmn_bytes)
+            .with_context(|| format!("{}", args.file.display()))?;
+    }
     let (topology, weights) = dataset::graph_input(&store, info.gmn.undirected)
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("{}: cannot build its parameter graph", args.file.display()))?;
@@ -53,9 +58,6 @@ pub fn run(args: &InferArgs) -> anyhow::Result<()> {
     gmnscope::analysis::node_alignment::check_weight_layers(layers, info.gmn.trained_weight_layers())
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("{}: cannot run the GMN on it", args.file.display()))?;
-    let probe = info.gmn.probe.as_ref().map_or(0, |p| p.points);
-    let shape = gmnscope::limits::gmn_shape(&topology, info.gmn.hidden, info.gmn.layers, probe, 1);
-    gmnscope::limits::check_gmn(&shape, args.max_gmn_bytes).with_context(|| format!("{}", args.file.display()))?;
     let batch_topology = model.topology(&[&topology], &device).map_err(anyhow::Error::msg)?;
     let batch =
         GmnBatch::shared(Arc::new(batch_topology), &[weights.as_slice()], &device).map_err(anyhow::Error::msg)?;

@@ -434,16 +434,14 @@ impl InferJob {
             return Err(format!("{title}: no parameters the parameter graph can encode"));
         }
         node_alignment::node_order(&graph).map_err(|e| format!("{title}: {e}"))?;
+        // The CLI's limit on GMN features (`infer --max-gmn-bytes`), at its default.
+        crate::limits::check_gmn_on_graph(&graph, &self.info.gmn, crate::limits::GMN_BYTES.default)
+            .map_err(|e| format!("{title}: {e} (gmnscope infer)"))?;
         let (topology, weights) = Topology::from_graph(&graph, self.info.gmn.undirected)?;
         let layers = weight_layer_count(topology.edge_features.iter().map(|f| f[0]));
         check_weight_layers(layers, self.info.gmn.trained_weight_layers()).map_err(|e| format!("{title}: {e}"))?;
         crate::train::dataset::check_finite(&self.store).map_err(|e| format!("{title}: {e}"))?;
         check_alignment(&topology.node_features, &self.drawn).map_err(|e| format!("{title}: {e}"))?;
-        // The CLI's limit on GMN features (`infer --max-gmn-bytes`), at its default.
-        let probe = self.info.gmn.probe.as_ref().map_or(0, |p| p.points);
-        let shape = crate::limits::gmn_shape(&topology, self.info.gmn.hidden, self.info.gmn.layers, probe, 1);
-        crate::limits::check_gmn(&shape, crate::limits::GMN_BYTES.default)
-            .map_err(|e| format!("{title}: {e} (gmnscope infer)"))?;
         r.check()?;
         r.progress("running the GMN", Some(0.2));
         let batch_topology = self.model.topology(&[&topology], &self.device)?;
