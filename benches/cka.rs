@@ -64,7 +64,8 @@ fn write_npy(path: &Path, layers: &[Activations]) -> std::io::Result<()> {
     f.write_all(&(header.len() as u16).to_le_bytes())?;
     f.write_all(header.as_bytes())?;
     for l in layers {
-        for v in &l.data {
+        let gmnscope::cka::Values::F32(data) = &l.data else { unreachable!("benchmark activations are f32") };
+        for v in data {
             f.write_all(&v.to_le_bytes())?;
         }
     }
