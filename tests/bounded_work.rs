@@ -299,3 +299,26 @@ fn infer_and_train_refuse_gmn_jobs_over_the_limit_naming_the_flag() {
     assert!(err.contains("inr_000000.safetensors") && err.contains("--max-gmn-bytes"), "{err}");
     assert!(infer(&u64::MAX.to_string()).status.success());
 }
+
+#[test]
+fn committed_regression_fixtures_at_1e300_and_1e_300_give_the_numpy_value() {
+    let dir = crate::common::fixtures_dir().join("cka");
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("scaled_expected.json")).unwrap()).unwrap();
+    let want = expected["linear_xy"].as_f64().unwrap();
+    let mut by_estimator: Vec<Vec<f64>> = vec![Vec::new(); estimators().len()];
+    for tag in ["unit", "1e300", "1e-300"] {
+        let file = gmnscope::activations::load(&dir.join(format!("scaled_{tag}.safetensors"))).unwrap();
+        assert!(file.views().iter().all(|v| v.is_f64()), "{tag}: f64 tensors stay f64");
+        let views = file.views();
+        let linear = cka_matrix(&views, &views, &Options::linear()).unwrap();
+        let got = linear.get(0, 1).unwrap();
+        assert!((got - want).abs() < 1e-12, "{tag}: {got} vs NumPy {want}");
+        for (k, (_, options)) in estimators().into_iter().enumerate() {
+            by_estimator[k].push(cka(views[0], views[1], &options).unwrap());
+        }
+    }
+    for values in by_estimator {
+        assert!(values.iter().all(|v| (v - values[0]).abs() < 1e-12), "{values:?}");
+    }
+}
