@@ -35,7 +35,8 @@ fn network(seed: u64, n: usize, widths: &[usize]) -> Vec<Activations> {
         .enumerate()
         .map(|(l, &p)| {
             let mix = 0.2 + 0.06 * l as f32;
-            let data = (0..n * p).map(|k| mix * latent[k / p] * ((k % p) as f32 * 0.01).cos() + rng.normal()).collect();
+            let data: Vec<f32> =
+                (0..n * p).map(|k| mix * latent[k / p] * ((k % p) as f32 * 0.01).cos() + rng.normal()).collect();
             Activations::new(n, p, data).expect("shape")
         })
         .collect()

@@ -60,15 +60,15 @@ pub fn from_store(store: &crate::checkpoint::TensorStore) -> Result<LayerFile, S
         let Some(p) = rest.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)) else {
             return Err(err(format!("tensor '{}' has an impossible shape {:?}", shown(&t.name), t.shape)));
         };
-        if let (Some(first), Some(first_name)) = (acts.first(), names.first()) {
-            if first.n != n {
-                return Err(err(format!(
-                    "layer '{}' has {n} examples but layer '{}' has {}; every layer must see the same examples",
-                    shown(&t.name),
-                    shown(first_name),
-                    first.n
-                )));
-            }
+        if let (Some(first), Some(first_name)) = (acts.first(), names.first())
+            && first.n != n
+        {
+            return Err(err(format!(
+                "layer '{}' has {n} examples but layer '{}' has {}; every layer must see the same examples",
+                shown(&t.name),
+                shown(first_name),
+                first.n
+            )));
         }
         let act = Activations::new(n, p, values(t)).map_err(|e| err(format!("tensor '{}': {e}", shown(&t.name))))?;
         names.push(t.name.clone());
