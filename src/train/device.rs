@@ -29,8 +29,16 @@ pub fn resolve(choice: DeviceChoice) -> (Device, String, bool) {
 /// Wayland code says "XDG_RUNTIME_DIR is invalid or not set in the environment" twice, noise on
 /// every successful `--device auto`. The probe's stderr is therefore held back and only lines
 /// other than that known one are passed on.
+///
+/// Probed once per process (the answer does not change, and fd 2 is redirected only once).
 #[cfg(feature = "gui")]
 pub fn hardware_gpu() -> Option<String> {
+    static FOUND: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    FOUND.get_or_init(probe_hardware_gpu).clone()
+}
+
+#[cfg(feature = "gui")]
+fn probe_hardware_gpu() -> Option<String> {
     filtered_stderr(|| {
         let instance = wgpu::Instance::default();
         let adapters = block_on(instance.enumerate_adapters(wgpu::Backends::all()));
