@@ -35,7 +35,8 @@ fn network(seed: u64, n: usize, widths: &[usize]) -> Vec<Activations> {
         .enumerate()
         .map(|(l, &p)| {
             let mix = 0.2 + 0.06 * l as f32;
-            let data = (0..n * p).map(|k| mix * latent[k / p] * ((k % p) as f32 * 0.01).cos() + rng.normal()).collect();
+            let data: Vec<f32> =
+                (0..n * p).map(|k| mix * latent[k / p] * ((k % p) as f32 * 0.01).cos() + rng.normal()).collect();
             Activations::new(n, p, data).expect("shape")
         })
         .collect()
@@ -64,7 +65,8 @@ fn write_npy(path: &Path, layers: &[Activations]) -> std::io::Result<()> {
     f.write_all(&(header.len() as u16).to_le_bytes())?;
     f.write_all(header.as_bytes())?;
     for l in layers {
-        for v in &l.data {
+        let gmnscope::cka::Values::F32(data) = &l.data else { unreachable!("benchmark activations are f32") };
+        for v in data {
             f.write_all(&v.to_le_bytes())?;
         }
     }

@@ -4,12 +4,14 @@
 //! - [`checkpoint`]: model files -> `TensorStore` (named tensors, lazy bytes);
 //! - [`arch`]: `TensorStore` -> `Architecture` (ordered layers);
 //! - [`graph`]: `Architecture` -> `ParamGraph` (GMN parameter-graph rules);
-//! - [`cka`]: centred kernel alignment between layer activations;
+//! - [`cka`]: centred kernel alignment between layer activations; [`activations`]: activation files -> CKA layers;
+//! - [`limits`]: named limits on work derived from a file's contents (refusals name the flag that raises them);
 //! - [`demo`]: the embedded default model the app opens with no files;
 //! - [`analysis`]: GMN outputs over a parameter graph as plain numbers (node colouring, alignment).
 //!
 //! `ui` (feature `gui`) renders state and sends commands; it holds no numerics.
 
+pub mod activations;
 pub mod analysis;
 pub mod arch;
 pub mod checkpoint;
@@ -21,6 +23,7 @@ pub mod graph;
 pub mod inr;
 pub mod jobs;
 pub mod layout;
+pub mod limits;
 #[cfg(feature = "burn")]
 pub mod models;
 pub mod npz_writer;
@@ -28,6 +31,7 @@ pub mod render;
 pub mod rng;
 #[cfg(feature = "burn")]
 pub mod study;
+pub mod temp_files;
 pub mod text;
 #[cfg(feature = "burn")]
 pub mod train;

@@ -29,7 +29,6 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::checkpoint::DType;
 use crate::checkpoint::numpy::npy;
@@ -81,12 +80,11 @@ fn invalid(message: String) -> io::Error {
 impl NpzWriter {
     /// Starts an archive that will be moved to `path` by [`finish`](Self::finish).
     pub fn create(path: impl AsRef<Path>) -> io::Result<Self> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
         let final_path = path.as_ref().to_path_buf();
-        let file_name =
-            final_path.file_name().ok_or_else(|| invalid(format!("{}: not a file path", final_path.display())))?;
-        let unique = format!("{}.{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-        let temp_path = final_path.with_file_name(format!(".{}.{unique}.tmp", file_name.to_string_lossy()));
+        final_path.file_name().ok_or_else(|| invalid(format!("{}: not a file path", final_path.display())))?;
+        // Temps of killed exports of the same file go first (a big export leaves GBs).
+        crate::temp_files::remove_stale(&final_path);
+        let temp_path = crate::temp_files::temp_path_for(&final_path);
         let file = File::create(&temp_path)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: cannot create: {e}", temp_path.display())))?;
         Ok(Self {

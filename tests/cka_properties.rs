@@ -12,7 +12,7 @@ fn gaussian(rng: &mut SplitMix64, n: usize, p: usize) -> Vec<f64> {
 }
 
 fn acts(n: usize, p: usize, data: &[f64]) -> Activations {
-    Activations::new(n, p, data.iter().map(|&v| v as f32).collect()).unwrap()
+    Activations::new(n, p, data.iter().map(|&v| v as f32).collect::<Vec<f32>>()).unwrap()
 }
 
 /// `x (n x p) * m (p x q)`, row-major f64.
@@ -285,7 +285,7 @@ fn degenerate_input_gives_typed_errors_or_undefined_entries_never_nan() {
     assert_eq!(e, Error::MismatchedExamples { side: Side::B, layer: 0, n: n + 1, expected: n });
 
     for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-        let mut data = x.data.clone();
+        let gmnscope::cka::Values::F32(mut data) = x.data.clone() else { unreachable!("f32 test data") };
         data[7 * 5 + 2] = bad;
         let poisoned = Activations::new(n, 5, data).unwrap();
         for (name, opts) in all_options() {

@@ -16,7 +16,7 @@ fn corruptions_per_fixture() -> u64 {
 
 /// One seeded corruption: truncation, byte flips, header edits with large integers, or
 /// duplicated/removed spans.
-fn corrupt(original: &[u8], rng: &mut SplitMix64) -> Vec<u8> {
+pub(crate) fn corrupt(original: &[u8], rng: &mut SplitMix64) -> Vec<u8> {
     let mut bytes = original.to_vec();
     let len = bytes.len().max(1) as u64;
     match rng.below(6) {

@@ -245,6 +245,55 @@ fn resume_and_cancel_on(device: DeviceChoice) {
 }
 
 #[test]
+fn resume_after_a_kill_mid_epoch_logs_what_an_uninterrupted_run_logs() {
+    let data = Arc::new(tiny_zoo(160, 1));
+    let cfg = |checkpoint_every| TrainConfig {
+        schedule: Schedule::Constant,
+        device: DeviceChoice::Cpu,
+        checkpoint_every,
+        ..config(8, 2)
+    };
+    let full = tempfile::tempdir().unwrap();
+    train_in(full.path(), cfg(0), &data, false).unwrap();
+    // Stopped right after the checkpoint at step 3 of 8 in epoch 1 ...
+    let dir = tempfile::tempdir().unwrap();
+    let request = TrainRequest {
+        config: cfg(3),
+        data: data.clone(),
+        run_dir: dir.path().to_path_buf(),
+        resume: false,
+        zoo: None,
+    };
+    let handle = train::spawn(request).unwrap();
+    let cancel = handle.cancel.clone();
+    let result = handle.wait(|e| {
+        if let JobEvent::CheckpointSaved { .. } = e {
+            cancel.cancel();
+        }
+    });
+    assert_eq!(result.unwrap_err(), JobError::Cancelled);
+    // ... as a kill would leave it: two more steps logged after the checkpoint and a cut line.
+    let log = dir.path().join("metrics.jsonl");
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str(
+        "{\"kind\":\"step\",\"step\":4,\"epoch\":1}\n{\"kind\":\"step\",\"step\":5,\"epoch\":1}\n{\"kind\":\"st",
+    );
+    std::fs::write(&log, text).unwrap();
+    train_in(dir.path(), cfg(3), &data, true).unwrap();
+    // No duplicates, and epoch 1's statistics cover all 8 batches: the same log line by line.
+    let read = |d: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(d.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (want, got) = (read(full.path()), read(dir.path()));
+    assert_eq!(want.len(), 2 * 8 + 2);
+    assert_eq!(got, want);
+}
+
+#[test]
 fn train_and_infer_commands_work_end_to_end() {
     let zoo = tempfile::tempdir().unwrap();
     let mut rng = SplitMix64::new(9);

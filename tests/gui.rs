@@ -268,7 +268,8 @@ fn cka_explorer_opens_activation_files_exports_and_reads_cli_results() {
         let path = dir.path().join(name);
         let mut npz = gmnscope::npz_writer::NpzWriter::create(&path).expect("create npz");
         for (layer, act) in set.names.iter().zip(&set.acts) {
-            npz.add_array_f32(layer, &[act.n, act.p], &act.data).expect("write array");
+            let cka::Values::F32(data) = &act.data else { panic!("demo activations are f32") };
+            npz.add_array_f32(layer, &[act.n, act.p], data).expect("write array");
         }
         npz.finish().expect("finish npz");
         path

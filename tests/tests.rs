@@ -1,5 +1,7 @@
 //! Integration tests: one binary, a module per topic.
 
+mod alloc_meter;
+mod bounded_work;
 mod cka_properties;
 mod cka_reference;
 mod cli;
@@ -12,6 +14,7 @@ mod formats_onnx;
 mod formats_pytorch;
 mod formats_safetensors;
 mod formats_sharded;
+mod fuzz_readers;
 #[cfg(feature = "burn")]
 mod gmn_canonical;
 #[cfg(feature = "burn")]

@@ -5,7 +5,7 @@
 //! that is renamed into place, so an interrupted write leaves nothing half-written.
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::DType;
 
@@ -98,17 +98,47 @@ pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut io::BufWriter<std::fs::File>) -> io::Result<()>,
 ) -> io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut w = io::BufWriter::new(std::fs::File::create(&tmp)?);
-        write(&mut w)?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        std::fs::remove_file(&tmp).ok();
+    prepare(path, write)?.commit()
+}
+
+/// A file written in full (and synced) to a temp path beside its destination, not yet in place:
+/// several files can be prepared and then committed together, so an export on a nearly full
+/// disk fails before any of them replaces an older one. Dropped uncommitted, the temp is removed.
+#[must_use = "a prepared file is removed unless committed"]
+pub struct Prepared {
+    tmp: PathBuf,
+    path: PathBuf,
+    committed: bool,
+}
+
+impl Prepared {
+    /// Renames the file into place.
+    pub fn commit(mut self) -> io::Result<()> {
+        std::fs::rename(&self.tmp, &self.path)?;
+        self.committed = true;
+        Ok(())
     }
-    result
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if !self.committed {
+            std::fs::remove_file(&self.tmp).ok();
+        }
+    }
+}
+
+/// Writes `path`'s content to its temp file (after removing temps of `path` that killed runs
+/// left, see [`crate::temp_files`]); [`Prepared::commit`] moves it into place.
+pub fn prepare(
+    path: &Path,
+    write: impl FnOnce(&mut io::BufWriter<std::fs::File>) -> io::Result<()>,
+) -> io::Result<Prepared> {
+    crate::temp_files::remove_stale(path);
+    let tmp = crate::temp_files::temp_path_for(path);
+    let prepared = Prepared { tmp, path: path.to_path_buf(), committed: false };
+    let mut w = io::BufWriter::new(std::fs::File::create(&prepared.tmp)?);
+    write(&mut w)?;
+    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(prepared)
 }

@@ -32,7 +32,8 @@ pub(crate) struct Layer<'a> {
 }
 
 /// `<K_i, L_j>` for every pair (row-major, `a.len() x b.len()`) and `<K_i, K_i>`, `<L_j, L_j>`
-/// for each layer, in the data's own units.
+/// for each layer, in the layers' scaled units (each layer's centred data times its
+/// [`Centring::scale`], which CKA's ratio cancels).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Inner {
     pub cross: Vec<f64>,
@@ -87,7 +88,7 @@ fn general<T: Real>(ctx: &Pass, a: &[Layer<'_>], b: &[Layer<'_>], max_group_widt
             for (i, ra) in group_a.columns() {
                 for (j, rb) in group_b.columns() {
                     let sq = block_sum_of_squares(&out, 0, wa, &ra, &rb);
-                    inner.cross[i * b.len() + j] = sq / (a[i].centring.scale * b[j].centring.scale).powi(2);
+                    inner.cross[i * b.len() + j] = sq;
                 }
             }
             reduce_self(&out, group_a, &ops_a, &mut inner.self_a);
@@ -126,7 +127,7 @@ fn symmetric<T: Real>(ctx: &Pass, a: &[Layer<'_>], max_group_width: usize) -> In
                         true if j == i => upper_sum_of_squares(&out, ra.start + ra.start * wa, wa, ra.len()),
                         _ => block_sum_of_squares(&out, 0, wa, &ra, &rb),
                     };
-                    cross[i * la + j] = sq / (a[i].centring.scale * a[j].centring.scale).powi(2);
+                    cross[i * la + j] = sq;
                 }
             }
         }
@@ -165,7 +166,7 @@ fn self_ops(group: &Group<'_, '_>, source: Source, len: &mut usize) -> Vec<Op> {
 fn reduce_self<T: Real>(out: &[T], group: &Group<'_, '_>, ops: &[Op], out_self: &mut [f64]) {
     for (op, (i, cols)) in ops.iter().zip(group.columns()) {
         let sq = upper_sum_of_squares(out, op.offset, op.ld, cols.len());
-        out_self[i] = sq / group.layers[i - group.first].centring.scale.powi(4);
+        out_self[i] = sq;
     }
 }
 
@@ -360,8 +361,9 @@ mod tests {
     fn naive(x: &ActivationsView<'_>, y: &ActivationsView<'_>) -> f64 {
         let centred = |v: &ActivationsView<'_>| -> Vec<f64> {
             let (n, p) = (v.n(), v.p());
-            let mean: Vec<f64> = (0..p).map(|c| (0..n).map(|r| v.row(r)[c] as f64).sum::<f64>() / n as f64).collect();
-            (0..n * p).map(|k| v.row(k / p)[k % p] as f64 - mean[k % p]).collect()
+            let crate::cka::matrix::Slice::F32(d) = v.data() else { panic!("f32 test data") };
+            let mean: Vec<f64> = (0..p).map(|c| (0..n).map(|r| d[r * p + c] as f64).sum::<f64>() / n as f64).collect();
+            (0..n * p).map(|k| d[k] as f64 - mean[k % p]).collect()
         };
         let (cx, cy) = (centred(x), centred(y));
         let (n, p, q) = (x.n(), x.p(), y.p());
@@ -410,14 +412,17 @@ mod tests {
         };
         for backend in Backend::available() {
             let got = feature_inner::<f64>(&la, b_widths.map(|_| &lb[..]), n, budget, backend);
+            // Results are in scaled units: <K_i, L_j> times (s_i s_j)^2.
+            let unscale = |x: &Centring, y: &Centring| (x.scale * y.scale).powi(2);
             for (i, x) in va.iter().enumerate() {
-                close(got.self_a[i], naive(x, x), &format!("{backend:?} self A {i}"));
+                close(got.self_a[i] / unscale(&ca[i], &ca[i]), naive(x, x), &format!("{backend:?} self A {i}"));
                 for (j, y) in vb.iter().enumerate() {
-                    close(got.cross[i * vb.len() + j], naive(x, y), &format!("{backend:?} cross ({i}, {j})"));
+                    let g = got.cross[i * vb.len() + j] / unscale(&ca[i], &cb[j]);
+                    close(g, naive(x, y), &format!("{backend:?} cross ({i}, {j})"));
                 }
             }
             for (j, y) in vb.iter().enumerate() {
-                close(got.self_b[j], naive(y, y), &format!("{backend:?} self B {j}"));
+                close(got.self_b[j] / unscale(&cb[j], &cb[j]), naive(y, y), &format!("{backend:?} self B {j}"));
             }
             // f32 products agree to f32 accuracy.
             let got32 = feature_inner::<f32>(&la, b_widths.map(|_| &lb[..]), n, budget, backend);

@@ -18,23 +18,50 @@ pub(crate) struct HsicTerms {
     pub cross: Vec<f64>,
     pub row_self: Vec<f64>,
     pub col_self: Vec<f64>,
+    /// The units: every term involving row layer i was computed from its data times
+    /// `2^row_exp[i]` (so a term is in `2^(2 row_exp[i] + 2 col_exp[j])` times its own units).
+    /// f64 cannot hold HSIC of 1e-300-scale data in the data's units; CKA cancels the factors.
+    pub row_exp: Vec<i32>,
+    pub col_exp: Vec<i32>,
 }
 
 impl HsicTerms {
     pub fn zeros(rows: usize, cols: usize) -> Self {
-        Self { rows, cols, cross: vec![0.0; rows * cols], row_self: vec![0.0; rows], col_self: vec![0.0; cols] }
+        Self {
+            rows,
+            cols,
+            cross: vec![0.0; rows * cols],
+            row_self: vec![0.0; rows],
+            col_self: vec![0.0; cols],
+            row_exp: vec![0; rows],
+            col_exp: vec![0; cols],
+        }
     }
 
-    /// `self += other` (for averaging minibatches).
+    /// `self += other` (for averaging minibatches), `other` converted to `self`'s units. A layer
+    /// with nothing accumulated yet (constant so far: all its terms are 0) takes `other`'s units.
     pub fn add(&mut self, other: &HsicTerms) {
-        for (x, y) in self.cross.iter_mut().zip(&other.cross) {
-            *x += y;
+        let adopt = |exp: &mut [i32], own: &[f64], theirs: &[i32]| {
+            for ((e, &v), &t) in exp.iter_mut().zip(own).zip(theirs) {
+                if v == 0.0 {
+                    *e = t;
+                }
+            }
+        };
+        adopt(&mut self.row_exp, &self.row_self, &other.row_exp);
+        adopt(&mut self.col_exp, &self.col_self, &other.col_exp);
+        // Factor taking a term of `other` into self's units for layer pair (i, j).
+        let shift = |mine: i32, theirs: i32| 2.0 * (mine as f64 - theirs as f64);
+        let rows: Vec<f64> = self.row_exp.iter().zip(&other.row_exp).map(|(&m, &t)| shift(m, t)).collect();
+        let cols: Vec<f64> = self.col_exp.iter().zip(&other.col_exp).map(|(&m, &t)| shift(m, t)).collect();
+        for (k, (x, y)) in self.cross.iter_mut().zip(&other.cross).enumerate() {
+            *x += y * (rows[k / self.cols.max(1)] + cols[k % self.cols.max(1)]).exp2();
         }
-        for (x, y) in self.row_self.iter_mut().zip(&other.row_self) {
-            *x += y;
+        for ((x, y), r) in self.row_self.iter_mut().zip(&other.row_self).zip(&rows) {
+            *x += y * (2.0 * r).exp2();
         }
-        for (x, y) in self.col_self.iter_mut().zip(&other.col_self) {
-            *x += y;
+        for ((x, y), c) in self.col_self.iter_mut().zip(&other.col_self).zip(&cols) {
+            *x += y * (2.0 * c).exp2();
         }
     }
 

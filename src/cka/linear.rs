@@ -77,6 +77,9 @@ pub(crate) fn linear_terms(
         b.iter().zip(&cb).map(|(&view, centring)| Layer { view, centring }).collect()
     };
     let widths = |l: &[Layer<'_>]| l.iter().map(|l| l.view.p()).collect::<Vec<_>>();
+    // f64 inputs are computed in f64 throughout: their values were never f32.
+    let any_f64 = a.iter().chain(b).any(ActivationsView::is_f64);
+    let precision = if any_f64 { Precision::F64 } else { precision };
     let plan = plan(n, &widths(&la), &widths(&lb), symmetric, precision, budget);
     let raw = match (plan.form, plan.f64) {
         (LinearForm::Feature, true) => feature_raw::<f64>(&la, &lb, symmetric, n, budget),
@@ -101,12 +104,15 @@ pub(crate) fn linear_terms(
     let self_terms = |inner: &[f64], d: &[Diagonal]| -> Vec<f64> {
         inner.iter().zip(d).map(|(&x, d)| hsic_from_inner(x, d, d, n, estimator)).collect()
     };
+    let exponents = |l: &[Layer<'_>]| l.iter().map(|l| l.centring.exponent).collect();
     let terms = HsicTerms {
         rows: la.len(),
         cols: lb.len(),
         cross,
         row_self: self_terms(&raw.self_a, &da),
         col_self: self_terms(&raw.self_b, &db),
+        row_exp: exponents(&la),
+        col_exp: exponents(&lb),
     };
     Ok(terms)
 }
@@ -128,20 +134,18 @@ fn gram_raw<T: Real>(a: &[Layer<'_>], b: &[Layer<'_>], symmetric: bool, n: usize
     let ka: Vec<Vec<T>> = a.iter().map(gram).collect();
     let kb: Vec<Vec<T>> = if symmetric { Vec::new() } else { b.iter().map(gram).collect() };
     let kb_ref = if symmetric { &ka } else { &kb };
-    // Scales: K_scaled = s^2 K, so <K_i, L_j> = <.,.>_scaled / (s_i s_j)^2.
-    let unscale = |x: &Layer<'_>, y: &Layer<'_>| (x.centring.scale * y.centring.scale).powi(2);
+    // In scaled units, like the feature form: K_scaled = s^2 K.
     let mut cross = vec![0.0; a.len() * b.len()];
     for (i, ki) in ka.iter().enumerate() {
         for (j, lj) in kb_ref.iter().enumerate() {
             if symmetric && j < i {
                 cross[i * b.len() + j] = cross[j * b.len() + i];
             } else {
-                cross[i * b.len() + j] = inner(ki, lj) / unscale(&a[i], &b[j]);
+                cross[i * b.len() + j] = inner(ki, lj);
             }
         }
     }
-    let self_a: Vec<f64> = ka.iter().zip(a).map(|(k, l)| inner(k, k) / unscale(l, l)).collect();
-    let self_b =
-        if symmetric { self_a.clone() } else { kb.iter().zip(b).map(|(k, l)| inner(k, k) / unscale(l, l)).collect() };
+    let self_a: Vec<f64> = ka.iter().map(|k| inner(k, k)).collect();
+    let self_b = if symmetric { self_a.clone() } else { kb.iter().map(|k| inner(k, k)).collect() };
     Inner { cross, self_a, self_b }
 }

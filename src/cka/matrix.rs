@@ -2,23 +2,88 @@
 
 use super::{Error, Result, Side};
 
-/// One layer's activations: `n` examples (rows) by `p` features (columns), row-major f32.
+/// Activation values as they came from the file: f32, or f64 where the file holds wider numbers.
+/// f64 values are never rounded to f32 before centring and scaling, so values beyond f32's range
+/// (1e300) or below it (1e-300) keep their CKA.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Values {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl Values {
+    pub fn len(&self) -> usize {
+        match self {
+            Values::F32(v) => v.len(),
+            Values::F64(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn as_slice(&self) -> Slice<'_> {
+        match self {
+            Values::F32(v) => Slice::F32(v),
+            Values::F64(v) => Slice::F64(v),
+        }
+    }
+}
+
+impl From<Vec<f32>> for Values {
+    fn from(v: Vec<f32>) -> Self {
+        Values::F32(v)
+    }
+}
+
+impl From<Vec<f64>> for Values {
+    fn from(v: Vec<f64>) -> Self {
+        Values::F64(v)
+    }
+}
+
+/// Borrowed [`Values`].
+#[derive(Clone, Copy, Debug)]
+pub enum Slice<'a> {
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+}
+
+impl<'a> Slice<'a> {
+    fn range(&self, r: std::ops::Range<usize>) -> Self {
+        match self {
+            Slice::F32(v) => Slice::F32(&v[r]),
+            Slice::F64(v) => Slice::F64(&v[r]),
+        }
+    }
+
+    fn ptr(&self) -> *const u8 {
+        match self {
+            Slice::F32(v) => v.as_ptr().cast(),
+            Slice::F64(v) => v.as_ptr().cast(),
+        }
+    }
+}
+
+/// One layer's activations: `n` examples (rows) by `p` features (columns), row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Activations {
     pub n: usize,
     pub p: usize,
-    pub data: Vec<f32>,
+    pub data: Values,
 }
 
 impl Activations {
-    /// Wraps row-major data; `data.len()` must be `n * p`.
-    pub fn new(n: usize, p: usize, data: Vec<f32>) -> Result<Self> {
+    /// Wraps row-major data (f32 or f64); `data.len()` must be `n * p`.
+    pub fn new(n: usize, p: usize, data: impl Into<Values>) -> Result<Self> {
+        let data = data.into();
         check_len(n, p, data.len())?;
         Ok(Self { n, p, data })
     }
 
     pub fn view(&self) -> ActivationsView<'_> {
-        ActivationsView { n: self.n, p: self.p, data: &self.data }
+        ActivationsView { n: self.n, p: self.p, data: self.data.as_slice() }
     }
 }
 
@@ -28,14 +93,20 @@ impl Activations {
 pub struct ActivationsView<'a> {
     n: usize,
     p: usize,
-    data: &'a [f32],
+    data: Slice<'a>,
 }
 
 impl<'a> ActivationsView<'a> {
-    /// Borrows row-major data; `data.len()` must be `n * p`.
+    /// Borrows row-major f32 data; `data.len()` must be `n * p`.
     pub fn new(n: usize, p: usize, data: &'a [f32]) -> Result<Self> {
         check_len(n, p, data.len())?;
-        Ok(Self { n, p, data })
+        Ok(Self { n, p, data: Slice::F32(data) })
+    }
+
+    /// Borrows row-major f64 data; `data.len()` must be `n * p`.
+    pub fn new_f64(n: usize, p: usize, data: &'a [f64]) -> Result<Self> {
+        check_len(n, p, data.len())?;
+        Ok(Self { n, p, data: Slice::F64(data) })
     }
 
     /// Number of examples (rows).
@@ -48,13 +119,14 @@ impl<'a> ActivationsView<'a> {
         self.p
     }
 
-    pub fn data(&self) -> &'a [f32] {
+    /// The row-major values.
+    pub fn data(&self) -> Slice<'a> {
         self.data
     }
 
-    /// Example `i` (a row of `p` values). `i < n` is the caller's invariant.
-    pub(crate) fn row(&self, i: usize) -> &'a [f32] {
-        &self.data[i * self.p..(i + 1) * self.p]
+    /// Whether the values are f64 (the engine then computes in f64 throughout).
+    pub fn is_f64(&self) -> bool {
+        matches!(self.data, Slice::F64(_))
     }
 
     /// Rows `start..end` as a view (a minibatch slice of the examples).
@@ -62,12 +134,15 @@ impl<'a> ActivationsView<'a> {
         if start > end || end > self.n {
             return Err(Error::InvalidOption(format!("row range {start}..{end} outside 0..{}", self.n)));
         }
-        Ok(Self { n: end - start, p: self.p, data: &self.data[start * self.p..end * self.p] })
+        Ok(Self { n: end - start, p: self.p, data: self.data.range(start * self.p..end * self.p) })
     }
 
     /// Same buffer and shape: CKA(A, A) can then use symmetry.
     pub(crate) fn same_as(&self, other: &Self) -> bool {
-        self.n == other.n && self.p == other.p && std::ptr::eq(self.data.as_ptr(), other.data.as_ptr())
+        self.n == other.n
+            && self.p == other.p
+            && self.is_f64() == other.is_f64()
+            && std::ptr::eq(self.data.ptr(), other.data.ptr())
     }
 }
 
@@ -173,7 +248,7 @@ mod tests {
         let v = ActivationsView::new(4, 3, &data).unwrap();
         let r = v.rows(1, 3).unwrap();
         assert_eq!((r.n(), r.p()), (2, 3));
-        assert_eq!(r.row(1), &[6.0, 7.0, 8.0]);
+        assert!(matches!(r.data(), Slice::F32(d) if d[3..6] == [6.0, 7.0, 8.0]));
         assert!(v.rows(3, 5).is_err());
     }
 

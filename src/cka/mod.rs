@@ -3,10 +3,12 @@
 //! Owns: the estimators — linear CKA (biased HSIC), debiased linear CKA (unbiased HSIC), RBF CKA
 //! (bandwidth = t x median distance) — layer-by-layer matrices ([`cka_matrix`]) and the streaming
 //! [`MinibatchCka`] accumulator. Must not import: `ui`, `checkpoint` (callers turn files into
-//! [`ActivationsView`]s; this module only sees row-major f32 `n x p` matrices).
+//! [`ActivationsView`]s; this module only sees row-major f32 or f64 `n x p` matrices).
 //!
 //! How the work is organised:
-//! - [`centre`]: column means in f64, NaN/Inf check, power-of-two scaling, once per layer;
+//! - [`centre`]: column means in f64, NaN/Inf check, power-of-two scaling, once per layer (HSIC
+//!   terms stay in these scaled units, so f64 data at 1e300 or 1e-300 neither overflows nor
+//!   underflows; a layer is constant relative to its own scale);
 //! - [`linear`]: picks feature space (`||Yc^T Xc||_F^2`, never n x n) or the Gram form (n small)
 //!   from n and the widths; [`feature`] concatenates layers so the cross products of a whole
 //!   matrix are a few large GEMMs, streaming rows so memory does not grow with n, and packs each
@@ -32,7 +34,7 @@ mod minibatch;
 pub mod rbf;
 mod scratch;
 
-pub use matrix::{Activations, ActivationsView, Matrix};
+pub use matrix::{Activations, ActivationsView, Matrix, Slice, Values};
 pub use minibatch::MinibatchCka;
 
 use hsic::HsicTerms;
@@ -83,7 +85,8 @@ impl Estimator {
     }
 }
 
-/// Element type of the large products. Centring and every sum are f64 in all cases.
+/// Element type of the large products. Centring and every sum are f64 in all cases, and f64
+/// inputs are computed in f64 whatever is asked (their values were never f32).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Precision {
     /// f64 for small problems (where it costs milliseconds), f32 GEMM for large ones (about 1e-6
@@ -158,7 +161,7 @@ pub enum Error {
     #[error("the {estimator} estimator needs at least {needed} examples, got {n}")]
     TooFewExamples { estimator: &'static str, n: usize, needed: usize },
     #[error("layer {layer} of {side} has a non-finite value ({value}) at example {row}, feature {col}")]
-    NonFinite { side: Side, layer: usize, row: usize, col: usize, value: f32 },
+    NonFinite { side: Side, layer: usize, row: usize, col: usize, value: f64 },
     #[error(
         "CKA is undefined: layer {layer} of {side} is constant over the examples \
          (or its unbiased self-HSIC is not positive)"

@@ -4,13 +4,15 @@
 //! (further dimensions are flattened), layers in file order. Rows of the result are A's layers,
 //! columns B's. Output: a table (default) or JSON on stdout, optionally a CSV file and a PNG heatmap.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 
-use gmnscope::cka::{self, Activations, ActivationsView, Estimator, Kernel, Matrix, MinibatchCka, Options};
+use gmnscope::activations::{self, LayerFile};
+use gmnscope::cka::{self, ActivationsView, Estimator, Kernel, Matrix, MinibatchCka, Options};
+use gmnscope::limits::CKA_ENTRIES;
 use gmnscope::render::{Heatmap, write_png};
+use gmnscope::text::shown;
 
 #[derive(clap::Args)]
 pub struct CkaArgs {
@@ -40,6 +42,10 @@ pub struct CkaArgs {
     /// Also write a labelled heatmap as PNG.
     #[arg(long, value_name = "OUT")]
     pub png: Option<PathBuf>,
+    /// Largest CKA matrix computed (layers of A x layers of B); larger comparisons are refused
+    /// before anything of that size is allocated.
+    #[arg(long, value_name = "N", default_value_t = CKA_ENTRIES.default)]
+    pub max_cka_entries: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -48,26 +54,16 @@ pub enum KernelArg {
     Rbf,
 }
 
-/// One file's layers.
-struct Layers {
-    path: PathBuf,
-    names: Vec<String>,
-    acts: Vec<Activations>,
-}
-
-impl Layers {
-    fn views(&self) -> Vec<ActivationsView<'_>> {
-        self.acts.iter().map(Activations::view).collect()
-    }
-
-    fn n(&self) -> usize {
-        self.acts[0].n
-    }
-}
+type Layers = LayerFile;
 
 pub fn run(args: &CkaArgs) -> anyhow::Result<()> {
-    let a = load_layers(&args.a)?;
-    let b = load_layers(&args.b)?;
+    let a = activations::load(&args.a).map_err(anyhow::Error::msg)?;
+    let b = activations::load(&args.b).map_err(anyhow::Error::msg)?;
+    activations::check_matrix_size(&a, &b, args.max_cka_entries).map_err(anyhow::Error::msg)?;
+    if args.png.is_some() {
+        gmnscope::render::check_heatmap_size(a.acts.len(), b.acts.len())
+            .map_err(|e| anyhow::anyhow!("--png: {e}; leave out --png or compare fewer layers"))?;
+    }
     if a.n() != b.n() {
         bail!(
             "{}: {} examples, but {} has {}; CKA compares activations of the same examples",
@@ -101,51 +97,21 @@ pub fn run(args: &CkaArgs) -> anyhow::Result<()> {
     }
     let report =
         Report { a: &a, b: &b, matrix: &matrix, kernel, estimator: estimator_name, batches, minibatch: args.minibatch };
-    if args.json {
-        println!("{}", report.json());
-    } else {
-        print!("{}", report.table());
+    {
+        // Streamed: output memory does not grow with the matrix.
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        if args.json { report.write_json(&mut out) } else { report.write_table(&mut out) }
+            .and_then(|()| std::io::Write::flush(&mut out))
+            .context("cannot write to stdout")?;
     }
     if let Some(path) = &args.csv {
-        gmnscope::checkpoint::writer::write_atomically(path, |w| std::io::Write::write_all(w, report.csv().as_bytes()))
+        gmnscope::checkpoint::writer::write_atomically(path, |w| report.write_csv(w))
             .with_context(|| format!("{}: cannot write CSV", path.display()))?;
     }
     if let Some(path) = &args.png {
         report.png(path)?;
     }
     Ok(())
-}
-
-/// Reads every tensor of a file as an `examples x features` matrix.
-fn load_layers(path: &Path) -> anyhow::Result<Layers> {
-    let store = gmnscope::checkpoint::open(path)?;
-    if store.is_empty() {
-        bail!("{}: no tensors (expected one activation tensor per layer)", path.display());
-    }
-    let mut names = Vec::with_capacity(store.len());
-    let mut acts: Vec<Activations> = Vec::with_capacity(store.len());
-    for t in store.tensors() {
-        let Some((&n, rest)) = t.shape.split_first() else {
-            bail!("{}: tensor '{}' is a scalar; expected (examples, features...)", path.display(), t.name);
-        };
-        let p = rest.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-        let Some(p) = p else { bail!("{}: tensor '{}' has an impossible shape {:?}", path.display(), t.name, t.shape) };
-        if let (Some(first), Some(first_name)) = (acts.first(), names.first())
-            && first.n != n
-        {
-            bail!(
-                "{}: layer '{}' has {n} examples but layer '{first_name}' has {}; every layer must see the same examples",
-                path.display(),
-                t.name,
-                first.n
-            );
-        }
-        let act =
-            Activations::new(n, p, t.to_f32()).with_context(|| format!("{}: tensor '{}'", path.display(), t.name))?;
-        names.push(t.name.clone());
-        acts.push(act);
-    }
-    Ok(Layers { path: path.to_path_buf(), names, acts })
 }
 
 /// Streams consecutive batches of `m` examples through [`MinibatchCka`].
@@ -179,7 +145,7 @@ fn rows<'a>(views: &[ActivationsView<'a>], start: usize, m: usize) -> Result<Vec
 fn describe(err: cka::Error, a: &Layers, b: &Layers) -> anyhow::Error {
     let layer = |side: cka::Side, i: usize| {
         let l = if side == cka::Side::A { a } else { b };
-        (l.path.display().to_string(), l.names.get(i).cloned().unwrap_or_default())
+        (l.path.display().to_string(), l.names.get(i).map(|n| shown(n).to_string()).unwrap_or_default())
     };
     match &err {
         cka::Error::NonFinite { side, layer: i, row, col, value } => {
@@ -205,25 +171,44 @@ struct Report<'a> {
 }
 
 impl Report<'_> {
-    fn json(&self) -> serde_json::Value {
-        let mut v = serde_json::json!({
-            "a": self.a.path.display().to_string(),
-            "b": self.b.path.display().to_string(),
-            "rows": self.a.names,
-            "cols": self.b.names,
-            "matrix": self.matrix.to_rows(),
-            "n": self.a.n(),
-            "kernel": self.kernel.name(),
-            "estimator": self.estimator,
-        });
+    /// The JSON document, written as it goes (one row of the matrix at a time).
+    fn write_json(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let string = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+        let names = |names: &[String]| names.iter().map(|n| string(n)).collect::<Vec<_>>().join(",");
+        write!(
+            out,
+            "{{\"a\":{},\"b\":{},",
+            string(&self.a.path.display().to_string()),
+            string(&self.b.path.display().to_string())
+        )?;
+        write!(out, "\"rows\":[{}],\"cols\":[{}],\"matrix\":[", names(&self.a.names), names(&self.b.names))?;
+        for i in 0..self.matrix.rows() {
+            out.write_all(if i == 0 { b"[" } else { b",[" })?;
+            for j in 0..self.matrix.cols() {
+                if j > 0 {
+                    out.write_all(b",")?;
+                }
+                match self.matrix.get(i, j) {
+                    Some(v) => write!(out, "{}", serde_json::Value::from(v))?,
+                    None => out.write_all(b"null")?,
+                }
+            }
+            out.write_all(b"]")?;
+        }
+        write!(
+            out,
+            "],\"n\":{},\"kernel\":{},\"estimator\":{}",
+            self.a.n(),
+            string(self.kernel.name()),
+            string(self.estimator)
+        )?;
         if let Kernel::Rbf { sigma_frac } = self.kernel {
-            v["sigma_frac"] = sigma_frac.into();
+            write!(out, ",\"sigma_frac\":{}", serde_json::Value::from(sigma_frac))?;
         }
         if let (Some(m), Some(batches)) = (self.minibatch, self.batches) {
-            v["minibatch"] = m.into();
-            v["batches"] = batches.into();
+            write!(out, ",\"minibatch\":{m},\"batches\":{batches}")?;
         }
-        v
+        writeln!(out, "}}")
     }
 
     fn title(&self) -> String {
@@ -238,46 +223,47 @@ impl Report<'_> {
         format!("CKA, {kernel} kernel, {how}, n = {}", self.a.n())
     }
 
-    fn table(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(out, "{}", self.title());
-        let _ = writeln!(out, "rows: {}\ncols: {}\n", self.a.path.display(), self.b.path.display());
-        let name_w = self.a.names.iter().map(|s| s.chars().count()).max().unwrap_or(0).max(5);
-        let col_w = self.b.names.iter().map(|s| s.chars().count()).max().unwrap_or(0).max(7);
-        let _ = write!(out, "{:name_w$}", "");
-        for c in &self.b.names {
-            let _ = write!(out, "  {c:>col_w$}");
+    /// The table for a terminal: layer names from the files are escaped and cut.
+    fn write_table(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        writeln!(out, "{}", self.title())?;
+        writeln!(out, "rows: {}\ncols: {}\n", self.a.path.display(), self.b.path.display())?;
+        let rows: Vec<String> = self.a.names.iter().map(|s| shown(s).to_string()).collect();
+        let cols: Vec<String> = self.b.names.iter().map(|s| shown(s).to_string()).collect();
+        let name_w = rows.iter().map(|s| s.chars().count()).max().unwrap_or(0).max(5);
+        let col_w = cols.iter().map(|s| s.chars().count()).max().unwrap_or(0).max(7);
+        write!(out, "{:name_w$}", "")?;
+        for c in &cols {
+            write!(out, "  {c:>col_w$}")?;
         }
-        out.push('\n');
-        for (i, r) in self.a.names.iter().enumerate() {
-            let _ = write!(out, "{r:name_w$}");
+        writeln!(out)?;
+        for (i, r) in rows.iter().enumerate() {
+            write!(out, "{r:name_w$}")?;
             for j in 0..self.matrix.cols() {
                 let cell = self.matrix.get(i, j).map_or_else(|| "n/a".to_string(), |v| format!("{v:.4}"));
-                let _ = write!(out, "  {cell:>col_w$}");
+                write!(out, "  {cell:>col_w$}")?;
             }
-            out.push('\n');
+            writeln!(out)?;
         }
-        out
+        Ok(())
     }
 
-    fn csv(&self) -> String {
-        let mut out = String::from("layer");
+    fn write_csv(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        out.write_all(b"layer")?;
         for c in &self.b.names {
-            out.push(',');
-            out.push_str(&csv_field(c));
+            write!(out, ",{}", csv_field(c))?;
         }
-        out.push('\n');
+        writeln!(out)?;
         for (i, r) in self.a.names.iter().enumerate() {
-            out.push_str(&csv_field(r));
+            out.write_all(csv_field(r).as_bytes())?;
             for j in 0..self.matrix.cols() {
-                out.push(',');
+                out.write_all(b",")?;
                 if let Some(v) = self.matrix.get(i, j) {
-                    let _ = write!(out, "{v}");
+                    write!(out, "{v}")?;
                 }
             }
-            out.push('\n');
+            writeln!(out)?;
         }
-        out
+        Ok(())
     }
 
     fn png(&self, path: &Path) -> anyhow::Result<()> {

@@ -56,6 +56,27 @@ pub fn run(args: &GraphArgs) -> anyhow::Result<()> {
     let (n, e) = (graph.num_nodes(), graph.num_edges());
 
     let out = &args.out;
+    let sidecar_path = out.with_extension("json");
+    let sidecar = Sidecar {
+        source: store.path.display().to_string(),
+        format: store.format.name(),
+        nodes: n,
+        edges: e,
+        parameters: graph.num_parameters(),
+        node_feature_columns: ["layer_index", "neuron_order", "node_type"],
+        edge_feature_columns: ["weight", "layer_index", "edge_type", "p0", "p1", "p2"],
+        layers: &arch.layers,
+        unrecognized: &arch.unrecognized,
+        node_blocks: graph.node_blocks(),
+        edge_blocks: graph.edge_blocks(),
+    };
+    let json = serde_json::to_vec_pretty(&sidecar)?;
+    // The export is the pair: the sidecar is written (to a temp file) before the archive and
+    // moved into place right after it, so a full disk leaves the old pair or nothing, never a
+    // new .npz next to an old or missing .json.
+    let sidecar_file = gmnscope::checkpoint::writer::prepare(&sidecar_path, |w| std::io::Write::write_all(w, &json))
+        .with_context(|| format!("{}: cannot write", sidecar_path.display()))?;
+
     let mut npz = NpzWriter::create(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let write = |npz: &mut NpzWriter| -> std::io::Result<()> {
         let features: Vec<i64> = graph.node_features().into_iter().flatten().collect();
@@ -90,24 +111,12 @@ pub fn run(args: &GraphArgs) -> anyhow::Result<()> {
     };
     write(&mut npz).with_context(|| format!("{}: writing", out.display()))?;
     npz.finish().with_context(|| format!("{}: finishing", out.display()))?;
+    if let Err(e) = sidecar_file.commit() {
+        // Not a pair: take the new archive back out rather than leave it beside an old sidecar.
+        std::fs::remove_file(out).ok();
+        return Err(e).with_context(|| format!("{}: cannot move into place", sidecar_path.display()));
+    }
 
-    let sidecar_path = out.with_extension("json");
-    let sidecar = Sidecar {
-        source: store.path.display().to_string(),
-        format: store.format.name(),
-        nodes: n,
-        edges: e,
-        parameters: graph.num_parameters(),
-        node_feature_columns: ["layer_index", "neuron_order", "node_type"],
-        edge_feature_columns: ["weight", "layer_index", "edge_type", "p0", "p1", "p2"],
-        layers: &arch.layers,
-        unrecognized: &arch.unrecognized,
-        node_blocks: graph.node_blocks(),
-        edge_blocks: graph.edge_blocks(),
-    };
-    let json = serde_json::to_vec_pretty(&sidecar)?;
-    gmnscope::checkpoint::writer::write_atomically(&sidecar_path, |w| std::io::Write::write_all(w, &json))
-        .with_context(|| format!("{}: cannot write", sidecar_path.display()))?;
     println!(
         "wrote {} ({} nodes, {} edges) and {}",
         out.display(),

@@ -17,6 +17,10 @@ pub struct InferArgs {
     /// flex (default) or wgpu.
     #[arg(long, default_value = "flex")]
     pub device: String,
+    /// Largest GMN job in bytes (node and edge features, probe activations), checked before any
+    /// tensor is built.
+    #[arg(long, value_name = "BYTES", default_value_t = gmnscope::limits::GMN_BYTES.default)]
+    pub max_gmn_bytes: u64,
 }
 
 #[cfg(not(feature = "burn"))]
@@ -40,6 +44,11 @@ pub fn run(args: &InferArgs) -> anyhow::Result<()> {
     dataset::check_finite(&store)
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("{}: cannot run the GMN on it", args.file.display()))?;
+    // Sizes first: the parameter graph is cheap, the GMN's input topology is not.
+    if let Ok(graph) = gmnscope::graph::build(&gmnscope::arch::recover(&store), &store) {
+        gmnscope::limits::check_gmn_on_graph(&graph, &info.gmn, args.max_gmn_bytes)
+            .with_context(|| format!("{}", args.file.display()))?;
+    }
     let (topology, weights) = dataset::graph_input(&store, info.gmn.undirected)
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("{}: cannot build its parameter graph", args.file.display()))?;

@@ -80,6 +80,10 @@ pub struct TrainArgs {
     /// Also checkpoint every N steps (0 = at the end of each epoch only).
     #[arg(long, default_value_t = 0)]
     pub checkpoint_every: u64,
+    /// Largest training step in bytes (a batch of the zoo's largest network: node and edge
+    /// features, probe activations), checked before training starts.
+    #[arg(long, value_name = "BYTES", default_value_t = gmnscope::limits::GMN_BYTES.default)]
+    pub max_gmn_bytes: u64,
 }
 
 #[cfg(not(feature = "burn"))]
@@ -153,6 +157,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         if data.shared.is_some() { "one shared" } else { "mixed" }
     );
 
+    gmnscope::limits::check_training(&data, &config, args.max_gmn_bytes)
+        .with_context(|| format!("{}", args.zoo.display()))?;
     let request = TrainRequest {
         config,
         data: Arc::new(data),

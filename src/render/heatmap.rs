@@ -20,6 +20,20 @@ const MAX_CELL: f32 = 80.0;
 /// Cells at least this large get their value written in them.
 const ANNOTATE_MIN_CELL: f32 = 42.0;
 
+/// Most layers a heatmap side can show: cells are at least [`MIN_CELL`] pixels and a canvas
+/// side at most 16,384, less room for labels.
+pub const MAX_HEATMAP_LAYERS: usize = 1000;
+
+/// Refuses, before a matrix is computed, a heatmap that could not be drawn.
+pub fn check_heatmap_size(rows: usize, cols: usize) -> Result<(), String> {
+    if rows.max(cols) > MAX_HEATMAP_LAYERS {
+        return Err(format!(
+            "a {rows} x {cols} heatmap has more than {MAX_HEATMAP_LAYERS} layers on a side ({MIN_CELL} pixels each)"
+        ));
+    }
+    Ok(())
+}
+
 /// What to draw. `values[i][j]` is row i, column j; `None` is an undefined entry.
 #[derive(Clone, Debug)]
 pub struct Heatmap<'a> {

@@ -8,7 +8,7 @@ pub mod canvas;
 pub mod colormap;
 pub mod heatmap;
 
-pub use heatmap::{Heatmap, write_png};
+pub use heatmap::{Heatmap, MAX_HEATMAP_LAYERS, check_heatmap_size, write_png};
 
 /// Why a figure could not be rendered or written.
 #[derive(Debug, thiserror::Error)]

@@ -149,7 +149,15 @@ mod tests {
     }
 
     fn state(epoch: usize, batch_in_epoch: usize) -> TrainState {
-        TrainState { step: 7, epoch, batch_in_epoch, best_val: None, best_epoch: None, test_at_best_val: None }
+        TrainState {
+            step: 7,
+            epoch,
+            batch_in_epoch,
+            best_val: None,
+            best_epoch: None,
+            test_at_best_val: None,
+            epoch_so_far: Default::default(),
+        }
     }
 
     #[test]

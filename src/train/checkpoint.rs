@@ -53,6 +53,19 @@ pub struct TrainState {
     pub best_val: Option<f64>,
     pub best_epoch: Option<usize>,
     pub test_at_best_val: Option<f64>,
+    /// Training statistics of the epoch in progress over its batches done so far, so a run
+    /// resumed mid-epoch logs that epoch's statistics over the whole epoch (checkpoints written
+    /// before this field existed read as zeros).
+    #[serde(default)]
+    pub epoch_so_far: EpochSums,
+}
+
+/// Sums over an epoch's batches (loss over examples, correct predictions, examples).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochSums {
+    pub loss_sum: f64,
+    pub correct: usize,
+    pub count: usize,
 }
 
 /// Failures reading or writing a run directory; always name the path.

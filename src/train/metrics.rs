@@ -73,6 +73,33 @@ impl MetricsLog {
         &self.path
     }
 
+    /// Keeps only the records of training up to a checkpoint at `step` with `epochs_done`
+    /// finished epochs: step records up to `step`, epoch records of finished epochs; a partial
+    /// last line (a write cut by a kill) goes too. Rewritten atomically, so a kill during the
+    /// rewrite leaves the old log. Nothing to do when there is no log or nothing to drop.
+    pub fn truncate_to(&self, step: u64, epochs_done: usize) -> Result<(), String> {
+        let text = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(format!("{}: cannot read: {e}", self.path.display())),
+        };
+        let keep = |line: &[u8]| -> bool {
+            let Ok(record) = serde_json::from_slice::<serde_json::Value>(line) else { return false };
+            let within_step = record["step"].as_u64().is_some_and(|s| s <= step);
+            let epoch_done =
+                record["kind"] != "epoch" || record["epoch"].as_u64().is_some_and(|e| e <= epochs_done as u64);
+            within_step && epoch_done
+        };
+        // Only complete lines (ending in a newline) count.
+        let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').filter(|l| l.ends_with(b"\n")).collect();
+        let kept: Vec<&[u8]> = lines.iter().copied().filter(|l| keep(&l[..l.len() - 1])).collect();
+        if kept.len() == lines.len() && lines.iter().map(|l| l.len()).sum::<usize>() == text.len() {
+            return Ok(());
+        }
+        crate::checkpoint::writer::write_atomically(&self.path, |w| kept.iter().try_for_each(|l| w.write_all(l)))
+            .map_err(|e| format!("{}: cannot rewrite: {e}", self.path.display()))
+    }
+
     pub fn append(&self, record: &serde_json::Value) -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
         let mut line = serde_json::to_string(record).map_err(std::io::Error::other)?;
@@ -91,6 +118,48 @@ mod tests {
         assert!((kendall_tau(&[1., 2., 3., 4., 5.], &[3., 1., 2., 5., 4.]) - 0.4).abs() < 1e-12);
         assert!((kendall_tau(&[1., 2., 2., 3.], &[1., 2., 3., 3.]) - 0.8).abs() < 1e-12);
         assert_eq!(kendall_tau(&[1., 2., 3.], &[3., 2., 1.]), -1.0);
+    }
+
+    #[test]
+    fn truncation_keeps_records_up_to_the_checkpoint_and_drops_a_cut_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = MetricsLog::new(dir.path());
+        let records = [
+            serde_json::json!({"kind": "step", "step": 1, "epoch": 1}),
+            serde_json::json!({"kind": "step", "step": 2, "epoch": 1}),
+            serde_json::json!({"kind": "epoch", "step": 2, "epoch": 1}),
+            serde_json::json!({"kind": "step", "step": 3, "epoch": 2}),
+            serde_json::json!({"kind": "step", "step": 4, "epoch": 2}),
+        ];
+        let write_all = || {
+            std::fs::remove_file(log.path()).ok();
+            records.iter().for_each(|r| log.append(r).unwrap());
+            let mut f = std::fs::OpenOptions::new().append(true).open(log.path()).unwrap();
+            f.write_all(b"{\"kind\": \"st").unwrap();
+        };
+        let steps = || -> Vec<(String, u64)> {
+            std::fs::read_to_string(log.path())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .map(|r| (r["kind"].as_str().unwrap().to_string(), r["step"].as_u64().unwrap()))
+                .collect()
+        };
+        // Checkpoint at step 3 (epoch 1 finished): steps 1-3 and epoch 1 stay.
+        write_all();
+        log.truncate_to(3, 1).unwrap();
+        let kinds = steps();
+        assert_eq!(kinds.len(), 4, "{kinds:?}");
+        assert_eq!(kinds.last().unwrap(), &("step".to_string(), 3));
+        // Checkpoint at step 2 taken before the epoch ended: its epoch record goes.
+        write_all();
+        log.truncate_to(2, 0).unwrap();
+        assert_eq!(steps(), vec![("step".to_string(), 1), ("step".to_string(), 2)]);
+        // A fresh start empties the log; a missing log is fine.
+        log.truncate_to(0, 0).unwrap();
+        assert!(steps().is_empty());
+        std::fs::remove_file(log.path()).unwrap();
+        log.truncate_to(0, 0).unwrap();
     }
 
     #[test]

@@ -159,11 +159,15 @@ impl<'a> Trainer<'a> {
                     best_val: None,
                     best_epoch: None,
                     test_at_best_val: None,
+                    epoch_so_far: Default::default(),
                 };
                 (fresh, model, optim, state)
             }
         };
         checkpoint::write_run_info(run_dir, &info).map_err(JobError::failed)?;
+        // Records logged after the checkpoint we continue from (a kill, a full disk) would be
+        // logged again: the log is cut back to that checkpoint (to nothing for a fresh start).
+        MetricsLog::new(run_dir).truncate_to(state.step, state.epoch).map_err(JobError::Failed)?;
 
         let (train_topology, eval_topology) = match &data.shared {
             Some(topo) => {
@@ -237,7 +241,10 @@ impl<'a> Trainer<'a> {
         while self.state.epoch < config.epochs {
             let epoch = self.state.epoch;
             let order = self.epoch_order(epoch);
-            let mut epoch_stats = step::StepStats::default();
+            // A run resumed mid-epoch continues the sums of the batches done before the checkpoint.
+            let sums = self.state.epoch_so_far;
+            let mut epoch_stats =
+                step::StepStats { loss_sum: sums.loss_sum, correct: sums.correct, count: sums.count, grad_norm: 0.0 };
             for (b, chunk) in order.chunks(config.batch_size).enumerate().skip(self.state.batch_in_epoch) {
                 if events.cancel_token().is_cancelled() {
                     self.save(events)?;
@@ -284,6 +291,11 @@ impl<'a> Trainer<'a> {
                 epoch_stats.loss_sum += stats.loss_sum;
                 epoch_stats.correct += stats.correct;
                 epoch_stats.count += stats.count;
+                self.state.epoch_so_far = checkpoint::EpochSums {
+                    loss_sum: epoch_stats.loss_sum,
+                    correct: epoch_stats.correct,
+                    count: epoch_stats.count,
+                };
                 let mut values =
                     vec![("loss".to_string(), loss), ("lr".to_string(), lr), ("grad_norm".to_string(), grad_norm)];
                 if let Task::Classification { .. } = data.task {
@@ -351,6 +363,7 @@ impl<'a> Trainer<'a> {
         }
         self.state.epoch = epoch + 1;
         self.state.batch_in_epoch = 0;
+        self.state.epoch_so_far = Default::default();
         let metrics = Metrics { scope: "epoch".into(), index: epoch as u64 + 1, step: self.state.step, values };
         let mut record = serde_json::json!({"kind": "epoch", "epoch": epoch + 1, "step": self.state.step});
         for (k, v) in &metrics.values {

@@ -116,36 +116,21 @@ pub struct TrainingCka {
 /// Where a running minibatch job leaves its latest estimate for the UI to pick up.
 pub type LiveSlot = Arc<Mutex<Option<CkaResult>>>;
 
-/// Reads every tensor of an activation file as an `examples x features` matrix.
+/// Reads every tensor of an activation file as an `examples x features` matrix
+/// (`activations::load`: f64 tensors stay f64).
 pub fn load_layers(path: &Path) -> Result<LayerSet, String> {
-    let err = |msg: String| format!("{}: {msg}", path.display());
-    let store = crate::checkpoint::open(path).map_err(|e| e.to_string())?;
-    let mut names = Vec::new();
-    let mut acts: Vec<Activations> = Vec::new();
-    for t in store.tensors() {
-        let Some((&n, rest)) = t.shape.split_first() else {
-            return Err(err(format!("tensor '{}' is a scalar; expected (examples, features...)", t.name)));
-        };
-        let p = rest.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-        let Some(p) = p else { return Err(err(format!("tensor '{}' has an impossible shape {:?}", t.name, t.shape))) };
-        if let Some(first) = acts.first()
-            && first.n != n
-        {
-            return Err(err(format!("layer '{}' has {n} examples but the first layer has {}", t.name, first.n)));
-        }
-        let act = Activations::new(n, p, t.to_f32()).map_err(|e| err(format!("tensor '{}': {e}", t.name)))?;
-        names.push(t.name.clone());
-        acts.push(act);
-    }
-    if acts.is_empty() {
-        return Err(err("no tensors (expected one activation tensor per layer)".into()));
-    }
-    Ok(LayerSet { source: path.display().to_string(), names, acts })
+    let file = crate::activations::load(path)?;
+    Ok(LayerSet { source: path.display().to_string(), names: file.names, acts: file.acts })
 }
 
 /// Both files of a comparison; they must hold the same number of examples.
 pub fn load_pair(a: &Path, b: &Path) -> Result<LayerPair, String> {
     let (a, b) = (load_layers(a)?, load_layers(b)?);
+    let entries = (a.acts.len() as u64).checked_mul(b.acts.len() as u64);
+    let max = crate::limits::CKA_ENTRIES.default;
+    crate::limits::CKA_ENTRIES
+        .check(entries, max)
+        .map_err(|e| format!("{} vs {}: {e} (gmnscope cka)", a.source, b.source))?;
     if a.n() != b.n() {
         return Err(format!(
             "{}: {} examples, but {} has {}; CKA compares activations of the same examples",
@@ -219,7 +204,7 @@ pub fn kernel_label(kernel: Kernel) -> String {
 fn describe(err: cka::Error, pair: &LayerPair) -> String {
     let name = |side: cka::Side, i: usize| {
         let set = if side == cka::Side::A { &pair.a } else { &pair.b };
-        format!("{}: layer '{}'", set.source, set.names.get(i).map_or("?", String::as_str))
+        format!("{}: layer '{}'", set.source, crate::text::shown(set.names.get(i).map_or("?", String::as_str)))
     };
     match err {
         cka::Error::NonFinite { side, layer, row, col, value } => {
@@ -340,7 +325,7 @@ pub fn demo_pair(n: usize) -> LayerPair {
     let net = |label: &str, seed: u64, widths: &[usize]| {
         let mut rng = crate::rng::SplitMix64::new(seed);
         let mut names = vec!["input".to_string()];
-        let mut acts = vec![Activations { n, p: pixels, data: input.clone() }];
+        let mut acts = vec![Activations { n, p: pixels, data: input.clone().into() }];
         let mut x = input.clone();
         let mut fan_in = pixels;
         for (l, &width) in widths.iter().enumerate() {
@@ -356,7 +341,7 @@ pub fn demo_pair(n: usize) -> LayerPair {
                 }
             }
             names.push(if last { "logits".to_string() } else { format!("fc{}", l + 1) });
-            acts.push(Activations { n, p: width, data: y.clone() });
+            acts.push(Activations { n, p: width, data: y.clone().into() });
             x = y;
             fan_in = width;
         }

@@ -11,6 +11,7 @@ use egui_plot::{Bar, BarChart, Plot};
 
 use crate::checkpoint::TensorStore;
 use crate::layout::{MatrixView, matrix_view};
+use crate::text::{shown, shown_message};
 use crate::ui::colormap::Diverging;
 use crate::ui::commands::{Command, CommandQueue};
 use crate::ui::jobs::{JobHandle, Reporter};
@@ -116,8 +117,8 @@ impl DetailsPanel {
         };
         egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
             ui.add_space(4.0);
-            ui.heading(RichText::new(&layer.name).monospace());
-            ui.label(RichText::new(&layer.description).weak());
+            ui.heading(RichText::new(shown(&layer.name).to_string()).monospace());
+            ui.label(RichText::new(shown_message(&layer.description).to_string()).weak());
             ui.add_space(6.0);
             stats_grid(ui, layer);
             ui.add_space(8.0);
@@ -174,7 +175,7 @@ impl DetailsPanel {
                 });
             }
             Some(HeatmapEntry::Failed(e)) => {
-                ui.colored_label(ui.visuals().error_fg_color, e);
+                ui.colored_label(ui.visuals().error_fg_color, shown_message(e).to_string());
             }
             Some(HeatmapEntry::Ready { texture, view }) => heatmap_image(ui, texture, view),
         }
@@ -211,7 +212,7 @@ fn stats_grid(ui: &mut egui::Ui, layer: &LayerSummary) {
         ui.end_row();
         for t in &layer.tensors {
             let shape: Vec<String> = t.shape.iter().map(usize::to_string).collect();
-            ui.label(RichText::new(relative_name(&prefix, &t.name)).weak());
+            ui.label(RichText::new(shown(relative_name(&prefix, &t.name)).to_string()).weak());
             let text = RichText::new(format!("[{}] {}", shape.join("×"), t.dtype)).monospace();
             ui.label(if t.is_parameter { text } else { text.weak() });
             ui.end_row();

@@ -472,7 +472,7 @@ impl GmnPanel {
              graphs (shown in the CKA tab)",
         );
         if let Some(e) = &self.live_cka.error {
-            ui.colored_label(ui.visuals().error_fg_color, e);
+            ui.colored_label(ui.visuals().error_fg_color, crate::text::shown_message(e).to_string());
         }
     }
 

@@ -289,7 +289,7 @@ impl TrainedGmn {
         }
         if let Some(e) = &self.error {
             ui.add_space(4.0);
-            ui.colored_label(ui.visuals().error_fg_color, e);
+            ui.colored_label(ui.visuals().error_fg_color, crate::text::shown_message(e).to_string());
         }
         if let Some(inf) = &self.inference {
             ui.add_space(8.0);
@@ -434,6 +434,9 @@ impl InferJob {
             return Err(format!("{title}: no parameters the parameter graph can encode"));
         }
         node_alignment::node_order(&graph).map_err(|e| format!("{title}: {e}"))?;
+        // The CLI's limit on GMN features (`infer --max-gmn-bytes`), at its default.
+        crate::limits::check_gmn_on_graph(&graph, &self.info.gmn, crate::limits::GMN_BYTES.default)
+            .map_err(|e| format!("{title}: {e} (gmnscope infer)"))?;
         let (topology, weights) = Topology::from_graph(&graph, self.info.gmn.undirected)?;
         let layers = weight_layer_count(topology.edge_features.iter().map(|f| f[0]));
         check_weight_layers(layers, self.info.gmn.trained_weight_layers()).map_err(|e| format!("{title}: {e}"))?;

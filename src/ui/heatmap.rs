@@ -61,8 +61,10 @@ impl HeatmapView {
         let weak = ui.visuals().weak_text_color();
         let font = FontId::proportional(LABEL_FONT);
         let width_of = |s: &str| ui.fonts_mut(|f| f.layout_no_wrap(s.to_string(), font.clone(), text).size().x);
-        let row_w = input.rows.iter().map(|s| width_of(s)).fold(0.0, f32::max).min(220.0);
-        let col_h = input.cols.iter().map(|s| width_of(s)).fold(0.0, f32::max).min(220.0);
+        let row_w =
+            input.rows.iter().map(|s| width_of(&crate::text::shown(s).to_string())).fold(0.0, f32::max).min(220.0);
+        let col_h =
+            input.cols.iter().map(|s| width_of(&crate::text::shown(s).to_string())).fold(0.0, f32::max).min(220.0);
         let avail = ui.available_rect_before_wrap();
         let (left, bottom, right, top) = (row_w + 34.0, col_h + 36.0, BAR_WIDTH + 70.0, 12.0);
         let cell = ((avail.width() - left - right) / cols as f32)
@@ -109,11 +111,18 @@ impl HeatmapView {
         for (r, name) in input.rows.iter().enumerate() {
             let on = out.hovered.is_some_and(|h| h.0 == r) || input.selected.is_some_and(|s| s.0 == r);
             let y = grid.min.y + (r as f32 + 0.5) * cell;
-            painter.text(pos2(grid.min.x - 6.0, y), Align2::RIGHT_CENTER, name, font.clone(), strong(on));
+            painter.text(
+                pos2(grid.min.x - 6.0, y),
+                Align2::RIGHT_CENTER,
+                crate::text::shown(name).to_string(),
+                font.clone(),
+                strong(on),
+            );
         }
         for (c, name) in input.cols.iter().enumerate() {
             let on = out.hovered.is_some_and(|h| h.1 == c) || input.selected.is_some_and(|s| s.1 == c);
-            let galley = ui.fonts_mut(|f| f.layout_no_wrap(name.clone(), font.clone(), strong(on)));
+            let galley =
+                ui.fonts_mut(|f| f.layout_no_wrap(crate::text::shown(name).to_string(), font.clone(), strong(on)));
             let x = grid.min.x + (c as f32 + 0.5) * cell - galley.size().y / 2.0;
             let pos = pos2(x, grid.max.y + 6.0 + galley.size().x);
             painter.add(egui::epaint::TextShape::new(pos, galley, strong(on)).with_angle(-std::f32::consts::FRAC_PI_2));
@@ -150,8 +159,8 @@ impl HeatmapView {
             let (r, c) = h;
             response.on_hover_ui_at_pointer(|ui| {
                 ui.label(egui::RichText::new(value_text(input.matrix.get(r, c))).strong().monospace());
-                ui.label(format!("row: {}", input.rows[r]));
-                ui.label(format!("col: {}", input.cols[c]));
+                ui.label(format!("row: {}", crate::text::shown(&input.rows[r])));
+                ui.label(format!("col: {}", crate::text::shown(&input.cols[c])));
             });
         }
         out

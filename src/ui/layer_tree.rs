@@ -4,6 +4,7 @@
 
 use egui::{RichText, collapsing_header::CollapsingState};
 
+use crate::text::{shown, shown_message};
 use crate::ui::commands::{Command, CommandQueue};
 use crate::ui::loader::{LayerSummary, LoadedModel, TensorSummary};
 use crate::ui::status_bar::thousands;
@@ -160,12 +161,13 @@ fn layer_row(
         .show_header(ui, |ui| {
             // Leave room for the kind and count on the right; long names are truncated.
             let name_width = (ui.available_width() - 112.0).max(60.0);
-            let label = egui::Button::selectable(selected, RichText::new(label).monospace()).truncate();
+            let label =
+                egui::Button::selectable(selected, RichText::new(shown(label).to_string()).monospace()).truncate();
             let response = ui.scope(|ui| {
                 ui.set_max_width(name_width);
                 ui.add(label)
             });
-            let hover = format!("{}\n{}", layer.name, layer.description);
+            let hover = format!("{}\n{}", shown(&layer.name), shown_message(&layer.description));
             if response.inner.on_hover_text(hover).clicked() {
                 commands.send(Command::SelectLayer(if selected { None } else { Some(index) }));
             }
@@ -175,7 +177,7 @@ fn layer_row(
             });
         })
         .body(|ui| {
-            ui.label(RichText::new(&layer.description).small());
+            ui.label(RichText::new(shown_message(&layer.description).to_string()).small());
             for t in &layer.tensors {
                 tensor_line(ui, t);
             }
@@ -188,7 +190,7 @@ fn layer_row(
 
 fn tensor_line(ui: &mut egui::Ui, t: &TensorSummary) {
     let shape: Vec<String> = t.shape.iter().map(usize::to_string).collect();
-    let text = format!("{}  [{}]  {}", t.name, shape.join("×"), t.dtype);
+    let text = format!("{}  [{}]  {}", shown(&t.name), shape.join("×"), t.dtype);
     let rich = small_mono(text);
     ui.label(if t.is_parameter { rich } else { rich.weak() }).on_hover_text(if t.is_parameter {
         "parameter"

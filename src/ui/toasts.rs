@@ -34,6 +34,8 @@ impl Toasts {
     }
 
     fn push(&mut self, level: Level, text: String) {
+        // Messages carry file and layer names: escaped and cut like the CLI's (`text::shown_message`).
+        let text = crate::text::shown_message(&text).to_string();
         self.toasts.push(Toast { level, text, shown_at: None });
         if self.toasts.len() > 6 {
             self.toasts.remove(0);
