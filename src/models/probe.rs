@@ -59,17 +59,32 @@ impl ProbeConfig {
 /// The probe-propagation structure of a batch topology (device tensors + host facts).
 #[derive(Clone, Debug)]
 pub struct ProbeGraph {
-    /// Forward edges: index into the batch's edges, and their endpoints.
+    /// Forward edges: index into the batch's edges.
     edges: Tensor<1, Int>,
-    src: Tensor<1, Int>,
-    dst: Tensor<1, Int>,
-    /// `[N, 1, 1]` masks.
-    is_hidden: Tensor<3>,
+    /// Per layer of target neurons (input to output): the forward edges into that layer
+    /// (positions in `edges`), their sources, their targets as positions in the layer's node
+    /// list, and that node list. Propagation visits each edge once: O(edges), not
+    /// O(layers x edges).
+    layers: Vec<LayerEdges>,
+    /// `[N, 1, 1]` mask of the output neurons (the output readout).
     is_output: Tensor<3>,
     /// The host-side facts the tensors were built from.
     plan: ProbePlan,
     /// `[S, 1]`: 1 / number of output neurons per segment (0 when a segment has none).
     inv_segment_outputs: Tensor<2>,
+}
+
+/// The forward edges into one layer of neurons, on the device (see `ProbeGraph::layers`).
+#[derive(Clone, Debug)]
+struct LayerEdges {
+    positions: Tensor<1, Int>,
+    src: Tensor<1, Int>,
+    local_dst: Tensor<1, Int>,
+    nodes: Tensor<1, Int>,
+    num_nodes: usize,
+    /// `[n_l, 1, 1]`: which of the layer's nodes are hidden (sine) and which are outputs.
+    is_hidden: Tensor<3>,
+    is_output: Tensor<3>,
 }
 
 /// The host-side facts of probe propagation over a (union of) topologies: which edges carry
@@ -91,6 +106,8 @@ pub struct ProbePlan {
     pub outputs: Vec<usize>,
     /// Rounds of propagation needed (the deepest layer index).
     pub depth: usize,
+    /// Layer index of every node.
+    pub node_layer: Vec<i64>,
     /// Why probe features cannot be computed for these topologies, if they cannot.
     pub unsupported: Option<String>,
 }
@@ -107,6 +124,7 @@ impl ProbePlan {
             input_order: Vec::new(),
             outputs: Vec::with_capacity(parts.len()),
             depth: 0,
+            node_layer: Vec::new(),
             unsupported: None,
         };
         let (mut node_base, mut edge_base) = (0usize, 0usize);
@@ -125,6 +143,7 @@ impl ProbePlan {
                 plan.is_hidden.push(neuron && layer > 0 && layer < last);
                 plan.is_output.push(neuron && layer == last && last > 0);
                 plan.input_order.push((neuron && layer == 0).then(|| order.max(0) as usize));
+                plan.node_layer.push(layer);
             }
             for k in 0..t.src.len() {
                 let (a, b) = (t.src[k] as usize, t.dst[k] as usize);
@@ -141,6 +160,25 @@ impl ProbePlan {
             edge_base += t.src.len();
         }
         plan
+    }
+
+    /// The forward edges grouped by their target's layer (input to output; bias edges go with the
+    /// neurons they feed): per group, the edges' positions in `edges` (in order) and the
+    /// distinct target nodes (in order of first appearance).
+    pub fn layer_groups(&self) -> Vec<(Vec<u32>, Vec<u32>)> {
+        let mut by_layer: std::collections::BTreeMap<i64, (Vec<u32>, Vec<u32>)> = Default::default();
+        let mut seen = vec![false; self.is_bias.len()];
+        for (p, &d) in self.dst.iter().enumerate() {
+            let group = by_layer.entry(self.node_layer.get(d as usize).copied().unwrap_or(0)).or_default();
+            group.0.push(p as u32);
+            if let Some(s) = seen.get_mut(d as usize)
+                && !*s
+            {
+                *s = true;
+                group.1.push(d);
+            }
+        }
+        by_layer.into_values().collect()
     }
 
     /// Number of input neurons (the probe points' dimension).
@@ -183,11 +221,32 @@ impl ProbeGraph {
             Tensor::<3>::from_data(TensorData::new(v, [n, 1, 1]), device)
         };
         let inv_outputs: Vec<f32> = plan.outputs.iter().map(|&o| if o > 0 { 1.0 / o as f32 } else { 0.0 }).collect();
+        let layers = plan
+            .layer_groups()
+            .into_iter()
+            .map(|(positions, nodes)| {
+                let local: std::collections::HashMap<u32, u32> =
+                    nodes.iter().enumerate().map(|(i, &v)| (v, i as u32)).collect();
+                let src: Vec<u32> = positions.iter().map(|&p| plan.src[p as usize]).collect();
+                let local_dst: Vec<u32> = positions.iter().map(|&p| local[&plan.dst[p as usize]]).collect();
+                let layer_mask = |of: &[bool]| {
+                    let v: Vec<f32> = nodes.iter().map(|&v| f32::from(u8::from(of[v as usize]))).collect();
+                    Tensor::<3>::from_data(TensorData::new(v, [nodes.len(), 1, 1]), device)
+                };
+                LayerEdges {
+                    positions: int1(&positions),
+                    src: int1(&src),
+                    local_dst: int1(&local_dst),
+                    nodes: int1(&nodes),
+                    num_nodes: nodes.len(),
+                    is_hidden: layer_mask(&plan.is_hidden),
+                    is_output: layer_mask(&plan.is_output),
+                }
+            })
+            .collect();
         Self {
             edges: int1(&plan.edges),
-            src: int1(&plan.src),
-            dst: int1(&plan.dst),
-            is_hidden: mask(&plan.is_hidden),
+            layers,
             is_output: mask(&plan.is_output),
             inv_segment_outputs: Tensor::from_data(TensorData::new(inv_outputs, [parts.len(), 1]), device),
             plan,
@@ -227,20 +286,24 @@ impl ProbeGraph {
         let device = weights.device();
         // Inputs and biases never change; every other node is recomputed from them each round.
         let fixed = Tensor::<3>::from_data(TensorData::new(self.plan.fixed(config), [n, 1, k]), &device);
-        let m = self.src.dims()[0];
         let w = weights.select(0, self.edges.clone()); // [Ep, B, 1]
-        let mut act = fixed.clone().repeat_dim(1, b);
-        for _ in 0..self.plan.depth {
-            let messages = act.clone().select(0, self.src.clone()) * w.clone(); // [Ep, B, K]
-            let z = Tensor::<2>::zeros([n, b * k], &device)
-                .select_assign(0, self.dst.clone(), messages.reshape([m, b * k]), IndexingUpdateOp::Add)
-                .reshape([n, b, k]);
+        let mut act = fixed.repeat_dim(1, b);
+        // Layer by layer, input to output: a layer's sources are final when its turn comes, and
+        // its neurons' rows are zero until then (only inputs and biases are fixed), so adding
+        // the new activations sets them.
+        for layer in &self.layers {
+            let m = layer.src.dims()[0];
+            let messages = act.clone().select(0, layer.src.clone()) * w.clone().select(0, layer.positions.clone());
+            let z = Tensor::<2>::zeros([layer.num_nodes, b * k], &device)
+                .select_assign(0, layer.local_dst.clone(), messages.reshape([m, b * k]), IndexingUpdateOp::Add)
+                .reshape([layer.num_nodes, b, k]);
             let (hidden, output) = match config.activation {
                 ProbeActivation::Sine { omega_0, output_offset } => {
                     (z.clone().mul_scalar(omega_0).sin(), z.add_scalar(output_offset))
                 }
             };
-            act = fixed.clone() + hidden * self.is_hidden.clone() + output * self.is_output.clone();
+            let new = hidden * layer.is_hidden.clone() + output * layer.is_output.clone();
+            act = act.select_assign(0, layer.nodes.clone(), new, IndexingUpdateOp::Add);
         }
         act
     }

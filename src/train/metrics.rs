@@ -92,7 +92,21 @@ impl MetricsLog {
         };
         // Only complete lines (ending in a newline) count.
         let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').filter(|l| l.ends_with(b"\n")).collect();
-        let kept: Vec<&[u8]> = lines.iter().copied().filter(|l| keep(&l[..l.len() - 1])).collect();
+        // Records are appended in order, so what is kept is a prefix: it ends at the first record
+        // past the checkpoint, or at the first whose step goes backwards (records of an earlier
+        // interrupted resume appended after later ones).
+        let mut last_step = 0u64;
+        let kept: Vec<&[u8]> = lines
+            .iter()
+            .copied()
+            .take_while(|l| {
+                let line = &l[..l.len() - 1];
+                let step = serde_json::from_slice::<serde_json::Value>(line).ok().and_then(|r| r["step"].as_u64());
+                let in_order = step.is_some_and(|s| s >= last_step);
+                last_step = step.unwrap_or(last_step);
+                in_order && keep(line)
+            })
+            .collect();
         if kept.len() == lines.len() && lines.iter().map(|l| l.len()).sum::<usize>() == text.len() {
             return Ok(());
         }

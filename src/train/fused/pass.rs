@@ -246,7 +246,7 @@ fn forward(ws: &mut Workspace, shared: &Shared<'_>, plan: &Plan, layout: &Layout
     }
     ws.x.copy_from_slice(shared.x0);
     if let Some(probe) = &plan.probe {
-        probe_activations(ws, plan, probe);
+        probe_activations(ws, probe);
         let k = layout.probe_points;
         matmul(&mut ws.x, n, h, k, &ws.probe_act, false, &p[layout.probe_w..], false, true);
         add_row(&mut ws.x, h, &p[layout.probe_b..layout.probe_b + h]);
@@ -332,21 +332,27 @@ fn forward(ws: &mut Workspace, shared: &Shared<'_>, plan: &Plan, layout: &Layout
 
 /// `[N, K]` probe activations of the network whose raw weights are in `ws.raw_weights`.
 #[inline(always)]
-fn probe_activations(ws: &mut Workspace, plan: &Plan, probe: &super::plan::ProbeSetup) {
+fn probe_activations(ws: &mut Workspace, probe: &super::plan::ProbeSetup) {
     let k = probe.config.points;
     let ProbeActivation::Sine { omega_0, output_offset } = probe.config.activation;
     let pp = &probe.plan;
     ws.probe_act.copy_from_slice(&probe.fixed);
-    for _ in 0..pp.depth {
-        ws.probe_z.fill(0.0);
-        for ((&edge, &s), &d) in pp.edges.iter().zip(&pp.src).zip(&pp.dst) {
-            let w = ws.raw_weights[edge as usize];
-            let (s, d) = (s as usize, d as usize);
+    // Layer by layer, input to output: each edge is visited once (a layer's sources are final
+    // when its turn comes), so the cost is O(edges x K), not O(layers x edges x K).
+    for (positions, nodes) in &probe.layer_groups {
+        for &v in nodes {
+            ws.probe_z[v as usize * k..(v as usize + 1) * k].fill(0.0);
+        }
+        for &p in positions {
+            let p = p as usize;
+            let w = ws.raw_weights[pp.edges[p] as usize];
+            let (s, d) = (pp.src[p] as usize, pp.dst[p] as usize);
             for j in 0..k {
                 ws.probe_z[d * k + j] += ws.probe_act[s * k + j] * w;
             }
         }
-        for v in 0..plan.n {
+        for &v in nodes {
+            let v = v as usize;
             let (fixed, z, act) = (
                 &probe.fixed[v * k..(v + 1) * k],
                 &ws.probe_z[v * k..(v + 1) * k],
@@ -360,8 +366,6 @@ fn probe_activations(ws: &mut Workspace, plan: &Plan, probe: &super::plan::Probe
                 for j in 0..k {
                     act[j] = fixed[j] + z[j] + output_offset;
                 }
-            } else {
-                act.copy_from_slice(fixed);
             }
         }
     }

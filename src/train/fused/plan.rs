@@ -12,6 +12,8 @@ pub struct ProbeSetup {
     pub plan: ProbePlan,
     /// `[N * K]`: probe coordinates at the inputs, 1 at biases.
     pub fixed: Vec<f32>,
+    /// `ProbePlan::layer_groups`: forward edges and target nodes per layer, input to output.
+    pub layer_groups: Vec<(Vec<u32>, Vec<u32>)>,
 }
 
 pub struct Plan {
@@ -74,7 +76,7 @@ impl Plan {
                 }
                 let ProbeActivation::Sine { .. } = probe_config.activation;
                 let fixed = plan.fixed(&probe_config);
-                Some(ProbeSetup { config: probe_config, plan, fixed })
+                Some(ProbeSetup { config: probe_config, layer_groups: plan.layer_groups(), plan, fixed })
             }
         };
         let output_nodes = config.reads_outputs().then(|| {
