@@ -498,7 +498,9 @@ fn write_examples(
         .filter_map(|&s| probe_entries.get(s).and_then(|&e| index.entries.get(e)).map(|e| e.image_index))
         .take(64)
         .collect();
-    let tmp: PathBuf = path.with_extension(format!("png.tmp-{}", std::process::id()));
+    // The project's temp scheme, so a killed study's leftovers are removed by the next run here.
+    crate::temp_files::remove_stale(path);
+    let tmp: PathBuf = crate::temp_files::temp_path_for(path);
     procedural::write_grid_png(images, &picks, 8, &tmp).with_context(|| format!("{}: cannot write", path.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))
 }
