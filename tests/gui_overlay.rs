@@ -61,15 +61,7 @@ fn write_run(dir: &Path) {
         ..GmnConfig::default()
     };
     let model = Gmn::new(&gmn, &Device::flex()).expect("a valid GMN");
-    let state = TrainState {
-        step: 0,
-        epoch: 0,
-        batch_in_epoch: 0,
-        best_val: None,
-        best_epoch: None,
-        test_at_best_val: None,
-        epoch_so_far: Default::default(),
-    };
+    let state = TrainState::default();
     checkpoint::save(dir, &model, None, &state).expect("checkpoint written");
     let info = RunInfo {
         format: RUN_FORMAT.into(),

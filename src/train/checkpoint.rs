@@ -42,8 +42,8 @@ pub struct RunInfo {
 
 pub const RUN_FORMAT: &str = "gmnscope-gmn-run-1";
 
-/// Where training stands when a checkpoint is taken.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Where training stands when a checkpoint is taken (`default()`: before the first step).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainState {
     /// Optimizer steps taken.
     pub step: u64,

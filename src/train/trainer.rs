@@ -152,15 +152,7 @@ impl<'a> Trainer<'a> {
             }
             (_, None) => {
                 let model = Gmn::new(&fresh.gmn, &autodiff).map_err(JobError::Failed)?;
-                let state = TrainState {
-                    step: 0,
-                    epoch: 0,
-                    batch_in_epoch: 0,
-                    best_val: None,
-                    best_epoch: None,
-                    test_at_best_val: None,
-                    epoch_so_far: Default::default(),
-                };
+                let state = TrainState::default();
                 (fresh, model, optim, state)
             }
         };
