@@ -105,12 +105,7 @@ pub fn block_quads(graph: &ParamGraph, layout: &GraphLayout) -> Vec<BlockQuad> {
 /// Mean and mean absolute value of `len` values of `tensor` from element `offset` (sampled above
 /// [`MEAN_SAMPLE`]); only the bytes summarised are decoded.
 fn block_means(tensor: &crate::checkpoint::TensorInfo, offset: usize, len: usize) -> (f32, f32) {
-    let size = tensor.dtype.size();
-    let bytes = tensor.bytes();
-    let decode = |start: usize, n: usize| -> Vec<f32> {
-        let range = start.checked_mul(size).zip(start.checked_add(n).and_then(|end| end.checked_mul(size)));
-        range.and_then(|(a, b)| bytes.get(a..b)).map(|b| tensor.dtype.to_f32(b)).unwrap_or_default()
-    };
+    let decode = |start: usize, n: usize| decode_range(tensor, start, n);
     let len = len.min(tensor.num_elements().saturating_sub(offset));
     if len <= MEAN_SAMPLE {
         return slice_means(&decode(offset, len));
@@ -123,13 +118,17 @@ fn block_means(tensor: &crate::checkpoint::TensorInfo, offset: usize, len: usize
     slice_means(&values)
 }
 
+/// Elements `start..start + n` of `tensor` as f32, decoding only their bytes (empty when the
+/// range lies outside the tensor's data).
+fn decode_range(tensor: &crate::checkpoint::TensorInfo, start: usize, n: usize) -> Vec<f32> {
+    let size = tensor.dtype.size();
+    let range = start.checked_mul(size).zip(start.checked_add(n).and_then(|end| end.checked_mul(size)));
+    range.and_then(|(a, b)| tensor.bytes().get(a..b)).map(|b| tensor.dtype.to_f32(b)).unwrap_or_default()
+}
+
 /// Element `index` of `tensor`, decoding only its bytes.
 fn element_value(tensor: &crate::checkpoint::TensorInfo, index: usize) -> Option<f32> {
-    let size = tensor.dtype.size();
-    let start = index.checked_mul(size)?;
-    let bytes = tensor.bytes();
-    let b = bytes.get(start..start.checked_add(size)?)?;
-    tensor.dtype.to_f32(b).first().copied()
+    decode_range(tensor, index, 1).first().copied()
 }
 
 fn slice_means(values: &[f32]) -> (f32, f32) {
