@@ -144,3 +144,33 @@ fn a_gmn_on_canonical_inputs_is_invariant_to_sign_flips() {
     let (x, y) = outputs(false);
     assert!(max_diff(&x, &y) > 1e-4, "a GMN on raw weights should see the flips");
 }
+
+#[test]
+fn a_zoo_loaded_for_a_canonical_gmn_holds_one_representative_per_flip_class() {
+    use gmnscope::data::{Split, Target};
+    use gmnscope::train::dataset::{GraphSet, Sample};
+    let mut rng = SplitMix64::new(77);
+    let net = random_siren(&mut rng, 0.5);
+    let samples: Vec<Sample> = (0..6)
+        .map(|i| {
+            let mut copy = net.clone();
+            for j in 0..WIDTHS[1] {
+                if rng.below(2) == 1 {
+                    flip(&mut copy, 0, j);
+                }
+            }
+            Sample {
+                id: format!("n{i}"),
+                input: column(&copy),
+                target: Target::Class(i as u8 % 2),
+                split: Split::Train,
+            }
+        })
+        .collect();
+    let set = std::sync::Arc::new(GraphSet::new(samples, Some(2)).unwrap());
+    let canonical = set.for_gmn(true).unwrap();
+    assert!(canonical.canonical_signs);
+    let want = canonical_column(&net);
+    assert!(canonical.samples.iter().all(|s| s.input.weights == want), "every flipped copy maps to one column");
+    assert!(canonical.for_gmn(false).is_err(), "a canonical set cannot be handed to a raw-weights GMN");
+}

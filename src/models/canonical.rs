@@ -20,44 +20,79 @@ use crate::graph::{EdgeType, NodeType};
 /// Negates the weights of every hidden neuron whose bias is negative (see the module docs);
 /// returns how many neurons were flipped. `weights` is the graph's weight column.
 pub fn canonicalise_signs(topology: &Topology, weights: &mut [f32]) -> usize {
-    let n = topology.num_nodes();
-    let forward = |k: usize| (topology.edge_features[k][1] as i64) < super::config::REVERSED;
-    let edge_type = |k: usize| topology.edge_features[k][1] as i64;
-    // Incident forward edges of every node, split by direction.
-    let mut incoming: Vec<Vec<usize>> = vec![Vec::new(); n];
-    let mut outgoing: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for k in (0..topology.num_edges()).filter(|&k| forward(k)) {
-        let (s, d) = (topology.src[k] as usize, topology.dst[k] as usize);
-        if s < n && d < n {
-            outgoing[s].push(k);
-            incoming[d].push(k);
-        }
-    }
-    let is_weight = |k: &usize| edge_type(*k) == EdgeType::LinWeight as i64;
-    let mut hidden: Vec<usize> = (0..n)
-        .filter(|&v| topology.node_features[v][2] == NodeType::Neuron as i64)
-        .filter(|&v| incoming[v].iter().any(is_weight) && outgoing[v].iter().any(is_weight))
-        .collect();
-    // Input to output: a neuron's incoming weights are final once its layer's turn comes.
-    hidden.sort_by_key(|&v| (topology.node_features[v][0], v));
-    let value = |weights: &[f32], k: usize| weights.get(topology.weight_index[k] as usize).copied().unwrap_or(0.0);
-    let mut flipped = 0;
-    for v in hidden {
-        let bias: f32 =
-            incoming[v].iter().filter(|&&k| edge_type(k) == EdgeType::LinBias as i64).map(|&k| value(weights, k)).sum();
-        let key = if bias != 0.0 {
-            bias
-        } else {
-            incoming[v].iter().filter(|k| is_weight(k)).map(|&k| value(weights, k)).sum()
-        };
-        if key < 0.0 {
-            for &k in incoming[v].iter().chain(&outgoing[v]) {
-                if let Some(w) = weights.get_mut(topology.weight_index[k] as usize) {
-                    *w = -*w;
-                }
+    SignPlan::new(topology).apply(weights)
+}
+
+/// The hidden neurons of one topology, input to output, with the weight-column positions of
+/// their bias, incoming weights and every incident weight: built once per topology and applied
+/// to every network of a zoo that shares it.
+#[derive(Clone, Debug)]
+pub struct SignPlan {
+    neurons: Vec<HiddenNeuron>,
+}
+
+#[derive(Clone, Debug)]
+struct HiddenNeuron {
+    bias: Vec<usize>,
+    weights_in: Vec<usize>,
+    incident: Vec<usize>,
+}
+
+impl SignPlan {
+    pub fn new(topology: &Topology) -> Self {
+        let n = topology.num_nodes();
+        let forward = |k: usize| (topology.edge_features[k][1] as i64) < super::config::REVERSED;
+        let edge_type = |k: usize| topology.edge_features[k][1] as i64;
+        // Incident forward edges of every node, split by direction.
+        let mut incoming: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut outgoing: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for k in (0..topology.num_edges()).filter(|&k| forward(k)) {
+            let (s, d) = (topology.src[k] as usize, topology.dst[k] as usize);
+            if s < n && d < n {
+                outgoing[s].push(k);
+                incoming[d].push(k);
             }
-            flipped += 1;
         }
+        let is_weight = |k: &usize| edge_type(*k) == EdgeType::LinWeight as i64;
+        let mut hidden: Vec<usize> = (0..n)
+            .filter(|&v| topology.node_features[v][2] == NodeType::Neuron as i64)
+            .filter(|&v| incoming[v].iter().any(is_weight) && outgoing[v].iter().any(is_weight))
+            .collect();
+        // Input to output: a neuron's incoming weights are final once its layer's turn comes.
+        hidden.sort_by_key(|&v| (topology.node_features[v][0], v));
+        let column = |k: usize| topology.weight_index[k] as usize;
+        let neurons = hidden
+            .into_iter()
+            .map(|v| HiddenNeuron {
+                bias: incoming[v]
+                    .iter()
+                    .filter(|&&k| edge_type(k) == EdgeType::LinBias as i64)
+                    .map(|&k| column(k))
+                    .collect(),
+                weights_in: incoming[v].iter().filter(|k| is_weight(k)).map(|&k| column(k)).collect(),
+                incident: incoming[v].iter().chain(&outgoing[v]).map(|&k| column(k)).collect(),
+            })
+            .collect();
+        Self { neurons }
     }
-    flipped
+
+    /// Canonicalises one weight column of this plan's topology; returns how many neurons flipped.
+    pub fn apply(&self, weights: &mut [f32]) -> usize {
+        let sum =
+            |weights: &[f32], at: &[usize]| -> f32 { at.iter().map(|&i| weights.get(i).copied().unwrap_or(0.0)).sum() };
+        let mut flipped = 0;
+        for neuron in &self.neurons {
+            let bias = sum(weights, &neuron.bias);
+            let key = if bias != 0.0 { bias } else { sum(weights, &neuron.weights_in) };
+            if key < 0.0 {
+                for &i in &neuron.incident {
+                    if let Some(w) = weights.get_mut(i) {
+                        *w = -*w;
+                    }
+                }
+                flipped += 1;
+            }
+        }
+        flipped
+    }
 }

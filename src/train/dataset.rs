@@ -123,8 +123,16 @@ impl GraphSet {
             (false, true) => Err("the zoo was loaded sign-canonicalised, but the GMN takes raw weights".into()),
             (true, false) => {
                 let mut set = (**self).clone();
+                // One plan per distinct topology in a row (zoos usually share one).
+                let mut plan: Option<(Arc<Topology>, crate::models::canonical::SignPlan)> = None;
                 for s in &mut set.samples {
-                    crate::models::canonical::canonicalise_signs(&s.input.topology, &mut s.input.weights);
+                    if plan.as_ref().is_none_or(|(t, _)| !Arc::ptr_eq(t, &s.input.topology)) {
+                        let new = crate::models::canonical::SignPlan::new(&s.input.topology);
+                        plan = Some((s.input.topology.clone(), new));
+                    }
+                    if let Some((_, p)) = &plan {
+                        p.apply(&mut s.input.weights);
+                    }
                 }
                 set.canonical_signs = true;
                 Ok(Arc::new(set))
