@@ -10,7 +10,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use gmnscope::data::{Split, Target};
 use gmnscope::models::probe::{ProbeActivation, ProbeConfig};
-use gmnscope::models::{Aggregation, Gmn, GmnConfig, GraphInput, Readout};
+use gmnscope::models::{Aggregation, Gmn, GmnConfig, GraphInput, Readout, WeightLift};
 use gmnscope::rng::SplitMix64;
 use gmnscope::train::fused::FusedEngine;
 use gmnscope::train::step::{self, StepInput, to_vec};
@@ -52,12 +52,24 @@ enum Variant {
     Plain,
     Recipe,
     RecipePna,
+    /// The recipe with the random-Fourier-feature weight lift.
+    RecipeFourier,
+    RecipePnaFourier,
 }
 
 fn model(data: &GraphSet, readout: Readout, probe: bool, variant: Variant, device: &Device) -> Gmn {
     let recipe = variant != Variant::Plain;
     let config = GmnConfig {
-        aggregation: if variant == Variant::RecipePna { Aggregation::Pna } else { Aggregation::Mean },
+        aggregation: if matches!(variant, Variant::RecipePna | Variant::RecipePnaFourier) {
+            Aggregation::Pna
+        } else {
+            Aggregation::Mean
+        },
+        weight_lift: if matches!(variant, Variant::RecipeFourier | Variant::RecipePnaFourier) {
+            WeightLift::Fourier { frequencies: 6, sigma: 3.0 }
+        } else {
+            WeightLift::Linear
+        },
         hidden: 16,
         layers: 2,
         readout,
@@ -191,6 +203,13 @@ fn fused_engine_matches_burn_with_pna_aggregation() {
     check_on(zoo(10, false), Readout::Both, false, Variant::RecipePna, false, 2);
     check_on(zoo(8, true), Readout::Nodes, true, Variant::RecipePna, true, 1);
     check_on(zoo_of(&WIDE, 6, false), Readout::Edges, false, Variant::RecipePna, false, 3);
+}
+
+#[test]
+fn fused_engine_matches_burn_with_the_fourier_weight_lift() {
+    check_on(zoo(10, false), Readout::Both, false, Variant::RecipeFourier, false, 2);
+    check_on(zoo(8, true), Readout::Nodes, true, Variant::RecipeFourier, true, 1);
+    check_on(zoo_of(&WIDE, 6, false), Readout::Edges, false, Variant::RecipePnaFourier, false, 3);
 }
 
 #[test]

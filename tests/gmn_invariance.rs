@@ -162,6 +162,12 @@ fn gmn_is_invariant_on_hostile_permuted_sirens() {
                 bias_features: case.standardize,
                 // Sign canonicalisation rides with the recipe: it must commute with permutations.
                 canonical_signs: case.standardize && case.undirected,
+                // Every other trial lifts weights with random Fourier features.
+                weight_lift: if trial % 2 == 1 {
+                    gmnscope::models::WeightLift::Fourier { frequencies: 8, sigma: 3.0 }
+                } else {
+                    gmnscope::models::WeightLift::Linear
+                },
             };
             let what = format!(
                 "{magnitude:?} trial {trial}, {:?}, readout {:?}, undirected {}, probe {}, standardize {}",

@@ -160,6 +160,31 @@ fn same_seed_gives_bit_identical_losses() {
     }
 }
 
+/// `augment` transforms every training batch: a run with it is repeatable, differs from the
+/// plain run from the first step on, and works on both engines; a zoo that is not an INR zoo is
+/// refused with the reason.
+#[test]
+fn augmented_training_is_repeatable_and_refused_without_inrs() {
+    let mut set = tiny_zoo(48, 2);
+    set.inr = Some(gmnscope::data::siren::InrSpec::DWSNETS);
+    let data = Arc::new(set);
+    for device in CPU_ENGINES {
+        let losses = |augment: bool| {
+            let dir = tempfile::tempdir().unwrap();
+            train_in(dir.path(), TrainConfig { device, augment, ..config(7, 2) }, &data, false).unwrap();
+            metrics_lines(dir.path(), "step").iter().map(|v| v["loss"].as_f64().unwrap()).collect::<Vec<_>>()
+        };
+        let a = losses(true);
+        assert!(a.len() >= 6 && a.iter().all(|l| l.is_finite()), "{device:?}: {a:?}");
+        assert_eq!(a, losses(true), "{device:?}: same seed, same augmentations");
+        assert_ne!(a[0], losses(false)[0], "{device:?}: the first batch is transformed");
+    }
+    let plain = Arc::new(tiny_zoo(16, 2));
+    let dir = tempfile::tempdir().unwrap();
+    let err = train_in(dir.path(), TrainConfig { augment: true, ..config(7, 1) }, &plain, false).unwrap_err();
+    assert!(format!("{err:?}").contains("INRs"), "{err:?}");
+}
+
 /// The fused engine trains the same model as burn: from the same initial weights, the per-step
 /// losses of the two engines agree to float rounding for a whole epoch, and so do the
 /// validation metrics the trainer evaluates (on the fused engine's forward pass).

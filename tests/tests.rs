@@ -16,6 +16,8 @@ mod formats_safetensors;
 mod formats_sharded;
 mod fuzz_readers;
 #[cfg(feature = "burn")]
+mod gmn_augment;
+#[cfg(feature = "burn")]
 mod gmn_canonical;
 #[cfg(feature = "burn")]
 mod gmn_fused;

@@ -65,6 +65,15 @@ pub struct TrainArgs {
     /// the sign flips of odd activations. For zoos of odd-activation networks (SIRENs) only.
     #[arg(long, default_value = "off", value_parser = ["on", "off"])]
     pub canonical_signs: String,
+    /// How a weight (and a bias node feature) enters the GMN: linear (a learned row times the
+    /// standardised value) or fourier (64 random Fourier features at sigma 3, then a learned
+    /// projection).
+    #[arg(long, default_value = "linear", value_parser = ["linear", "fourier"])]
+    pub weight_lift: String,
+    /// Augment every training batch of an INR zoo: input coordinates rotated (±45°) and shifted
+    /// (±0.25) by editing the first layer (the same image moved), 1% weight dropout.
+    #[arg(long, default_value = "off", value_parser = ["on", "off"])]
+    pub augment: String,
     /// Read out the output neurons' mean state next to the global means.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub output_readout: String,
@@ -118,6 +127,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         aggregation: args.model.parse().map_err(anyhow::Error::msg)?,
         bias_features: args.bias_features == "on",
         canonical_signs: args.canonical_signs == "on",
+        weight_lift: args.weight_lift.parse().map_err(anyhow::Error::msg)?,
+        augment: args.augment == "on",
         epochs: args.epochs,
         batch_size: args.batch,
         lr: args.lr,

@@ -61,6 +61,73 @@ impl Readout {
     }
 }
 
+/// How a scalar input (an edge's standardised weight, a neuron's standardised bias) becomes an
+/// `h`-vector.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum WeightLift {
+    /// `s * w_row + b`: a rank-1 term (runs before this option existed).
+    #[default]
+    Linear,
+    /// Random Fourier features (Tancik et al. 2020; neural-graphs' `sin_emb`): `Linear(2k, h)` of
+    /// `[cos(2 pi f_i s), sin(2 pi f_i s)]` with `k` fixed frequencies `f_i ~ N(0, sigma^2)` drawn
+    /// from the model's seed. A linear term can only move an edge's state along one direction;
+    /// a SIREN's function depends on its weights through `sin(30 (W x + b))`, so a small change
+    /// of one weight can matter as much as a large one, and the lift has to be able to say so.
+    Fourier { frequencies: usize, sigma: f32 },
+}
+
+impl WeightLift {
+    /// The recommended lift: 64 frequencies at sigma 3 (neural-graphs uses sigma 3).
+    pub const FOURIER: WeightLift = WeightLift::Fourier { frequencies: 64, sigma: 3.0 };
+
+    /// Width of the lifted input (the rows of the lift's weight matrix).
+    pub fn width(self) -> usize {
+        match self {
+            WeightLift::Linear => 1,
+            WeightLift::Fourier { frequencies, .. } => 2 * frequencies,
+        }
+    }
+
+    /// The angular frequencies `2 pi f_i` of a model with `seed` (empty for `Linear`): a pure
+    /// function of the seed, so a saved run needs to store nothing but its config.
+    pub fn angular_frequencies(self, seed: u64) -> Vec<f32> {
+        match self {
+            WeightLift::Linear => Vec::new(),
+            WeightLift::Fourier { frequencies, sigma } => {
+                let mut rng = crate::rng::SplitMix64::new(seed ^ 0x7266_665f_6c69_6674);
+                (0..frequencies).map(|_| std::f32::consts::TAU * sigma * rng.normal()).collect()
+            }
+        }
+    }
+
+    /// `out[..width]` = the lifted value of `s` for the frequencies `omega`
+    /// ([`Self::angular_frequencies`]): `[s]` for `Linear`, `[cos(omega s).., sin(omega s)..]`.
+    pub fn features(omega: &[f32], s: f32, out: &mut [f32]) {
+        if omega.is_empty() {
+            out[0] = s;
+            return;
+        }
+        let (cos, sin) = out.split_at_mut(omega.len());
+        for ((c, si), w) in cos.iter_mut().zip(sin.iter_mut()).zip(omega) {
+            let (sv, cv) = (w * s).sin_cos();
+            *c = cv;
+            *si = sv;
+        }
+    }
+}
+
+impl std::str::FromStr for WeightLift {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "linear" => Ok(WeightLift::Linear),
+            "fourier" => Ok(WeightLift::FOURIER),
+            other => Err(format!("unknown weight lift '{other}' (linear or fourier)")),
+        }
+    }
+}
+
 /// The GMN's shape. `outputs` is the number of classes (classification) or 1 (regression).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -103,6 +170,8 @@ pub struct GmnConfig {
     /// (a SIREN's) function unchanged. The GMN is then exactly invariant to these sign flips.
     /// Only for networks with odd activations.
     pub canonical_signs: bool,
+    /// How weights and bias node features enter (`--weight-lift`).
+    pub weight_lift: WeightLift,
 }
 
 /// Standardisation statistics of one edge class.
@@ -131,6 +200,7 @@ impl Default for GmnConfig {
             aggregation: Aggregation::Mean,
             bias_features: false,
             canonical_signs: false,
+            weight_lift: WeightLift::Linear,
         }
     }
 }
@@ -171,6 +241,13 @@ impl GmnConfig {
             && !(1..=4096).contains(&p.points)
         {
             return Err(format!("the number of probe points must be in 1..=4096, got {}", p.points));
+        }
+        if let WeightLift::Fourier { frequencies, sigma } = self.weight_lift
+            && (!(1..=1024).contains(&frequencies) || !(sigma.is_finite() && sigma > 0.0 && sigma <= 1e3))
+        {
+            return Err(format!(
+                "the Fourier weight lift needs 1..=1024 frequencies and a sigma in (0, 1000], got {frequencies} and {sigma}"
+            ));
         }
         if let Some(s) = self.weight_scales.iter().find(|s| !s.is_finite() || **s <= 0.0) {
             return Err(format!("weight scales must be finite and positive, got {s}"));

@@ -5,14 +5,15 @@
 //! each input and output neuron gets its own vector while the hidden neurons of a layer share one
 //! (they are interchangeable, inputs and outputs are not).
 //!
-//! Edges: `Linear(1, h)(scale_c * weight + shift_c) + sin(Linear(1, h)(layer_index)) + type_table[type] +
-//! Linear(3, h)(kernel position)`. Only the weight term differs between the networks of a zoo,
-//! so the rest is computed once per edge of the topology and broadcast over the batch.
+//! Edges: `Linear(lift(scale_c * weight + shift_c)) + sin(Linear(1, h)(layer_index)) + type_table[type] +
+//! Linear(3, h)(kernel position)`, `lift` the identity or random Fourier features
+//! ([`WeightLift`]). Only the weight term differs between the networks of a zoo, so the rest is
+//! computed once per edge of the topology and broadcast over the batch.
 
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
-use super::config::NODE_TYPES;
+use super::config::{NODE_TYPES, WeightLift};
 use super::init::{Dense, table};
 use super::topology::BatchTopology;
 use crate::rng::SplitMix64;
@@ -47,12 +48,34 @@ pub fn standardised(topo: &BatchTopology, weights: Tensor<3>) -> Tensor<3> {
     weights * topo.edge_scale.clone().reshape([e, 1, 1]) + topo.edge_shift.clone().reshape([e, 1, 1])
 }
 
-/// Every neuron's own standardised bias times a learned row (`GmnConfig::bias_features`):
-/// `[E, B, 1]` raw weights -> `[N, B, h]` (zero for nodes without a bias).
-pub fn bias_features(topo: &BatchTopology, weights: Tensor<3>, row: &Param<Tensor<2>>) -> Tensor<3> {
-    let h = row.dims()[1];
-    let values = standardised(topo, weights).select(0, topo.bias_edge.clone()) * topo.has_bias.clone();
-    values * row.val().reshape([1, 1, h])
+/// `[R, B, 1]` standardised values -> `[R, B, width]` lifted ([`WeightLift::features`]);
+/// `omega` are the angular frequencies (empty: the identity).
+pub fn lift(omega: &[f32], values: Tensor<3>) -> Tensor<3> {
+    if omega.is_empty() {
+        return values;
+    }
+    let k = omega.len();
+    let omega = Tensor::<1>::from_data(burn::tensor::TensorData::new(omega.to_vec(), [k]), &values.device());
+    let angle = values * omega.reshape([1, 1, k]);
+    Tensor::cat(vec![angle.clone().cos(), angle.sin()], 2)
+}
+
+/// `[R, B, w]` times `[w, h]` -> `[R, B, h]`; a broadcast product when `w = 1`.
+fn project(lifted: Tensor<3>, matrix: Tensor<2>) -> Tensor<3> {
+    let [r, b, w] = lifted.dims();
+    let h = matrix.dims()[1];
+    if w == 1 {
+        return lifted * matrix.reshape([1, 1, h]);
+    }
+    lifted.reshape([r * b, w]).matmul(matrix).reshape([r, b, h])
+}
+
+/// Every neuron's own standardised bias, lifted and projected by a learned matrix
+/// (`GmnConfig::bias_features`): `[E, B, 1]` raw weights -> `[N, B, h]` (zero for nodes without
+/// a bias).
+pub fn bias_features(topo: &BatchTopology, weights: Tensor<3>, matrix: &Param<Tensor<2>>, omega: &[f32]) -> Tensor<3> {
+    let values = standardised(topo, weights).select(0, topo.bias_edge.clone());
+    project(lift(omega, values), matrix.val()) * topo.has_bias.clone()
 }
 
 #[derive(Module, Debug)]
@@ -61,13 +84,19 @@ pub struct EdgeEncoder {
     layer: Dense,
     types: Param<Tensor<2>>,
     position: Dense,
+    /// The lift's angular frequencies (empty: linear); derived from the seed, not trained.
+    #[module(skip)]
+    omega: Vec<f32>,
 }
 
 impl EdgeEncoder {
-    /// `type_rows`: rows of the edge type table (`GmnConfig::edge_type_rows`).
-    pub fn new(rng: &mut SplitMix64, hidden: usize, type_rows: usize, device: &Device) -> Self {
+    /// `type_rows`: rows of the edge type table (`GmnConfig::edge_type_rows`); `omega` the
+    /// weight lift's angular frequencies ([`WeightLift::angular_frequencies`]).
+    pub fn new(rng: &mut SplitMix64, hidden: usize, type_rows: usize, omega: Vec<f32>, device: &Device) -> Self {
+        let width = if omega.is_empty() { WeightLift::Linear.width() } else { 2 * omega.len() };
         Self {
-            weight: Dense::new(rng, 1, hidden, true, device),
+            omega,
+            weight: Dense::new(rng, width, hidden, true, device),
             layer: Dense::new(rng, 1, hidden, false, device),
             types: table(rng, type_rows, hidden, device),
             position: Dense::new(rng, 3, hidden, false, device),
@@ -84,7 +113,7 @@ impl EdgeEncoder {
         if let Some(bias) = &self.weight.bias {
             fixed = fixed + bias.val().unsqueeze::<2>();
         }
-        let scaled = standardised(topo, weights);
-        scaled * self.weight.weight.val().reshape([1, 1, h]) + fixed.reshape([e, 1, h])
+        let lifted = lift(&self.omega, standardised(topo, weights));
+        project(lifted, self.weight.weight.val()) + fixed.reshape([e, 1, h])
     }
 }

@@ -25,8 +25,11 @@ pub struct Gmn {
     head_out: Dense,
     /// `K -> h` projection of the probe features (when `config.probe` is on).
     probe_encoder: Option<Dense>,
-    /// `1 x h` row of the bias node features (when `config.bias_features` is on).
+    /// `[lift width, h]` projection of the bias node features (when `config.bias_features` is on).
     bias_encoder: Option<Param<Tensor<2>>>,
+    /// The weight lift's angular frequencies (`WeightLift::angular_frequencies`; empty: linear).
+    #[module(skip)]
+    omega: Vec<f32>,
     #[module(skip)]
     config: GmnConfig,
 }
@@ -52,14 +55,17 @@ impl Gmn {
         let h = config.hidden;
         let mut rng = SplitMix64::new(config.seed ^ 0x6d6e_5f67_6d6e_7331);
         let node_encoder = NodeEncoder::new(&mut rng, h, device);
-        let edge_encoder = EdgeEncoder::new(&mut rng, h, config.edge_type_rows(), device);
+        let omega = config.weight_lift.angular_frequencies(config.seed);
+        let edge_encoder = EdgeEncoder::new(&mut rng, h, config.edge_type_rows(), omega.clone(), device);
         let blocks = (0..config.layers).map(|_| EdgeMpnnBlock::new(&mut rng, h, config.aggregation, device)).collect();
         let width = config.embedding_width();
         let head_hidden = Dense::new(&mut rng, width, h, true, device);
         let head_out = Dense::new(&mut rng, h, config.outputs, true, device);
         // Drawn last, so switching probes on leaves every other initial value unchanged.
         let probe_encoder = config.probe.map(|p| Dense::new(&mut rng, p.points, h, true, device));
-        let bias_encoder = config.bias_features.then(|| super::init::projection(&mut rng, 1, h, 1, device));
+        let lift_width = config.weight_lift.width();
+        let bias_encoder =
+            config.bias_features.then(|| super::init::projection(&mut rng, lift_width, h, lift_width, device));
         Ok(Self {
             node_encoder,
             edge_encoder,
@@ -70,6 +76,7 @@ impl Gmn {
             head_out,
             probe_encoder,
             bias_encoder,
+            omega,
             config: config.clone(),
         })
     }
@@ -105,7 +112,7 @@ impl Gmn {
             x = x + encoder.forward3(topo.probe.activations(probe, batch.weights.clone()));
         }
         if let Some(row) = &self.bias_encoder {
-            x = x + super::encoders::bias_features(topo, batch.weights.clone(), row);
+            x = x + super::encoders::bias_features(topo, batch.weights.clone(), row, &self.omega);
         }
         let mut e = self.edge_encoder.forward(topo, batch.weights.clone());
         let mut node_states = Vec::new();

@@ -32,6 +32,6 @@ pub mod probe;
 pub mod topology;
 
 pub use baseline::FlatMlp;
-pub use config::{Aggregation, GmnConfig, Readout};
+pub use config::{Aggregation, GmnConfig, Readout, WeightLift};
 pub use gmn::{Gmn, GmnOutput};
 pub use topology::{BatchTopology, GmnBatch, GraphInput, Topology};

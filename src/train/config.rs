@@ -78,6 +78,11 @@ pub struct TrainConfig {
     pub bias_features: bool,
     /// Sign-canonicalise the networks first (`GmnConfig::canonical_signs`; odd activations only).
     pub canonical_signs: bool,
+    /// How weights and bias features enter the GMN (`GmnConfig::weight_lift`).
+    pub weight_lift: crate::models::WeightLift,
+    /// Augment every training batch (`train::augment`: rotated and shifted input coordinates,
+    /// weight dropout; INR zoos only).
+    pub augment: bool,
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
@@ -116,6 +121,8 @@ impl Default for TrainConfig {
             aggregation: crate::models::Aggregation::Mean,
             bias_features: true,
             canonical_signs: false,
+            weight_lift: crate::models::WeightLift::Linear,
+            augment: false,
             epochs: 10,
             batch_size: 64,
             lr: 1e-3,
@@ -176,6 +183,7 @@ impl TrainConfig {
             aggregation: self.aggregation,
             bias_features: self.bias_features,
             canonical_signs: self.canonical_signs,
+            weight_lift: self.weight_lift,
         }
     }
 

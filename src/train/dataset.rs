@@ -141,6 +141,17 @@ impl GraphSet {
         }
     }
 
+    /// This set's metadata with no samples (to rebuild a set from changed copies of them).
+    pub fn clone_without_samples(&self) -> GraphSet {
+        GraphSet {
+            samples: Vec::new(),
+            task: self.task,
+            shared: self.shared.clone(),
+            inr: self.inr,
+            canonical_signs: self.canonical_signs,
+        }
+    }
+
     pub fn indices(&self, split: Split) -> Vec<usize> {
         (0..self.samples.len()).filter(|&i| self.samples[i].split == split).collect()
     }

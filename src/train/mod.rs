@@ -7,6 +7,7 @@
 //!
 //! Brief overview:
 //! - [`dataset`]: zoo -> weight columns + one shared topology (or several).
+//! - [`augment`]: weight-space augmentations of INR zoos (rotation, translation, weight dropout).
 //! - [`step`]: batch, loss, data-parallel gradients (one model copy per worker thread), global
 //!   gradient-norm clipping.
 //! - [`trainer`]: epochs, AdamW (decoupled weight decay) with linear warm-up, evaluation, events,
@@ -18,6 +19,7 @@
 //! epoch's training loss over the batches since the resume only.
 
 pub mod alloc;
+pub mod augment;
 pub mod checkpoint;
 pub mod config;
 pub mod dataset;

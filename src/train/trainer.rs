@@ -78,6 +78,8 @@ struct Trainer<'a> {
     /// The fused CPU engine, when the device is the CPU and the engine supports the model and
     /// zoo (otherwise burn computes the steps).
     fused: Option<FusedEngine>,
+    /// Where the augmentation edits a network (`config.augment`).
+    augment: Option<super::augment::AugmentPlan>,
 }
 
 impl<'a> Trainer<'a> {
@@ -92,6 +94,19 @@ impl<'a> Trainer<'a> {
         if train_indices.is_empty() {
             return Err(JobError::Failed("the zoo has no networks in its training split".into()));
         }
+        let augment = if config.augment {
+            let topology = data.shared.as_ref().filter(|_| data.inr.is_some()).ok_or_else(|| {
+                JobError::Failed(
+                    "--augment needs a zoo of INRs of one architecture (it moves their input coordinates)".into(),
+                )
+            })?;
+            Some(
+                super::augment::AugmentPlan::new(topology, data.canonical_signs)
+                    .map_err(|e| JobError::Failed(format!("--augment: {e}")))?,
+            )
+        } else {
+            None
+        };
         std::fs::create_dir_all(run_dir)
             .map_err(|e| JobError::Failed(format!("{}: cannot create the run directory: {e}", run_dir.display())))?;
         let (device, mut device_name, want_fused) = super::device::resolve(config.device);
@@ -193,6 +208,7 @@ impl<'a> Trainer<'a> {
             data: data_arc.clone(),
             log: MetricsLog::new(run_dir),
             fused,
+            augment,
         })
     }
 
@@ -243,8 +259,23 @@ impl<'a> Trainer<'a> {
                     return Err(JobError::Cancelled);
                 }
                 let lr = self.learning_rate();
+                // With augmentation the step sees transformed copies of the batch's networks,
+                // drawn from a stream keyed by the step (a resumed run draws the same ones).
+                let augmented = self.augment.as_ref().map(|plan| {
+                    let mut rng =
+                        SplitMix64::new(config.seed ^ (self.state.step + 1).wrapping_mul(0xA24B_AED4_963E_E407));
+                    augmented_batch(data.as_ref(), chunk, plan, &mut rng)
+                });
+                let all: Vec<usize>;
+                let (data, chunk): (&GraphSet, &[usize]) = match &augmented {
+                    Some(set) => {
+                        all = (0..set.samples.len()).collect();
+                        (set, &all)
+                    }
+                    None => (data.as_ref(), chunk),
+                };
                 let input = StepInput {
-                    data: &data,
+                    data,
                     shared: self.train_topology.as_ref(),
                     target_mean: self.info.target_mean,
                     target_std: self.info.target_std,
@@ -254,7 +285,7 @@ impl<'a> Trainer<'a> {
                 let (mut grads, stats) = match &mut self.fused {
                     Some(engine) => engine.gradients(
                         &self.model,
-                        &data,
+                        data,
                         chunk,
                         self.info.target_mean,
                         self.info.target_std,
@@ -463,4 +494,22 @@ mod schedule_tests {
         assert!(schedule_rate(1.0, Schedule::Cosine, 100, 999, 1000) < 1e-4, "near zero at the end");
         assert_eq!(schedule_rate(2.0, Schedule::Cosine, 0, 0, 1), 2.0);
     }
+}
+
+/// Copies of the networks `indices` of `data`, each transformed by `plan` (`train::augment`).
+fn augmented_batch(
+    data: &GraphSet,
+    indices: &[usize],
+    plan: &super::augment::AugmentPlan,
+    rng: &mut SplitMix64,
+) -> GraphSet {
+    let samples = indices
+        .iter()
+        .map(|&i| {
+            let mut sample = data.samples[i].clone();
+            plan.apply(&super::augment::Augmentation::INR, rng, &mut sample.input.weights);
+            sample
+        })
+        .collect();
+    GraphSet { samples, ..data.clone_without_samples() }
 }

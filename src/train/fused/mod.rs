@@ -170,7 +170,12 @@ impl FusedEngine {
             self.workspaces.push(Workspace::new(&self.plan, &self.layout));
         }
         let (x0, fixed_edges) = encoders::constants(params, &self.layout, &self.plan);
-        let block0 = block0::Block0::new(params, &self.layout, &self.plan, &fixed_edges);
+        // The class-level first block needs the linear lift's rank-1 weight term.
+        let block0 = if self.layout.lift_width == 1 {
+            block0::Block0::new(params, &self.layout, &self.plan, &fixed_edges)
+        } else {
+            None
+        };
         let shared = Shared { params, x0: &x0, fixed_edges: &fixed_edges, block0: block0.as_ref() };
         let (plan, layout) = (&self.plan, &self.layout);
         let outputs = layout.outputs;

@@ -47,6 +47,8 @@ pub struct Layout {
     pub outputs: usize,
     /// Probe points `K` (0 without probe features).
     pub probe_points: usize,
+    /// Width of the lifted weight input (`WeightLift::width`: 1 = linear).
+    pub lift_width: usize,
     /// Aggregates the message projection reads (1: the mean; 8: PNA).
     pub agg_width: usize,
     pub readout: Readout,
@@ -75,7 +77,7 @@ pub struct Layout {
     pub head_out_b: usize,
     pub probe_w: usize,
     pub probe_b: usize,
-    /// The bias node features' `1 x h` row (`len` when off).
+    /// The bias node features' `[lift_width, h]` matrix (`len` when off).
     pub bias_row: usize,
     /// Position of `final_edge_norm.gamma` in visit order.
     final_edge_index: usize,
@@ -111,7 +113,8 @@ impl Layout {
         let node_order_w = b.take(&[1, h]);
         let node_order_b = b.take(&[h]);
         let node_types = b.take(&[NODE_TYPES, h]);
-        let edge_weight_w = b.take(&[1, h]);
+        let lift_width = c.weight_lift.width();
+        let edge_weight_w = b.take(&[lift_width, h]);
         let edge_weight_b = b.take(&[h]);
         let edge_layer_w = b.take(&[1, h]);
         let edge_types = b.take(&[c.edge_type_rows(), h]);
@@ -151,11 +154,12 @@ impl Layout {
         let head_out_b = b.take(&[c.outputs]);
         let (probe_w, probe_b) =
             if probe_points > 0 { (b.take(&[probe_points, h]), b.take(&[h])) } else { (b.len, b.len) };
-        let bias_row = if c.bias_features { b.take(&[1, h]) } else { b.len };
+        let bias_row = if c.bias_features { b.take(&[lift_width, h]) } else { b.len };
         Self {
             h,
             outputs: c.outputs,
             probe_points,
+            lift_width,
             agg_width: c.aggregation.width(),
             readout: c.readout,
             embedding,

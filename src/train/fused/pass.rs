@@ -19,8 +19,8 @@ use super::kernels::{
 use super::params::{BlockOffsets, Layout};
 use super::plan::Plan;
 use super::pna::PnaCache;
-use crate::models::Readout;
 use crate::models::probe::ProbeActivation;
+use crate::models::{Readout, WeightLift};
 
 /// What one block's backward pass reads from its forward pass.
 struct BlockCache {
@@ -91,6 +91,9 @@ pub struct Workspace {
     x: Vec<f32>,
     weights: Vec<f32>,
     raw_weights: Vec<f32>,
+    /// `[E, lift_width]` lifted weights (Fourier lift only), and one lifted bias.
+    lifted: Vec<f32>,
+    lift_row: Vec<f32>,
     probe_act: Vec<f32>,
     probe_z: Vec<f32>,
     ps: Vec<f32>,
@@ -150,6 +153,8 @@ impl Workspace {
             x: nh.clone(),
             weights: vec![0.0; m],
             raw_weights: vec![0.0; m],
+            lifted: if layout.lift_width > 1 { vec![0.0; m * layout.lift_width] } else { Vec::new() },
+            lift_row: vec![0.0; layout.lift_width],
             probe_act: vec![0.0; n * k],
             probe_z: vec![0.0; n * k],
             ps: nh.clone(),
@@ -232,8 +237,9 @@ fn forward(ws: &mut Workspace, shared: &Shared<'_>, plan: &Plan, layout: &Layout
         ws.raw_weights[e] = raw;
         ws.weights[e] = raw * plan.edge_scale[e] + plan.edge_shift[e];
     }
-    let ww = &p[layout.edge_weight_w..layout.edge_weight_w + h];
-    {
+    let lw = layout.lift_width;
+    if lw == 1 {
+        let ww = &p[layout.edge_weight_w..layout.edge_weight_w + h];
         let e0 = &mut ws.edges[0];
         for e in 0..m {
             let w = ws.weights[e];
@@ -243,6 +249,14 @@ fn forward(ws: &mut Workspace, shared: &Shared<'_>, plan: &Plan, layout: &Layout
                 row[j] = w * ww[j] + fixed[j];
             }
         }
+    } else {
+        // Fourier lift: e_0 = lift(s) W + fixed, one [E, 2k] x [2k, h] product.
+        for (e, row) in ws.lifted.chunks_exact_mut(lw).enumerate() {
+            WeightLift::features(&plan.omega, ws.weights[e], row);
+        }
+        let e0 = &mut ws.edges[0];
+        e0.copy_from_slice(shared.fixed_edges);
+        matmul(e0, m, h, lw, &ws.lifted, false, &p[layout.edge_weight_w..], false, true);
     }
     ws.x.copy_from_slice(shared.x0);
     if let Some(probe) = &plan.probe {
@@ -252,10 +266,13 @@ fn forward(ws: &mut Workspace, shared: &Shared<'_>, plan: &Plan, layout: &Layout
         add_row(&mut ws.x, h, &p[layout.probe_b..layout.probe_b + h]);
     }
     if let Some(bias_nodes) = &plan.bias_nodes {
-        let row = &p[layout.bias_row..layout.bias_row + h];
+        let matrix = &p[layout.bias_row..layout.bias_row + lw * h];
         for &(v, e) in bias_nodes {
-            let value = ws.weights[e as usize];
-            ws.x[v as usize * h..(v as usize + 1) * h].iter_mut().zip(row).for_each(|(x, r)| *x += value * r);
+            WeightLift::features(&plan.omega, ws.weights[e as usize], &mut ws.lift_row);
+            let x = &mut ws.x[v as usize * h..(v as usize + 1) * h];
+            for (value, row) in ws.lift_row.iter().zip(matrix.chunks_exact(h)) {
+                x.iter_mut().zip(row).for_each(|(x, r)| *x += value * r);
+            }
         }
     }
     for (l, o) in layout.blocks.iter().enumerate() {
@@ -551,11 +568,15 @@ fn backward(ws: &mut Workspace, shared: &Shared<'_>, plan: &Plan, layout: &Layou
         matmul(&mut g[layout.probe_w..], k, h, n, &ws.probe_act, true, &ws.dx, false, true);
         add_column_sums(&mut g[layout.probe_b..layout.probe_b + h], h, &ws.dx);
     }
+    let lw = layout.lift_width;
     if let Some(bias_nodes) = &plan.bias_nodes {
-        let row = &mut g[layout.bias_row..layout.bias_row + h];
+        let matrix = &mut g[layout.bias_row..layout.bias_row + lw * h];
         for &(v, e) in bias_nodes {
-            let value = ws.weights[e as usize];
-            row.iter_mut().zip(&ws.dx[v as usize * h..(v as usize + 1) * h]).for_each(|(r, d)| *r += value * d);
+            WeightLift::features(&plan.omega, ws.weights[e as usize], &mut ws.lift_row);
+            let dx = &ws.dx[v as usize * h..(v as usize + 1) * h];
+            for (value, row) in ws.lift_row.iter().zip(matrix.chunks_exact_mut(h)) {
+                row.iter_mut().zip(dx).for_each(|(r, d)| *r += value * d);
+            }
         }
     }
     for (acc, d) in ws.dx0.iter_mut().zip(&ws.dx) {
@@ -563,10 +584,16 @@ fn backward(ws: &mut Workspace, shared: &Shared<'_>, plan: &Plan, layout: &Layou
     }
     // With blocks, the first block's class-level backward pass already did this.
     if shared.block0.is_none() {
-        let dww = &mut g[layout.edge_weight_w..layout.edge_weight_w + h];
+        if lw == 1 {
+            let dww = &mut g[layout.edge_weight_w..layout.edge_weight_w + h];
+            for (e, row) in ws.de.chunks_exact(h).enumerate() {
+                let w = ws.weights[e];
+                dww.iter_mut().zip(row).for_each(|(a, d)| *a += w * d);
+            }
+        } else {
+            matmul(&mut g[layout.edge_weight_w..], lw, h, m, &ws.lifted, true, &ws.de, false, true);
+        }
         for (e, row) in ws.de.chunks_exact(h).enumerate() {
-            let w = ws.weights[e];
-            dww.iter_mut().zip(row).for_each(|(a, d)| *a += w * d);
             let c = plan.edge_class[e] as usize;
             ws.dfixed[c * h..(c + 1) * h].iter_mut().zip(row).for_each(|(a, d)| *a += d);
         }

@@ -48,6 +48,8 @@ pub struct Plan {
     /// term; their class, and one edge of every class (see `encoders`, `pass::block0`).
     pub edge_class: Vec<u32>,
     pub class_rep: Vec<u32>,
+    /// The weight lift's angular frequencies (`WeightLift::angular_frequencies`; empty: linear).
+    pub omega: Vec<f32>,
 }
 
 impl Plan {
@@ -126,6 +128,7 @@ impl Plan {
             probe,
             output_nodes,
             bias_nodes,
+            omega: config.weight_lift.angular_frequencies(config.seed),
         })
     }
 }
