@@ -2,6 +2,7 @@
 
 mod alloc_meter;
 mod bounded_work;
+mod cka_csv;
 mod cka_properties;
 mod cka_reference;
 mod cli;

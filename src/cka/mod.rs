@@ -15,7 +15,8 @@
 //!   row chunk once for both the cross products and the symmetric self products (`?syrk`, half
 //!   a GEMM); [`gemm`] runs them on a system BLAS ([`blas`]) or the pure-Rust `gemm` crate;
 //! - [`rbf`]: n x n kernels (bounded by [`Options::memory_budget`]);
-//! - [`hsic`]: HSIC values -> CKA, with undefined entries for degenerate layers.
+//! - [`hsic`]: HSIC values -> CKA, with undefined entries for degenerate layers;
+//! - [`csv`]: the one CSV dialect of a CKA matrix (every writer and reader uses it).
 //!
 //! Degenerate input: NaN/Inf, mismatched n, too few examples and oversize RBF problems are
 //! [`Error`]s. A constant layer (zero variance) — or, for the unbiased estimator, a layer whose
@@ -25,6 +26,7 @@
 
 mod blas;
 mod centre;
+pub mod csv;
 mod feature;
 mod gemm;
 mod hsic;

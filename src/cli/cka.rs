@@ -248,20 +248,10 @@ impl Report<'_> {
     }
 
     fn write_csv(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
-        out.write_all(b"layer")?;
-        for c in &self.b.names {
-            write!(out, ",{}", csv_field(c))?;
-        }
-        writeln!(out)?;
+        use gmnscope::cka::csv;
+        csv::write_header(out, &self.b.names)?;
         for (i, r) in self.a.names.iter().enumerate() {
-            out.write_all(csv_field(r).as_bytes())?;
-            for j in 0..self.matrix.cols() {
-                out.write_all(b",")?;
-                if let Some(v) = self.matrix.get(i, j) {
-                    write!(out, "{v}")?;
-                }
-            }
-            writeln!(out)?;
+            csv::write_row(out, r, (0..self.matrix.cols()).map(|j| self.matrix.get(i, j)))?;
         }
         Ok(())
     }
@@ -285,9 +275,4 @@ impl Report<'_> {
         write_png(path, &heatmap)?;
         Ok(())
     }
-}
-
-/// Quotes a CSV field when it holds a comma, quote or newline.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }

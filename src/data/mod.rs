@@ -16,7 +16,7 @@
 //! Inputs are untrusted files: sizes are checked before allocating, and every failure is an
 //! [`Error`] naming the file and the problem. Nothing here panics on bad input.
 
-mod csv;
+pub(crate) mod csv;
 pub mod idx;
 pub mod procedural;
 pub mod siren;

@@ -12,25 +12,9 @@ use crate::cka::Matrix;
 use crate::render::Heatmap;
 use crate::render::canvas::{Align, Canvas, INK, Rgb, TextStyle};
 
-/// A CKA matrix as CSV: header `layer,<col names>`, one row per row layer; empty = undefined.
+/// A CKA matrix as CSV (the one dialect of `cka::csv`).
 pub fn matrix_csv(rows: &[String], cols: &[String], values: &[Vec<Option<f64>>]) -> String {
-    let mut out = String::from("layer");
-    for c in cols {
-        out.push(',');
-        out.push_str(c);
-    }
-    out.push('\n');
-    for (name, row) in rows.iter().zip(values) {
-        out.push_str(name);
-        for v in row {
-            out.push(',');
-            if let Some(v) = v {
-                out.push_str(&format!("{v:.6}"));
-            }
-        }
-        out.push('\n');
-    }
-    out
+    crate::cka::csv::to_string(rows, cols, |i, j| values.get(i).and_then(|r| r.get(j)).copied().flatten())
 }
 
 pub fn write_matrix_csv(path: &Path, rows: &[String], cols: &[String], matrix: &Matrix) -> anyhow::Result<()> {

@@ -187,46 +187,10 @@ pub fn parse_pair_file(rel: &str) -> Option<(RunId, RunId)> {
     Some((RunId::parse(a)?, RunId::parse(b)?))
 }
 
-/// Reads a matrix CSV in the study's format: header `layer,<col names>`, then one line per row
-/// layer `name,v,...` with an empty field for an undefined entry.
-pub fn read_matrix_csv(path: &Path) -> anyhow::Result<(Vec<String>, Vec<String>, Vec<Vec<Option<f64>>>)> {
+/// Reads a matrix CSV (the one dialect of `cka::csv`).
+pub fn read_matrix_csv(path: &Path) -> anyhow::Result<crate::cka::csv::MatrixTable> {
     let text = read_small(path)?;
-    let err = |line: usize, msg: String| anyhow!("{}: line {line}: {msg}", path.display());
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    let Some((_, header)) = lines.next() else { bail!("{}: empty file", path.display()) };
-    let mut fields = header.split(',');
-    if fields.next().map(str::trim) != Some("layer") {
-        bail!("{}: line 1: expected a header starting with 'layer'", path.display());
-    }
-    let cols: Vec<String> = fields.map(|f| f.trim().to_string()).collect();
-    if cols.is_empty() {
-        bail!("{}: line 1: no column layers", path.display());
-    }
-    let (mut rows, mut values) = (Vec::new(), Vec::new());
-    for (i, line) in lines {
-        let mut fields = line.split(',');
-        let name = fields.next().unwrap_or_default().trim().to_string();
-        let row: Vec<&str> = fields.collect();
-        if row.len() != cols.len() {
-            return Err(err(i + 1, format!("{} values for {} columns", row.len(), cols.len())));
-        }
-        let parsed = row
-            .iter()
-            .map(|f| match f.trim() {
-                "" => Ok(None),
-                t => match t.parse::<f64>() {
-                    Ok(v) if v.is_finite() => Ok(Some(v)),
-                    _ => Err(err(i + 1, format!("'{t}' is not a finite number"))),
-                },
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        rows.push(name);
-        values.push(parsed);
-    }
-    if rows.is_empty() {
-        bail!("{}: no rows", path.display());
-    }
-    Ok((rows, cols, values))
+    crate::cka::csv::parse(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
 /// Reads a study: `path` is the directory or its `results.json`. `cancel` is checked between files

@@ -258,28 +258,9 @@ pub fn load_results_json(path: &Path) -> Result<CkaResult, String> {
     })
 }
 
-/// The matrix as CSV: header row and first column are layer names; undefined entries are empty.
+/// The matrix as CSV in the one dialect of `cka::csv`.
 pub fn to_csv(result: &CkaResult) -> String {
-    let quote = |s: &str| {
-        if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
-    };
-    let mut out = String::new();
-    for c in &result.cols {
-        out.push(',');
-        out.push_str(&quote(c));
-    }
-    out.push('\n');
-    for (i, r) in result.rows.iter().enumerate() {
-        out.push_str(&quote(r));
-        for j in 0..result.cols.len() {
-            out.push(',');
-            if let Some(v) = result.matrix.get(i, j) {
-                out.push_str(&format!("{v}"));
-            }
-        }
-        out.push('\n');
-    }
-    out
+    crate::cka::csv::to_string(&result.rows, &result.cols, |i, j| result.matrix.get(i, j))
 }
 
 /// Colour range of a heatmap: [0, 1] widened to take in debiased values outside it.
@@ -373,7 +354,7 @@ mod tests {
             estimator: "biased".into(),
             batches: None,
         };
-        assert_eq!(to_csv(&result), ",b1,b2\n\"a,1\",1,\na2,0.25,0.5\n");
+        assert_eq!(to_csv(&result), "layer,b1,b2\n\"a,1\",1,\na2,0.25,0.5\n");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.json");
         let json = serde_json::json!({
