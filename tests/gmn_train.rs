@@ -298,11 +298,17 @@ fn resume_after_a_kill_mid_epoch_logs_what_an_uninterrupted_run_logs() {
     });
     assert_eq!(result.unwrap_err(), JobError::Cancelled);
     // ... as a kill would leave it: two more steps logged after the checkpoint and a cut line.
+    // The cancel may land a step or two after the checkpoint that triggered it (the trainer
+    // checkpoints again on cancel): the steps a kill would leave come after the latest one.
+    let latest = train::checkpoint::latest(dir.path()).unwrap().unwrap();
+    let at = train::checkpoint::load_state(&latest).unwrap().step;
     let log = dir.path().join("metrics.jsonl");
     let mut text = std::fs::read_to_string(&log).unwrap();
-    text.push_str(
-        "{\"kind\":\"step\",\"step\":4,\"epoch\":1}\n{\"kind\":\"step\",\"step\":5,\"epoch\":1}\n{\"kind\":\"st",
-    );
+    text.push_str(&format!(
+        "{{\"kind\":\"step\",\"step\":{},\"epoch\":1}}\n{{\"kind\":\"step\",\"step\":{},\"epoch\":1}}\n{{\"kind\":\"st",
+        at + 1,
+        at + 2
+    ));
     std::fs::write(&log, text).unwrap();
     train_in(dir.path(), cfg(3), &data, true).unwrap();
     // No duplicates, and epoch 1's statistics cover all 8 batches: the same log line by line.
@@ -386,6 +392,22 @@ fn train_and_infer_commands_work_end_to_end() {
         "readout both (2 x hidden) + the output neurons' state (probe features are on for INR zoos)"
     );
     assert_eq!(report["layers"].as_array().unwrap().len(), 2, "encoder + 1 block");
+
+    // The best-validation model is kept next to the checkpoints and `--checkpoint best` reads it.
+    assert!(run.path().join("best/model.bpk").is_file() && run.path().join("best/state.json").is_file());
+    let best: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.path().join("best/state.json")).unwrap()).unwrap();
+    let epochs = metrics_lines(run.path(), "epoch");
+    let best_epoch = best["best_epoch"].as_u64().unwrap() as usize;
+    let best_val = epochs.iter().map(|e| e["val_accuracy"].as_f64().unwrap()).fold(f64::MIN, f64::max);
+    assert_eq!(epochs[best_epoch - 1]["val_accuracy"].as_f64().unwrap(), best_val);
+    let out = std::process::Command::new(crate::common::gmnscope_bin())
+        .args(["infer", "--json", "--checkpoint", "best", "--gmn"])
+        .arg(run.path())
+        .arg(zoo.path().join(native::inr_file_name(3)))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "infer --checkpoint best failed: {}", String::from_utf8_lossy(&out.stderr));
 
     // A run directory that is not one gives a one-line error naming it.
     let out = std::process::Command::new(crate::common::gmnscope_bin())

@@ -17,6 +17,10 @@ pub struct InferArgs {
     /// flex (default) or wgpu.
     #[arg(long, default_value = "flex")]
     pub device: String,
+    /// Which model of the run: latest (the newest checkpoint) or best (the best validation
+    /// score, `RUN/best/`).
+    #[arg(long, default_value = "latest", value_parser = ["latest", "best"])]
+    pub checkpoint: String,
     /// Largest GMN job in bytes (node and edge features, probe activations), checked before any
     /// tensor is built.
     #[arg(long, value_name = "BYTES", default_value_t = gmnscope::limits::GMN_BYTES.default)]
@@ -35,11 +39,12 @@ pub fn run(args: &InferArgs) -> anyhow::Result<()> {
     use anyhow::Context as _;
     use gmnscope::models::GmnBatch;
     use gmnscope::train::step::to_vec;
-    use gmnscope::train::{DeviceChoice, Task, dataset, device, load_run};
+    use gmnscope::train::{DeviceChoice, Task, Which, dataset, device, load_run_at};
 
     let choice: DeviceChoice = args.device.parse().map_err(anyhow::Error::msg)?;
     let (device, _, _) = device::resolve(choice);
-    let (info, model) = load_run(&args.gmn, &device)?;
+    let which = if args.checkpoint == "best" { Which::Best } else { Which::Latest };
+    let (info, model) = load_run_at(&args.gmn, which, &device)?;
     let store = super::inspect::open_model(&args.file)?;
     dataset::check_finite(&store)
         .map_err(anyhow::Error::msg)

@@ -8,6 +8,8 @@
 //! RUN/checkpoints/step-000000123-e2-b0/   (step, epoch, batch in epoch): model.bpk (burnpack,
 //!                                   with parameter ids), optimizer.bpk (AdamW moments),
 //!                                   state.json (step, epoch, best validation score, ...)
+//! RUN/best/model.bpk, state.json    the model at the best validation score so far (each file
+//!                                   replaced atomically when a later epoch scores higher)
 //! ```
 //! A checkpoint is written into a temporary directory, renamed into place, and only then does
 //! `latest` (itself written to a temp file and renamed) point at it; older checkpoints are
@@ -173,6 +175,26 @@ pub fn save(
         }
     }
     Ok(final_dir)
+}
+
+/// Writes `model` as the run's best-validation model (`RUN/best/`). Each file is replaced
+/// atomically; the model goes first, so `state.json` never describes a model that is not there.
+pub fn save_best(run_dir: &Path, model: &Gmn, state: &TrainState) -> Result<PathBuf, Error> {
+    let dir = run_dir.join("best");
+    std::fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
+    let bytes = model_bytes(model).map_err(|e| err(&dir, e))?;
+    let model_path = dir.join("model.bpk");
+    write_atomically(&model_path, |w| std::io::Write::write_all(w, &bytes)).map_err(|e| err(&model_path, e))?;
+    let json = serde_json::to_vec_pretty(state).map_err(|e| err(&dir, e))?;
+    let state_path = dir.join("state.json");
+    write_atomically(&state_path, |w| std::io::Write::write_all(w, &json)).map_err(|e| err(&state_path, e))?;
+    Ok(dir)
+}
+
+/// The best-validation model's directory, if the run has one.
+pub fn best(run_dir: &Path) -> Option<PathBuf> {
+    let dir = run_dir.join("best");
+    dir.join("model.bpk").is_file().then_some(dir)
 }
 
 /// The model's weights as burnpack bytes (parameter ids included, so optimizer state matches).

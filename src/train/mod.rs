@@ -32,4 +32,4 @@ pub mod trainer;
 pub use checkpoint::{RunInfo, TrainState};
 pub use config::{DeviceChoice, Schedule, TrainConfig};
 pub use dataset::{GraphSet, Sample, Task};
-pub use trainer::{TrainOutcome, TrainRequest, load_run, run, spawn};
+pub use trainer::{TrainOutcome, TrainRequest, Which, load_run, load_run_at, run, spawn};

@@ -383,6 +383,7 @@ impl<'a> Trainer<'a> {
             self.state.best_val = Some(val);
             self.state.best_epoch = Some(epoch + 1);
             self.state.test_at_best_val = test;
+            checkpoint::save_best(&self.request.run_dir, &self.model, &self.state).map_err(JobError::failed)?;
         }
         self.state.epoch = epoch + 1;
         self.state.batch_in_epoch = 0;
@@ -453,11 +454,32 @@ impl<'a> Trainer<'a> {
 
 /// Reads `run_dir` and rebuilds its latest model on `device` (for `infer` and the GUI).
 pub fn load_run(run_dir: &Path, device: &Device) -> Result<(RunInfo, Gmn), checkpoint::Error> {
+    load_run_at(run_dir, Which::Latest, device)
+}
+
+/// Which of a run's models to load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Which {
+    /// The newest checkpoint.
+    Latest,
+    /// The model at the best validation score (`RUN/best/`).
+    Best,
+}
+
+/// Reads `run_dir` and rebuilds the model `which` on `device`.
+pub fn load_run_at(run_dir: &Path, which: Which, device: &Device) -> Result<(RunInfo, Gmn), checkpoint::Error> {
     let info = checkpoint::read_run_info(run_dir)?;
-    let dir = checkpoint::latest(run_dir)?.ok_or_else(|| checkpoint::Error {
-        path: run_dir.to_path_buf(),
-        message: "holds no checkpoint yet (RUN/latest is missing)".into(),
-    })?;
+    let dir = match which {
+        Which::Latest => checkpoint::latest(run_dir)?.ok_or_else(|| checkpoint::Error {
+            path: run_dir.to_path_buf(),
+            message: "holds no checkpoint yet (RUN/latest is missing)".into(),
+        })?,
+        Which::Best => checkpoint::best(run_dir).ok_or_else(|| checkpoint::Error {
+            path: run_dir.join("best"),
+            message: "holds no best-validation model (the run has not finished an epoch with a validation split)"
+                .into(),
+        })?,
+    };
     let model = checkpoint::load_model(&dir, &info.gmn, device)?;
     Ok((info, model))
 }
