@@ -9,7 +9,7 @@
 //! are narrower than a caption can be, every column whose caption would overlap the previous one
 //! is skipped; group labels thin out the same way.
 
-use egui::{Color32, Pos2, Rect, RichText, Sense, Stroke, vec2};
+use egui::{Color32, Pos2, Rect, Sense, Stroke, vec2};
 
 use super::Camera;
 use crate::graph::{NodeRole, ParamGraph};
@@ -254,7 +254,8 @@ pub fn paint(
     for c in &annotations.captions {
         let Some(col) = layout.columns.get(c.column) else { continue };
         let anchor = camera.to_screen(rect, [col.x, 0.0]);
-        let left = anchor.x - caption_width * 0.5;
+        // Kept inside the view, so the first and last columns' captions are not cut.
+        let left = (anchor.x - caption_width * 0.5).min(rect.right() - caption_width - 2.0).max(rect.left() + 2.0);
         if left < next_free || anchor.x < rect.left() - caption_width || anchor.x > rect.right() + caption_width {
             continue;
         }
@@ -264,23 +265,19 @@ pub fn paint(
             continue;
         }
         next_free = r.right() + 6.0;
-        let response = ui
-            .scope_builder(
-                egui::UiBuilder::new().max_rect(r).layout(egui::Layout::top_down(egui::Align::Center)),
-                |ui| {
-                    ui.spacing_mut().item_spacing.y = 0.0;
-                    ui.add(
-                        egui::Label::new(RichText::new(&c.name).size(11.5).color(text).strong())
-                            .truncate()
-                            .selectable(false),
-                    );
-                    ui.add(
-                        egui::Label::new(RichText::new(&c.detail).size(10.5).color(weak)).truncate().selectable(false),
-                    );
-                },
-            )
-            .response
-            .interact(Sense::click());
+        // Painted text, elided to the caption's width; one widget per caption for hover, click
+        // and the accessibility tree (labelled `caption NAME: KIND [SHAPE]`, so it never
+        // duplicates the layer tree's row of the same layer).
+        let name = elided(&painter, &c.name, 11.5, caption_width, text);
+        let detail = elided(&painter, &c.detail, 10.5, caption_width, weak);
+        let name_at = Pos2::new(r.center().x - name.size().x * 0.5, r.top());
+        let detail_at = Pos2::new(r.center().x - detail.size().x * 0.5, r.top() + line + 1.0);
+        painter.galley(name_at, name, text);
+        painter.galley(detail_at, detail, weak);
+        let id = egui::Id::unique(("gmnscope_column_caption", c.column));
+        let response = ui.interact(r, id, Sense::click());
+        let label = format!("caption {}: {}", c.name, c.detail);
+        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Label, true, &label));
         if response.clicked() {
             clicked = Some(c.layer);
         }
@@ -308,6 +305,16 @@ pub fn paint(
         }
     }
     (drawn, clicked)
+}
+
+/// `text` on one line, cut with "…" to `width` points.
+fn elided(painter: &egui::Painter, text: &str, size: f32, width: f32, colour: Color32) -> std::sync::Arc<egui::Galley> {
+    let mut job = egui::text::LayoutJob::single_section(
+        text.to_string(),
+        egui::TextFormat { font_id: egui::FontId::proportional(size), color: colour, ..Default::default() },
+    );
+    job.wrap = egui::text::TextWrapping::truncate_at_width(width);
+    painter.layout_job(job)
 }
 
 /// The name that matched the search: the first parameter tensor containing it, else the layer's

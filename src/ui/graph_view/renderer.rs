@@ -104,10 +104,13 @@ impl GpuGeometry {
             }
         }
         let edges = instances;
-        // Fans from a single bias/gamma/beta node are fully dense but carry little: draw them fainter.
+        // Fans from a single bias/gamma/beta node, and bands that skip columns (residuals, a
+        // feature map concatenated far downstream), are drawn fainter: otherwise the long bands
+        // of a DAG cross every column between their ends at full strength.
         let fan = |q: &BlockQuad| {
             let src = graph.edge_blocks().get(q.edge_block).and_then(|e| graph.node_blocks().get(e.src));
-            src.is_some_and(|b| b.len == 1)
+            let skips = (q.dst[0] - q.src[0]).abs() > 1.5 * layout.column_spacing;
+            src.is_some_and(|b| b.len == 1) || skips
         };
         let blocks = quads
             .iter()
