@@ -78,10 +78,13 @@ impl Annotations {
             if b.role == NodeRole::Parameter {
                 continue;
             }
+            // The column's caption names its largest block of a layer's own neurons; a column
+            // of inputs alone (the network input, embedding rows) is captioned as such.
+            let rank = (usize::from(b.role != NodeRole::Input) << 60) | b.len.min(1 << 59);
             if let Some(m) = main.get_mut(e.column)
-                && m.is_none_or(|(n, _)| b.len > n)
+                && m.is_none_or(|(n, _)| rank > n)
             {
-                *m = Some((b.len, i));
+                *m = Some((rank, i));
             }
             if let Some(p) = present.get_mut(e.column)
                 && !p.contains(&b.layer)
@@ -94,19 +97,19 @@ impl Annotations {
             .enumerate()
             .filter_map(|(column, m)| {
                 let (_, block) = (*m)?;
-                let layer_index = blocks.get(block)?.layer;
-                let layer = layers.get(layer_index)?;
+                let block = blocks.get(block)?;
+                let layer = layers.get(block.layer)?;
+                let (name, detail) = if block.role == NodeRole::Input {
+                    let rows = if layer.kind == "embedding" { "rows" } else { "inputs" };
+                    let name = if layer.kind == "embedding" { short_name(&layer.name) } else { "input" };
+                    (name.to_string(), format!("{} {rows}", block.len))
+                } else {
+                    (short_name(&layer.name).to_string(), detail(layer))
+                };
                 let names: Vec<String> =
                     present[column].iter().filter_map(|&l| layers.get(l)).map(|l| shown(&l.name).to_string()).collect();
-                let mut full = names.join("\n");
-                full.push_str(&format!("\n{}", detail(layer)));
-                Some(ColumnCaption {
-                    column,
-                    layer: layer_index,
-                    name: short_name(&layer.name).to_string(),
-                    detail: detail(layer),
-                    full,
-                })
+                let full = format!("{}\n{detail}", names.join("\n"));
+                Some(ColumnCaption { column, layer: block.layer, name, detail, full })
             })
             .collect();
         let mut groups = Vec::new();
@@ -255,12 +258,14 @@ pub fn paint(
         let Some(col) = layout.columns.get(c.column) else { continue };
         let anchor = camera.to_screen(rect, [col.x, 0.0]);
         // Kept inside the view, so the first and last columns' captions are not cut.
-        let left = (anchor.x - caption_width * 0.5).min(rect.right() - caption_width - 2.0).max(rect.left() + 2.0);
-        if left < next_free || anchor.x < rect.left() - caption_width || anchor.x > rect.right() + caption_width {
+        // Centred on its column and narrowed at the view's edges rather than cut off.
+        let width = caption_width.min(2.0 * (anchor.x - rect.left() - 2.0)).min(2.0 * (rect.right() - 2.0 - anchor.x));
+        let left = anchor.x - width * 0.5;
+        if width < 40.0 || left < next_free {
             continue;
         }
         let bottom = row_bottom;
-        let r = Rect::from_min_size(Pos2::new(left, bottom - 2.0 * line - 2.0), vec2(caption_width, 2.0 * line + 2.0));
+        let r = Rect::from_min_size(Pos2::new(left, bottom - 2.0 * line - 2.0), vec2(width, 2.0 * line + 2.0));
         if !r.intersects(rect) {
             continue;
         }
@@ -268,8 +273,8 @@ pub fn paint(
         // Painted text, elided to the caption's width; one widget per caption for hover, click
         // and the accessibility tree (labelled `caption NAME: KIND [SHAPE]`, so it never
         // duplicates the layer tree's row of the same layer).
-        let name = elided(&painter, &c.name, 11.5, caption_width, text);
-        let detail = elided(&painter, &c.detail, 10.5, caption_width, weak);
+        let name = elided(&painter, &c.name, 11.5, width, text);
+        let detail = elided(&painter, &c.detail, 10.5, width, weak);
         let name_at = Pos2::new(r.center().x - name.size().x * 0.5, r.top());
         let detail_at = Pos2::new(r.center().x - detail.size().x * 0.5, r.top() + line + 1.0);
         painter.galley(name_at, name, text);
