@@ -236,10 +236,14 @@ pub fn paint(
         };
         // Horizontally at most a fifth of the column gap, so neighbouring groups do not overlap.
         let r = r.expand2(vec2(pad.min(0.2 * spacing_px), pad));
-        if !r.intersects(rect) || r.width() < 4.0 {
+        if !r.intersects(rect) {
             continue;
         }
-        painter.rect_stroke(r, 6.0, stroke, egui::StrokeKind::Outside);
+        // Outlines narrower than this are a row of rounded dots at overview zoom; the labels
+        // below still name the groups there.
+        if r.width() >= 16.0 {
+            painter.rect_stroke(r, 6.0, stroke, egui::StrokeKind::Outside);
+        }
         if g.kind == GroupKind::Block && r.left() >= next_free {
             let galley = painter.layout_no_wrap(g.label.clone(), egui::FontId::proportional(11.0), weak);
             let at = Pos2::new(r.left() + 4.0, r.bottom() + 2.0);
