@@ -95,6 +95,7 @@ struct BlockIn {
     @location(0) a: vec4<f32>,   // src_x, src_y0, src_y1, dst_x
     @location(1) b: vec4<f32>,   // dst_y0, dst_y1, mean weight, density
     @location(2) c: vec4<f32>,   // mean / mean |w|, unused x3
+    @location(3) d: vec4<f32>,   // solid colour (gamma rgb, a > 0), for node-block bars
 };
 
 @vertex
@@ -108,13 +109,19 @@ fn vs_block(@builtin(vertex_index) vi: u32, q: BlockIn) -> VsOut {
     let y0 = mix(q.a.y, q.b.x, c.x);
     let y1 = mix(q.a.z, q.b.y, c.x);
     // Bands at least one pixel thick, so single-node ends stay visible.
-    let top = to_px(vec2<f32>(x, y0)) - vec2<f32>(0.0, 0.75);
-    let bottom = to_px(vec2<f32>(x, y1)) + vec2<f32>(0.0, 0.75);
+    // Solid bars (node blocks) are also at least two pixels wide.
+    let solid = q.d.a > 0.0;
+    let widen = select(0.0, 2.0 * c.x - 1.0, solid);
+    let top = to_px(vec2<f32>(x, y0)) + vec2<f32>(widen, -0.75);
+    let bottom = to_px(vec2<f32>(x, y1)) + vec2<f32>(widen, 0.75);
     var out: VsOut;
     out.position = px_to_clip(mix(top, bottom, c.y));
     let density = clamp(q.b.w, 0.0, 1.0);
     let t = select(q.b.z * view.block_scale, q.c.x, view.local_scale > 0.5);
     out.color = vec4<f32>(diverging(t), view.edge_alpha * (0.12 + 0.4 * density));
+    if (solid) {
+        out.color = q.d;
+    }
     out.across = 0.0;
     out.half_width = 1.0e6;
     return out;

@@ -212,3 +212,41 @@ fn inspect_takes_a_sharded_directory() {
     assert_eq!((report["tensors"].as_u64(), report["parameters"].as_u64()), (Some(4), Some(32 + 8 + 16 + 2)));
     assert_eq!(report["layers"].as_array().map(|l| l.len()), Some(2), "{report}");
 }
+
+/// Issue 12, in the app: the open job (tensors, architecture, graph, layout, bands, GPU-ready
+/// arrays) reads headers only. Its heap stays small (no statistics sample, no disc per node), no
+/// layer statistics are computed at open, and a selected layer's statistics are a bounded sample.
+#[cfg(feature = "gui")]
+#[test]
+fn the_app_opens_a_llama_7b_shaped_set_without_reading_its_weights() {
+    use gmnscope::ui::graph_view::renderer::NODE_INSTANCE_CAP;
+    use gmnscope::ui::jobs;
+    use gmnscope::ui::loader::{self, ModelSource};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    llama_set(dir.path());
+    let source = ModelSource::File(dir.path().to_path_buf());
+    let (model, peak) = crate::alloc_meter::peak_during(|| jobs::run_here(|r| loader::load(source, r)));
+    let model = model.unwrap_or_else(|e| panic!("{e}"));
+    assert!(model.stats_deferred, "6.7B parameters: statistics are deferred");
+    assert!(model.layers.iter().all(|l| l.stats.is_none() && l.histogram.is_none()), "nothing sampled at open");
+    let q = model.layers.iter().filter(|l| l.tensors.iter().any(|t| t.name.ends_with("q_proj.weight"))).count();
+    assert_eq!(q, 32, "the layer overview lists every decoder block's attention");
+    let data = model.graph.as_ref().unwrap_or_else(|e| panic!("{e}"));
+    assert!(data.graph.num_nodes() > NODE_INSTANCE_CAP && data.edges.is_none());
+    assert!(data.geometry.nodes.is_empty(), "node blocks are bars, not 1.2M discs");
+    assert_eq!(data.geometry.node_bars.len(), data.graph.node_blocks().len());
+    assert_eq!(data.geometry.blocks.len(), data.quads.len());
+    // 1.2M node positions and their hit-test grid are most of it (~25 MB).
+    assert!(peak < 64 << 20, "the open job held {peak} bytes at its peak");
+
+    // On demand (the app runs this as a job when a layer is selected): a bounded sample.
+    let layer = model.layers.iter().find(|l| l.name.ends_with("layers.3.mlp.down_proj")).expect("down_proj");
+    let names: Vec<String> = layer.tensors.iter().filter(|t| t.is_parameter).map(|t| t.name.clone()).collect();
+    let ((stats, histogram), peak) = crate::alloc_meter::peak_during(|| loader::layer_stats(&model.store, &names));
+    let stats = stats.expect("a sparse file reads as zeros");
+    assert!(stats.count <= (1 << 20) + 4096 && stats.count < layer.parameters / 10, "{} sampled", stats.count);
+    assert_eq!((stats.mean, stats.std), (0.0, 0.0));
+    assert_eq!(histogram.expect("histogram").counts.iter().sum::<u64>(), stats.count as u64);
+    assert!(peak < 32 << 20, "one layer's sample held {peak} bytes");
+}

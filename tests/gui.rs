@@ -321,3 +321,49 @@ fn cka_explorer_opens_activation_files_exports_and_reads_cli_results() {
     let errors: Vec<_> = h.state().toasts().texts().filter(|t| t.0 == gmnscope::ui::toasts::Level::Error).collect();
     assert!(errors.is_empty(), "error toasts: {errors:?}");
 }
+
+/// Issue 15 item 1: the transformer's graph carries a caption per column (layer name, kind,
+/// shape), outlines for its encoder blocks and attention layers, and the layer-tree search
+/// highlights the matching layers on the graph with the tensor that matched.
+#[test]
+fn graph_captions_group_outlines_and_search_highlights() {
+    let store = gmnscope::demo::open("transformer").expect("demo opens");
+    let arch = gmnscope::arch::recover(&store);
+    let mut h = harness(ThemeChoice::Dark);
+    settle(&mut h);
+    h.state_mut().send(Command::SelectModel(2));
+    h.run_steps(4);
+    let drawn = h.state().graph_view().drawn_labels().clone();
+    // Captions: one per column that shows, each naming a recovered layer, and readable widgets
+    // (the accessibility tree has them, so screen readers and kittest see the same text).
+    assert!(drawn.captions.len() >= 4, "{:?}", drawn.captions);
+    for caption in &drawn.captions {
+        let named = caption == "input" || arch.layers.iter().any(|l| l.name.ends_with(caption.as_str()));
+        assert!(named, "{caption} names no layer");
+        let widgets = h.query_all_by_label_contains(&format!("caption {caption}: ")).count();
+        assert!(widgets >= 1, "{caption} has no caption widget");
+    }
+    // The kind and shape line under a caption: the embedding's or a linear layer's weight.
+    let shapes =
+        h.query_all_by_label_contains("embedding [64×16]").count() + h.query_all_by_label_contains("linear [").count();
+    assert!(shapes > 0, "a kind-and-shape caption line");
+    assert!(drawn.groups.iter().any(|g| g == "encoder.layer.0"), "{:?}", drawn.groups);
+
+    // Search for a tensor: both attention layers light up, each with its own query weight.
+    h.get_by_role(Role::TextInput).focus();
+    h.run_steps(2);
+    h.get_by_role(Role::TextInput).type_text("query.weight");
+    h.run_steps(3);
+    let matches = h.state().graph_view().drawn_labels().matches.clone();
+    let expected: Vec<(usize, String)> = arch
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.kind.name() == "attention")
+        .map(|(i, l)| {
+            (i, l.kind.parameter_tensors().into_iter().find(|t| t.ends_with("query.weight")).unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(expected.len(), 2);
+    assert_eq!(matches, expected);
+}

@@ -43,6 +43,17 @@ const SAMPLE_RUN: usize = 1024;
 
 /// One band per edge block, with value summaries decoded one block at a time.
 pub fn block_quads(graph: &ParamGraph, layout: &GraphLayout) -> Vec<BlockQuad> {
+    quads(graph, layout, true)
+}
+
+/// [`block_quads`] without reading a weight: every band's means are 0 (the colour map's centre).
+/// For models whose weights must not be touched when they open (a 7B model's sampled runs alone
+/// would map hundreds of megabytes of pages).
+pub fn block_quads_unvalued(graph: &ParamGraph, layout: &GraphLayout) -> Vec<BlockQuad> {
+    quads(graph, layout, false)
+}
+
+fn quads(graph: &ParamGraph, layout: &GraphLayout, read_values: bool) -> Vec<BlockQuad> {
     let mut out = Vec::with_capacity(graph.edge_blocks().len());
     for (i, e) in graph.edge_blocks().iter().enumerate() {
         let (Some(s), Some(d)) = (layout.blocks.get(e.src), layout.blocks.get(e.dst)) else { continue };
@@ -50,6 +61,7 @@ pub fn block_quads(graph: &ParamGraph, layout: &GraphLayout) -> Vec<BlockQuad> {
             continue;
         };
         let (mean, mean_abs) = match &e.values {
+            _ if !read_values => (0.0, 0.0),
             EdgeValues::Dense { param, offset, .. } | EdgeValues::PerTarget { param, offset } => {
                 match graph.params().get(*param) {
                     None => (0.0, 0.0),

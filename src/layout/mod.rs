@@ -23,7 +23,7 @@ mod matrix;
 mod stats;
 
 pub use grid::SpatialGrid;
-pub use lod::{BlockQuad, EdgeSegment, block_quads, block_scales, explicit_edges};
+pub use lod::{BlockQuad, EdgeSegment, block_quads, block_quads_unvalued, block_scales, explicit_edges};
 pub use matrix::{MatrixView, matrix_view};
 pub use stats::{Histogram, StatsAccumulator, WeightStats, abs_quantile};
 

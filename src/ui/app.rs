@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use crate::layout::{Histogram, WeightStats};
 use crate::ui::automation::{Automation, Outcome};
 use crate::ui::cka_explorer::{CkaExplorer, CkaSource};
 use crate::ui::commands::{Command, CommandQueue, Tab, shortcuts};
@@ -48,6 +49,13 @@ struct OpenJob {
     handle: JobHandle<LoadedModel>,
 }
 
+/// Sampled statistics of one layer of a model too large to read at open (`stats_deferred`).
+struct StatsJob {
+    model_id: u64,
+    layer: usize,
+    handle: JobHandle<(Option<WeightStats>, Option<Histogram>)>,
+}
+
 pub struct App {
     state: AppState,
     tab: Tab,
@@ -57,6 +65,7 @@ pub struct App {
     activate_seq: Option<u64>,
     next_seq: u64,
     open_jobs: Vec<OpenJob>,
+    stats_jobs: Vec<StatsJob>,
     dialog_job: Option<JobHandle<Option<Vec<PathBuf>>>>,
     heatmaps: HeatmapCache,
     commands: CommandQueue,
@@ -100,6 +109,7 @@ impl App {
             activate_seq: None,
             next_seq: 0,
             open_jobs: Vec::new(),
+            stats_jobs: Vec::new(),
             dialog_job: None,
             heatmaps: HeatmapCache::default(),
             commands: CommandQueue::default(),
@@ -142,6 +152,7 @@ impl App {
     /// True while any job runs or a command waits.
     pub fn is_busy(&self) -> bool {
         !self.open_jobs.is_empty()
+            || !self.stats_jobs.is_empty()
             || self.heatmaps.running().next().is_some()
             || self.cka.is_busy()
             || self.gmn_busy()
@@ -241,6 +252,27 @@ impl App {
                 Err(e) => self.toasts.error(e),
             }
         }
+        let mut done = Vec::new();
+        self.stats_jobs.retain_mut(|job| match job.handle.poll() {
+            Some(result) => {
+                done.push((job.model_id, job.layer, result));
+                false
+            }
+            None => true,
+        });
+        for (model_id, layer, result) in done {
+            match result {
+                Ok((stats, histogram)) => {
+                    let open = self.models.iter_mut().find(|m| m.model.id == model_id);
+                    if let Some(l) = open.and_then(|m| m.model.layers.get_mut(layer)) {
+                        l.stats = stats;
+                        l.histogram = histogram;
+                    }
+                }
+                Err(e) if e == CANCELLED => {}
+                Err(e) => self.toasts.error(e),
+            }
+        }
         if let Some(job) = &mut self.dialog_job
             && let Some(result) = job.poll()
         {
@@ -330,6 +362,7 @@ impl App {
                             self.state.show_details = true;
                         }
                     }
+                    self.start_layer_stats();
                 }
                 Command::ShowTensor(tensor) => self.start_heatmap(ctx, tensor),
                 Command::FitView => self.graph_view.request_fit(),
@@ -349,6 +382,7 @@ impl App {
                 Command::ShowShortcuts => self.dialogs.shortcuts = true,
                 Command::CancelJob(id) => {
                     self.open_jobs.iter().filter(|j| j.handle.id == id).for_each(|j| j.handle.cancel());
+                    self.stats_jobs.iter().filter(|j| j.handle.id == id).for_each(|j| j.handle.cancel());
                     self.heatmaps.running().filter(|j| j.id == id).for_each(JobHandle::cancel);
                     self.cka.cancel(id);
                     #[cfg(feature = "burn")]
@@ -464,6 +498,32 @@ impl App {
         }
     }
 
+    /// For a model whose statistics were deferred at open: samples the selected layer's weights in
+    /// the background (once per layer).
+    fn start_layer_stats(&mut self) {
+        let Some(m) = self.active_model() else { return };
+        let Some(index) = m.selected_layer else { return };
+        let Some(layer) = m.model.layers.get(index) else { return };
+        let id = m.model.id;
+        if !m.model.stats_deferred
+            || layer.stats.is_some()
+            || layer.parameters == 0
+            || self.stats_jobs.iter().any(|j| j.model_id == id && j.layer == index)
+        {
+            return;
+        }
+        let names: Vec<String> = layer.tensors.iter().filter(|t| t.is_parameter).map(|t| t.name.clone()).collect();
+        let store = m.model.store.clone();
+        let job = move |r: &jobs::Reporter<_>| {
+            r.progress("sampling weights", None);
+            Ok(loader::layer_stats(&store, &names))
+        };
+        match jobs::spawn(format!("statistics {}", crate::text::shown(&layer.name)), self.waker.clone(), job) {
+            Ok(handle) => self.stats_jobs.push(StatsJob { model_id: id, layer: index, handle }),
+            Err(e) => self.toasts.error(format!("cannot start a worker thread: {e}")),
+        }
+    }
+
     fn start_heatmap(&mut self, ctx: &egui::Context, tensor: String) {
         let Some(m) = self.active_model() else { return };
         let dark = ctx.global_style().visuals.dark_mode;
@@ -493,6 +553,7 @@ impl App {
 
     fn job_summaries(&self) -> Vec<JobSummary> {
         let mut out: Vec<JobSummary> = self.open_jobs.iter().map(|j| JobSummary::of(&j.handle)).collect();
+        out.extend(self.stats_jobs.iter().map(|j| JobSummary::of(&j.handle)));
         out.extend(self.heatmaps.running().map(JobSummary::of));
         if let Some(job) = &self.dialog_job {
             out.push(JobSummary::of(job));
@@ -527,9 +588,18 @@ impl App {
 
     fn central_ui(&mut self, ui: &mut egui::Ui) {
         let overlay = self.node_overlay();
-        let Self { models, active, graph_view, state, gpu, commands, open_jobs, .. } = self;
+        let Self { models, active, graph_view, state, gpu, commands, open_jobs, layer_tree, .. } = self;
         match active.and_then(|i| models.get(i)) {
-            Some(m) => graph_view.ui(ui, &m.model, m.selected_layer, state, *gpu, overlay.as_ref(), commands),
+            Some(m) => {
+                let view = crate::ui::graph_view::ViewInputs {
+                    selected_layer: m.selected_layer,
+                    state,
+                    gpu: *gpu,
+                    overlay: overlay.as_ref(),
+                    search: &layer_tree.search,
+                };
+                graph_view.ui(ui, &m.model, view, commands)
+            }
             None if !open_jobs.is_empty() => {
                 ui.centered_and_justified(|ui| {
                     ui.horizontal_centered(|ui| {

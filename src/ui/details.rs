@@ -121,6 +121,19 @@ impl DetailsPanel {
             ui.label(RichText::new(shown_message(&layer.description).to_string()).weak());
             ui.add_space(6.0);
             stats_grid(ui, layer);
+            if model.stats_deferred && layer.parameters > 0 {
+                let note = if layer.stats.is_some() {
+                    "statistics from a sample of the weights (large model)"
+                } else {
+                    "sampling the weights for statistics…"
+                };
+                ui.horizontal(|ui| {
+                    if layer.stats.is_none() {
+                        ui.spinner();
+                    }
+                    ui.label(RichText::new(note).small().weak());
+                });
+            }
             ui.add_space(8.0);
             histogram(ui, model.id, index, layer);
             ui.add_space(8.0);

@@ -128,6 +128,14 @@ pub fn spawn<T: Send + 'static>(
     Ok(JobHandle { id: JobId::next(), name, stage: "starting".into(), fraction: None, events: rx, cancel })
 }
 
+/// Runs a job body on the calling thread (tests, and measuring a job's own allocations): progress
+/// goes nowhere and the job is never cancelled.
+pub fn run_here<T>(work: impl FnOnce(&Reporter<T>) -> Result<T, String>) -> Result<T, String> {
+    let (tx, _rx) = std::sync::mpsc::sync_channel(1);
+    let reporter = Reporter { events: tx, cancel: Arc::new(AtomicBool::new(false)), waker: Arc::new(|| {}) };
+    work(&reporter)
+}
+
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()

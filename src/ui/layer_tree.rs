@@ -105,15 +105,11 @@ struct Group<'a> {
     members: Vec<usize>,
 }
 
-/// The module path up to its last numeric component, when something non-numeric follows:
+/// The block a layer belongs to, as the graph's outlines group it (one rule for both):
 /// `encoder.layer.0.attention.self` -> `encoder.layer.0`, `layer2.0.downsample.0` -> `layer2.0`,
-/// `seq.0` -> none (the index is the layer itself).
+/// `seq.0` -> none (the index is the layer itself), `/model.2/cv1/conv/Conv` -> `/model.2`.
 fn block_prefix(name: &str) -> Option<&str> {
-    let parts: Vec<&str> = name.split('.').collect();
-    let (_, inner) = parts.split_last()?;
-    let k = inner.iter().rposition(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))?;
-    let len = parts.iter().take(k + 1).map(|p| p.len()).sum::<usize>() + k;
-    name.get(..len)
+    crate::ui::graph_view::captions::group_prefix(name)
 }
 
 fn group_layers<'a>(layers: &'a [LayerSummary], shown: &[usize]) -> Vec<Group<'a>> {
@@ -229,5 +225,6 @@ mod tests {
         assert_eq!(block_prefix("seq.0"), None);
         assert_eq!(block_prefix("embeddings.LayerNorm"), None);
         assert_eq!(block_prefix("fc"), None);
+        assert_eq!(block_prefix("/model.2/cv1/conv/Conv"), Some("/model.2"));
     }
 }

@@ -12,6 +12,7 @@ use crate::arch::{self, Architecture};
 use crate::checkpoint::{self, Format, TensorStore};
 use crate::graph::{self, ParamGraph};
 use crate::layout::{self, BlockQuad, EdgeSegment, GraphLayout, Histogram, SpatialGrid, StatsAccumulator, WeightStats};
+use crate::ui::graph_view::captions::Annotations;
 use crate::ui::graph_view::renderer::GpuGeometry;
 use crate::ui::jobs::Reporter;
 
@@ -19,10 +20,14 @@ use crate::ui::jobs::Reporter;
 pub const EXPLICIT_EDGE_CAP: usize = 2_000_000;
 /// Bins of the per-layer weight histograms.
 const HISTOGRAM_BINS: usize = 48;
-/// Models with more parameters than this get their weight statistics from a sample: evenly spread
-/// contiguous blocks of each tensor, this many values over the whole model. A 7B-parameter model
-/// then touches ~32 MB of its files instead of decoding 28 GB of f32 (issue 12).
-const STATS_VALUE_BUDGET: usize = 16 << 20;
+/// Models with more parameters than this read no weight value when they open (issue 12): the
+/// overview (layers, graph, layout, bands) comes from headers alone, and a layer's statistics are
+/// sampled in the background when it is selected ([`layer_stats`]). Even evenly spread samples
+/// of a 7B model map hundreds of megabytes of its files (the kernel maps whole 64 KB windows
+/// around each touched page), which is what the open path must not do.
+pub const DEFERRED_STATS_PARAMETERS: usize = 16 << 20;
+/// Values sampled for one layer's deferred statistics: evenly spread blocks of [`STATS_BLOCK`].
+const LAYER_SAMPLE: usize = 1 << 20;
 /// Values per contiguous block of a statistics sample (whole pages of the mapped file).
 const STATS_BLOCK: usize = 4096;
 
@@ -77,6 +82,8 @@ pub struct GraphData {
     /// `None` above [`EXPLICIT_EDGE_CAP`].
     pub edges: Option<Vec<EdgeSegment>>,
     pub geometry: Arc<GpuGeometry>,
+    /// Column captions, group outlines and per-layer blocks for the labels on the graph.
+    pub annotations: Annotations,
     /// |weight| at the ends of the colour map (98th percentile of |w|) and of block means.
     pub weight_scale: f32,
     pub block_scale: f32,
@@ -97,6 +104,9 @@ pub struct LoadedModel {
     pub notes: Vec<String>,
     /// The graph, or why it could not be built (the layer tree still works).
     pub graph: Result<GraphData, String>,
+    /// True when the model is too large to read values at open ([`DEFERRED_STATS_PARAMETERS`]):
+    /// layer statistics are sampled on demand and the bands are not coloured by weight.
+    pub stats_deferred: bool,
     pub load_secs: f32,
 }
 
@@ -124,13 +134,14 @@ pub fn load(source: ModelSource, reporter: &Reporter<LoadedModel>) -> Result<Loa
     reporter.progress("recovering architecture", Some(0.08));
     let arch = arch::recover(&store);
     reporter.check()?;
-    let (layers, sample) = summarise_layers(&arch, &store, reporter)?;
+    let stats_deferred = store.num_parameters() > DEFERRED_STATS_PARAMETERS;
+    let (layers, sample) = summarise_layers(&arch, &store, !stats_deferred, reporter)?;
     let unrecognized =
         arch.unrecognized.iter().filter_map(|name| store.get(name)).map(|t| tensor_summary(t, false)).collect();
     reporter.progress("building parameter graph", Some(0.45));
     let id = next_id();
     let graph = match graph::build(&arch, &store) {
-        Ok(graph) => Ok(prepare_graph(id, graph, &layers, &sample, reporter)?),
+        Ok(graph) => Ok(prepare_graph(id, graph, &layers, &sample, !stats_deferred, reporter)?),
         Err(e) => Err(format!("{}: {e}", store.path.display())),
     };
     Ok(LoadedModel {
@@ -144,6 +155,7 @@ pub fn load(source: ModelSource, reporter: &Reporter<LoadedModel>) -> Result<Loa
         unrecognized,
         notes: arch.notes.clone(),
         graph,
+        stats_deferred,
         load_secs: started.elapsed().as_secs_f32(),
     })
 }
@@ -152,40 +164,35 @@ fn tensor_summary(t: &checkpoint::TensorInfo, is_parameter: bool) -> TensorSumma
     TensorSummary { name: t.name.clone(), shape: t.shape.clone(), dtype: t.dtype.name(), is_parameter }
 }
 
-/// Per-layer statistics over the layer's parameter tensors (decoded one layer at a time; sampled
-/// for models over [`STATS_VALUE_BUDGET`] parameters), plus an evenly strided sample of all
-/// parameter values (at most ~200k) for the colour scale.
+/// Per-layer statistics over the layer's parameter tensors (decoded one layer at a time; none when
+/// `read_values` is false), plus an evenly strided sample of all parameter values (at most ~200k)
+/// for the colour scale.
 fn summarise_layers(
     arch: &Architecture,
     store: &TensorStore,
+    read_values: bool,
     reporter: &Reporter<LoadedModel>,
 ) -> Result<(Vec<LayerSummary>, Vec<f32>), String> {
     let mut out = Vec::with_capacity(arch.layers.len());
-    let total = store.num_parameters();
-    let quota = |n: usize| -> usize {
-        if total <= STATS_VALUE_BUDGET {
-            return n;
-        }
-        let share = (STATS_VALUE_BUDGET as u128 * n as u128 / total.max(1) as u128) as usize;
-        share.max(4 * STATS_BLOCK)
-    };
-    let stride = (total.min(STATS_VALUE_BUDGET) / 200_000).max(1);
+    let stride = (store.num_parameters() / 200_000).max(1);
     let mut sample = Vec::new();
     let n = arch.layers.len().max(1) as f32;
     for (i, layer) in arch.layers.iter().enumerate() {
         reporter.check()?;
-        reporter.progress(format!("weight statistics: {}", layer.name), Some(0.1 + 0.35 * i as f32 / n));
+        if read_values {
+            reporter.progress(format!("weight statistics: {}", layer.name), Some(0.1 + 0.35 * i as f32 / n));
+        }
         let params = layer.kind.parameter_tensors();
         let param_tensors: Vec<&checkpoint::TensorInfo> = params.iter().filter_map(|name| store.get(name)).collect();
-        let values: Vec<Vec<f32>> = param_tensors.iter().map(|t| stats_values(t, quota(t.num_elements()))).collect();
-        let mut acc = StatsAccumulator::default();
-        for v in &values {
-            acc.push_slice(v);
-            sample.extend(v.iter().step_by(stride));
-        }
-        let stats = acc.finish();
-        let histogram =
-            stats.map(|s| Histogram::of_slices(values.iter().map(Vec::as_slice), s.min, s.max, HISTOGRAM_BINS));
+        let (stats, histogram) = if read_values {
+            let values: Vec<Vec<f32>> = param_tensors.iter().map(|t| t.to_f32()).collect();
+            for v in &values {
+                sample.extend(v.iter().step_by(stride));
+            }
+            summarise(&values)
+        } else {
+            (None, None)
+        };
         let tensors = layer
             .tensors
             .iter()
@@ -203,6 +210,32 @@ fn summarise_layers(
         });
     }
     Ok((out, sample))
+}
+
+fn summarise(values: &[Vec<f32>]) -> (Option<WeightStats>, Option<Histogram>) {
+    let mut acc = StatsAccumulator::default();
+    for v in values {
+        acc.push_slice(v);
+    }
+    let stats = acc.finish();
+    let histogram = stats.map(|s| Histogram::of_slices(values.iter().map(Vec::as_slice), s.min, s.max, HISTOGRAM_BINS));
+    (stats, histogram)
+}
+
+/// Statistics and histogram of one layer's parameter tensors (`names`), for a model whose
+/// statistics were deferred: at most [`LAYER_SAMPLE`] values, shared among the tensors by size,
+/// in evenly spread contiguous blocks. Runs as a background job when the layer is selected.
+pub fn layer_stats(store: &TensorStore, names: &[String]) -> (Option<WeightStats>, Option<Histogram>) {
+    let tensors: Vec<&checkpoint::TensorInfo> = names.iter().filter_map(|n| store.get(n)).collect();
+    let total: usize = tensors.iter().map(|t| t.num_elements()).sum();
+    let values: Vec<Vec<f32>> = tensors
+        .iter()
+        .map(|t| {
+            let share = (LAYER_SAMPLE as u128 * t.num_elements() as u128 / total.max(1) as u128) as usize;
+            stats_values(t, share.max(4 * STATS_BLOCK))
+        })
+        .collect();
+    summarise(&values)
 }
 
 /// A tensor's values for statistics: all of them, or (more than `quota`) evenly spread
@@ -230,6 +263,7 @@ fn prepare_graph(
     graph: ParamGraph,
     layers: &[LayerSummary],
     sample: &[f32],
+    read_values: bool,
     reporter: &Reporter<LoadedModel>,
 ) -> Result<GraphData, String> {
     reporter.progress("layout", Some(0.5));
@@ -237,7 +271,8 @@ fn prepare_graph(
     reporter.check()?;
     let grid = SpatialGrid::new(&layout.positions, layout.bounds, 1.0);
     reporter.progress("layer bands", Some(0.6));
-    let quads = layout::block_quads(&graph, &layout);
+    let quads =
+        if read_values { layout::block_quads(&graph, &layout) } else { layout::block_quads_unvalued(&graph, &layout) };
     reporter.check()?;
     let edges = layout::explicit_edges(&graph, EXPLICIT_EDGE_CAP, |f| {
         reporter.progress("neuron edges", Some(0.7 + 0.2 * f));
@@ -252,7 +287,9 @@ fn prepare_graph(
     let max_weight = layers.iter().filter_map(|l| l.stats).map(|s| s.max).fold(f32::NEG_INFINITY, f32::max);
     reporter.progress("GPU buffers", Some(0.95));
     let geometry = Arc::new(GpuGeometry::build(id, &graph, &layout, edges.as_deref(), &edge_block_scales, &quads));
+    let annotations = Annotations::build(&graph, &layout, layers);
     Ok(GraphData {
+        annotations,
         graph,
         layout,
         grid,

@@ -86,6 +86,7 @@ fn view_menu(ui: &mut egui::Ui, state: &mut AppState, commands: &mut CommandQueu
     ui.checkbox(&mut state.show_layer_tree, "Layer tree");
     ui.checkbox(&mut state.show_details, "Layer details");
     ui.checkbox(&mut state.show_legend, "Legend");
+    ui.checkbox(&mut state.show_captions, "Layer captions");
     ui.separator();
     ui.label(egui::RichText::new("Edges").weak());
     for mode in EdgeMode::ALL {

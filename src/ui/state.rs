@@ -81,6 +81,8 @@ pub struct AppState {
     pub show_layer_tree: bool,
     pub show_details: bool,
     pub show_legend: bool,
+    /// Layer captions and group outlines on the graph.
+    pub show_captions: bool,
     pub edge_mode: EdgeMode,
     pub colour_scale: ColourScale,
     /// Edge opacity multiplier, 0..1.
@@ -95,6 +97,7 @@ impl Default for AppState {
             show_layer_tree: true,
             show_details: true,
             show_legend: true,
+            show_captions: true,
             edge_mode: EdgeMode::Auto,
             colour_scale: ColourScale::PerLayer,
             edge_opacity: 0.85,

@@ -8,6 +8,7 @@
 //! when hovering, a bounded hit test. Instance buffers are uploaded once per graph; the overlay
 //! rewrites the node buffer when it changes.
 
+pub mod captions;
 pub mod overlay;
 pub mod renderer;
 
@@ -51,7 +52,7 @@ impl Camera {
         Self { center: layout.bounds.center(), zoom: zoom_x.min(zoom_y).clamp(1e-4, 400.0), auto_fit: true }
     }
 
-    fn to_screen(self, rect: Rect, p: [f32; 2]) -> Pos2 {
+    pub(crate) fn to_screen(self, rect: Rect, p: [f32; 2]) -> Pos2 {
         rect.center() + vec2(p[0] - self.center[0], p[1] - self.center[1]) * self.zoom
     }
 
@@ -69,12 +70,26 @@ enum Hover {
     Edge(usize),
 }
 
+/// What the view draws besides the model: the app's state around it.
+pub struct ViewInputs<'a> {
+    pub selected_layer: Option<usize>,
+    pub state: &'a AppState,
+    /// Whether the wgpu renderer is available.
+    pub gpu: bool,
+    /// The GMN tab's overlay (for whichever model it was computed on).
+    pub overlay: Option<&'a Arc<NodeOverlay>>,
+    /// The layer tree's search text: matching layers are highlighted on the graph.
+    pub search: &'a str,
+}
+
 #[derive(Default)]
 pub struct GraphView {
     cameras: HashMap<u64, Camera>,
     fit_requested: bool,
     /// The node overlay handed to the renderer in the last frame (read by tests).
     drawn_overlay: Option<Arc<NodeOverlay>>,
+    /// Captions, group labels and search matches painted in the last frame (read by tests).
+    drawn_labels: captions::Drawn,
 }
 
 impl GraphView {
@@ -87,25 +102,22 @@ impl GraphView {
         self.drawn_overlay.as_ref()
     }
 
+    /// The captions, group labels and search matches painted in the last frame.
+    pub fn drawn_labels(&self) -> &captions::Drawn {
+        &self.drawn_labels
+    }
+
     /// Forgets the camera of a closed model.
     pub fn forget_model(&mut self, model_id: u64) {
         self.cameras.remove(&model_id);
     }
 
-    /// Draws `model`; `overlay` (the GMN tab's, for whichever model it was computed on) colours
+    /// Draws `model`; the overlay (the GMN tab's, for whichever model it was computed on) colours
     /// the nodes when it belongs to this model and is switched on.
-    #[allow(clippy::too_many_arguments)]
-    pub fn ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        model: &LoadedModel,
-        selected_layer: Option<usize>,
-        state: &AppState,
-        gpu: bool,
-        overlay: Option<&Arc<NodeOverlay>>,
-        commands: &mut CommandQueue,
-    ) {
+    pub fn ui(&mut self, ui: &mut egui::Ui, model: &LoadedModel, inputs: ViewInputs<'_>, commands: &mut CommandQueue) {
+        let ViewInputs { selected_layer, state, gpu, overlay, search } = inputs;
         self.drawn_overlay = None;
+        self.drawn_labels = captions::Drawn::default();
         let overlay = overlay.filter(|o| o.model_id == model.id);
         let data = match &model.graph {
             Ok(data) => data,
@@ -155,6 +167,14 @@ impl GraphView {
         }
         if let Some(layer) = selected_layer {
             outline_layer(&painter, ui, rect, camera, data, layer);
+        }
+        if state.show_captions {
+            let (drawn, clicked) =
+                captions::paint(ui, rect, camera, &data.layout, &data.annotations, &model.layers, search);
+            self.drawn_labels = drawn;
+            if clicked.is_some() {
+                commands.send(Command::SelectLayer(clicked));
+            }
         }
 
         let hover = response.hover_pos().and_then(|p| hit_test(data, rect, camera, p, edge_draw));

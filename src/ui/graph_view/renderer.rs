@@ -27,14 +27,22 @@ pub struct EdgeInstance {
 }
 
 /// One edge block band: `[src_x, src_y0, src_y1, dst_x]`, `[dst_y0, dst_y1, mean weight,
-/// density]`, and `[mean / mean |w|, 0, 0, 0]` (sign consistency, the per-layer colour).
+/// density]`, `[mean / mean |w|, 0, 0, 0]` (sign consistency, the per-layer colour) and a solid
+/// colour `[r, g, b, a]` (gamma space; `a = 0`: colour by weight). Node blocks of graphs too big
+/// for one instance per node are drawn as solid bars through the same pipeline.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct BlockInstance {
     pub a: [f32; 4],
     pub b: [f32; 4],
     pub c: [f32; 4],
+    pub d: [f32; 4],
 }
+
+/// Graphs with more nodes than this draw each node block as one bar instead of a disc per node:
+/// a 7B model's 1.2M discs would cost tens of megabytes of buffers and seconds per frame on a
+/// software renderer, and at any zoom that shows the whole model they are a solid column anyway.
+pub const NODE_INSTANCE_CAP: usize = 200_000;
 
 /// One node: world position, palette index (see `colormap::NODE_PALETTE`), flags
 /// ([`NODE_OVERLAY`]) and the overlay value on the diverging map's scale (used with the flag).
@@ -58,6 +66,8 @@ pub struct GpuGeometry {
     /// Empty when the graph has more edges than the explicit-edge cap.
     pub edges: Vec<EdgeInstance>,
     pub blocks: Vec<BlockInstance>,
+    /// Node blocks as bars, for graphs over [`NODE_INSTANCE_CAP`] nodes (then `nodes` is empty).
+    pub node_bars: Vec<BlockInstance>,
 }
 
 impl GpuGeometry {
@@ -69,8 +79,10 @@ impl GpuGeometry {
         block_scales: &[f32],
         quads: &[BlockQuad],
     ) -> Self {
-        let mut nodes = Vec::with_capacity(graph.num_nodes());
-        for b in graph.node_blocks() {
+        let bars = graph.num_nodes() > NODE_INSTANCE_CAP;
+        let node_bars = if bars { node_bars(graph, layout) } else { Vec::new() };
+        let mut nodes = Vec::with_capacity(if bars { 0 } else { graph.num_nodes() });
+        for b in graph.node_blocks().iter().filter(|_| !bars) {
             let palette = colormap::node_palette_index(b.node_type, b.role, b.ordered);
             for id in b.range() {
                 let pos = layout.positions.get(id).copied().unwrap_or([0.0, 0.0]);
@@ -92,10 +104,13 @@ impl GpuGeometry {
             }
         }
         let edges = instances;
-        // Fans from a single bias/gamma/beta node are fully dense but carry little: draw them fainter.
+        // Fans from a single bias/gamma/beta node, and bands that skip columns (residuals, a
+        // feature map concatenated far downstream), are drawn fainter: otherwise the long bands
+        // of a DAG cross every column between their ends at full strength.
         let fan = |q: &BlockQuad| {
             let src = graph.edge_blocks().get(q.edge_block).and_then(|e| graph.node_blocks().get(e.src));
-            src.is_some_and(|b| b.len == 1)
+            let skips = (q.dst[0] - q.src[0]).abs() > 1.5 * layout.column_spacing;
+            src.is_some_and(|b| b.len == 1) || skips
         };
         let blocks = quads
             .iter()
@@ -103,9 +118,10 @@ impl GpuGeometry {
                 a: [q.src[0], q.src[1], q.src[2], q.dst[0]],
                 b: [q.dst[1], q.dst[2], q.mean_weight, if fan(q) { 0.25 * q.density } else { q.density }],
                 c: [if q.mean_abs_weight > 0.0 { q.mean_weight / q.mean_abs_weight } else { 0.0 }, 0.0, 0.0, 0.0],
+                d: [0.0; 4],
             })
             .collect();
-        Self { id, nodes, edges, blocks }
+        Self { id, nodes, edges, blocks, node_bars }
     }
 
     /// The node instances with `overlay` applied: instance `i` takes `overlay[i]` (nodes are laid
@@ -126,6 +142,28 @@ impl GpuGeometry {
             }
         }
     }
+}
+
+/// One solid bar per node block, in the block's palette colour, a fifth of a column wide.
+fn node_bars(graph: &ParamGraph, layout: &GraphLayout) -> Vec<BlockInstance> {
+    let half = 0.08 * layout.column_spacing;
+    graph
+        .node_blocks()
+        .iter()
+        .zip(&layout.blocks)
+        .map(|(b, e)| {
+            let c = colormap::NODE_PALETTE
+                .get(colormap::node_palette_index(b.node_type, b.role, b.ordered) as usize)
+                .copied()
+                .unwrap_or(egui::Color32::GRAY);
+            BlockInstance {
+                a: [e.x - half, e.y0, e.y1, e.x + half],
+                b: [e.y0, e.y1, 0.0, 1.0],
+                c: [0.0; 4],
+                d: [f32::from(c.r()) / 255.0, f32::from(c.g()) / 255.0, f32::from(c.b()) / 255.0, 1.0],
+            }
+        })
+        .collect()
 }
 
 /// The per-frame uniform block; must match `struct View` in shaders/edges.wgsl and nodes.wgsl.
@@ -173,6 +211,7 @@ struct GraphBuffers {
     node_overlay: Option<u64>,
     edges: Option<(wgpu::Buffer, u32)>,
     blocks: Option<(wgpu::Buffer, u32)>,
+    node_bars: Option<(wgpu::Buffer, u32)>,
 }
 
 /// Pipelines and buffers, stored once in `callback_resources`.
@@ -288,7 +327,7 @@ impl GraphRenderer {
             "vs_block",
             "fs_edge",
             size_of::<BlockInstance>() as u64,
-            &wgpu::vertex_attr_array![0 => Float32x4, 1 => Float32x4, 2 => Float32x4],
+            &wgpu::vertex_attr_array![0 => Float32x4, 1 => Float32x4, 2 => Float32x4, 3 => Float32x4],
         );
         let node_pipeline = pipeline(
             "gmnscope nodes",
@@ -338,6 +377,12 @@ impl GraphRenderer {
                 "gmnscope edge blocks",
                 bytemuck::cast_slice(&geometry.blocks),
                 geometry.blocks.len(),
+                fixed,
+            ),
+            node_bars: upload(
+                "gmnscope node bars",
+                bytemuck::cast_slice(&geometry.node_bars),
+                geometry.node_bars.len(),
                 fixed,
             ),
         };
@@ -408,6 +453,11 @@ impl egui_wgpu::CallbackTrait for GraphPaintCallback {
             render_pass.set_vertex_buffer(0, buffer.slice(..));
             render_pass.draw(0..6, 0..*count);
         }
+        if let Some((buffer, count)) = &buffers.node_bars {
+            render_pass.set_pipeline(&renderer.block_pipeline);
+            render_pass.set_vertex_buffer(0, buffer.slice(..));
+            render_pass.draw(0..6, 0..*count);
+        }
         if let Some((buffer, count)) = &buffers.nodes {
             render_pass.set_pipeline(&renderer.node_pipeline);
             render_pass.set_vertex_buffer(0, buffer.slice(..));
@@ -422,7 +472,13 @@ mod tests {
 
     fn geometry() -> GpuGeometry {
         let node = |palette| NodeInstance { pos: [0.0, 0.0], palette, flags: 0, value: 0.0 };
-        GpuGeometry { id: 1, nodes: vec![node(5), node(0), node(6)], edges: Vec::new(), blocks: Vec::new() }
+        GpuGeometry {
+            id: 1,
+            nodes: vec![node(5), node(0), node(6)],
+            edges: Vec::new(),
+            blocks: Vec::new(),
+            node_bars: Vec::new(),
+        }
     }
 
     #[test]
