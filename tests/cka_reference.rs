@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gmnscope::cka::linear::{LinearForm, plan};
-use gmnscope::cka::{Activations, ActivationsView, Kernel, MinibatchCka, Options, Precision, cka_matrix};
+use gmnscope::cka::{Activations, ActivationsView, Kernel, MinibatchCka, Options, Precision, RbfMedian, cka_matrix};
 
 const TOLERANCE: f64 = 1e-5;
 
@@ -60,8 +60,16 @@ fn options(estimator: &str, sigma_frac: f64, precision: Precision) -> Options {
     let base = match estimator {
         "linear" => Options::linear(),
         "debiased" => Options::debiased_linear(),
-        "rbf" => Options::rbf(sigma_frac),
-        "rbf_debiased" => Options { estimator: gmnscope::cka::Estimator::Unbiased, ..Options::rbf(sigma_frac) },
+        "rbf" => Options { rbf_median: RbfMedian::OffDiagonal, ..Options::rbf(sigma_frac) },
+        "rbf_debiased" => Options {
+            estimator: gmnscope::cka::Estimator::Unbiased,
+            rbf_median: RbfMedian::OffDiagonal,
+            ..Options::rbf(sigma_frac)
+        },
+        "rbf_with_diagonal" => Options::rbf(sigma_frac),
+        "rbf_debiased_with_diagonal" => {
+            Options { estimator: gmnscope::cka::Estimator::Unbiased, ..Options::rbf(sigma_frac) }
+        }
         other => panic!("unknown estimator {other}"),
     };
     Options { precision, ..base }
@@ -77,7 +85,9 @@ fn all_estimators_match_numpy_reference_in_every_precision() {
         let name = case["name"].as_str().unwrap();
         let a: Vec<ActivationsView<'_>> = names(&case["a"]).iter().map(|k| acts[k].view()).collect();
         let b: Vec<ActivationsView<'_>> = names(&case["b"]).iter().map(|k| acts[k].view()).collect();
-        for estimator in ["linear", "debiased", "rbf", "rbf_debiased"] {
+        for estimator in
+            ["linear", "debiased", "rbf", "rbf_debiased", "rbf_with_diagonal", "rbf_debiased_with_diagonal"]
+        {
             for precision in [Precision::Auto, Precision::F32, Precision::F64] {
                 let got = cka_matrix(&a, &b, &options(estimator, sigma_frac, precision)).expect("cka");
                 assert_matrix_close(&got, &case[estimator], &format!("{name}/{estimator}/{precision:?}"));
@@ -85,7 +95,7 @@ fn all_estimators_match_numpy_reference_in_every_precision() {
             }
         }
     }
-    assert_eq!(checked, 6 * 4 * 3);
+    assert_eq!(checked, 6 * 6 * 3);
 }
 
 #[test]
@@ -108,10 +118,13 @@ fn minibatch_matches_numpy_mean_of_hsics() {
     let b: Vec<&Activations> = names(&case["b"]).iter().map(|k| &acts[k]).collect();
     let batch = mb["batch_size"].as_u64().unwrap() as usize;
     let n = a[0].n;
-    for (kernel, key) in
-        [(Kernel::Linear, "linear"), (Kernel::Rbf { sigma_frac: expected["sigma_frac"].as_f64().unwrap() }, "rbf")]
-    {
-        let mut acc = MinibatchCka::new(Options { kernel, ..Options::default() });
+    let rbf = Kernel::Rbf { sigma_frac: expected["sigma_frac"].as_f64().unwrap() };
+    for (kernel, median, key) in [
+        (Kernel::Linear, RbfMedian::WithDiagonal, "linear"),
+        (rbf, RbfMedian::OffDiagonal, "rbf"),
+        (rbf, RbfMedian::WithDiagonal, "rbf_with_diagonal"),
+    ] {
+        let mut acc = MinibatchCka::new(Options { kernel, rbf_median: median, ..Options::default() });
         for start in (0..=n - batch).step_by(batch) {
             acc.push(&rows(&a, start, batch), &rows(&b, start, batch)).expect("push");
         }
@@ -146,7 +159,12 @@ fn cli_json_matches_reference_for_safetensors_and_npz() {
     for ext in formats {
         let a = fixture(&format!("layers_a.{ext}"));
         let b = fixture(&format!("layers_b.{ext}"));
-        for (flags, key) in [(vec![], "linear"), (vec!["--debiased"], "debiased"), (vec!["--kernel", "rbf"], "rbf")] {
+        for (flags, key) in [
+            (vec![], "linear"),
+            (vec!["--debiased"], "debiased"),
+            (vec!["--kernel", "rbf", "--rbf-median", "off-diagonal"], "rbf"),
+            (vec!["--kernel", "rbf"], "rbf_with_diagonal"),
+        ] {
             let mut args = vec!["cka", a.to_str().unwrap(), b.to_str().unwrap(), "--json"];
             args.extend(flags);
             let out = gmnscope(&args);
@@ -155,7 +173,7 @@ fn cli_json_matches_reference_for_safetensors_and_npz() {
             assert_eq!(json["rows"], serde_json::json!(["l1_relu", "l2_relu", "l3_tanh"]));
             assert_eq!(json["cols"], serde_json::json!(["m1_relu", "m2_linear"]));
             assert_eq!(json["n"], 160);
-            assert_eq!(json["kernel"], if key == "rbf" { "rbf" } else { "linear" });
+            assert_eq!(json["kernel"], if key.starts_with("rbf") { "rbf" } else { "linear" });
             let matrix: Vec<Vec<Option<f64>>> = serde_json::from_value(json["matrix"].clone()).unwrap();
             let m = gmnscope::cka::Matrix::from_rows(&matrix);
             assert_matrix_close(&m, &case[key], &format!("cli/{ext}/{key}"));

@@ -295,7 +295,7 @@ fn cka_explorer_opens_activation_files_exports_and_reads_cli_results() {
     let text = std::fs::read_to_string(&csv).expect("CSV written");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 1 + reference.rows());
-    assert_eq!(lines[0], format!(",{}", pair.b.names.join(",")));
+    assert_eq!(lines[0], format!("layer,{}", pair.b.names.join(",")), "the one CKA CSV dialect (cka::csv)");
     let first: f64 = lines[1].split(',').nth(1).expect("a value").parse().expect("a number");
     assert!((first - reference.get(0, 0).unwrap()).abs() < 1e-12);
     // The CLI's JSON output opens as the same matrix.

@@ -1,10 +1,11 @@
 //! RBF-kernel HSIC terms: `K_ij = exp(-||x_i - x_j||^2 / (2 sigma^2))`, sigma = t x median
 //! pairwise distance.
 //!
-//! The median is taken over all off-diagonal entries of the n x n distance matrix (each pair
-//! appears twice there, which gives the same median as the n(n-1)/2 distinct pairs); an even count
-//! averages the two middle values, as `numpy.median` does. Kornblith et al.'s reference code
-//! includes the zero diagonal instead, which pulls sigma down slightly for small n.
+//! The median ([`RbfMedian`]) is by default that of the whole n x n distance matrix, its zero
+//! diagonal included, as Kornblith et al.'s reference code takes it; the other convention takes
+//! the off-diagonal entries only (each pair appears twice there, which gives the same median as
+//! the n(n-1)/2 distinct pairs). An even count averages the two middle values, as `numpy.median`
+//! does.
 //!
 //! There is no feature-space shortcut: every layer's kernel is an n x n f64 matrix. The caller's
 //! memory budget bounds n (see [`rbf_bytes`]); larger data goes through minibatch CKA.
@@ -12,7 +13,7 @@
 use super::centre::Centring;
 use super::gemm::a_at;
 use super::hsic::HsicTerms;
-use super::{ActivationsView, Error, Estimator, Result, Side};
+use super::{ActivationsView, Error, Estimator, RbfMedian, Result, Side};
 
 /// Bytes an RBF matrix needs: cached kernels (one per column layer, or per layer if symmetric)
 /// plus a working kernel and the median scratch.
@@ -35,6 +36,7 @@ pub(crate) fn rbf_terms(
     b: &[ActivationsView<'_>],
     symmetric: bool,
     sigma_frac: f64,
+    median: RbfMedian,
     estimator: Estimator,
     budget: usize,
 ) -> Result<HsicTerms> {
@@ -49,7 +51,7 @@ pub(crate) fn rbf_terms(
         });
     }
     let build = |side, layers: &[ActivationsView<'_>]| -> Result<Vec<Option<Kernel>>> {
-        layers.iter().enumerate().map(|(i, v)| kernel(v, side, i, sigma_frac, estimator)).collect()
+        layers.iter().enumerate().map(|(i, v)| kernel(v, side, i, sigma_frac, median, estimator)).collect()
     };
     let cols = build(if symmetric { Side::A } else { Side::B }, if symmetric { a } else { b })?;
     let mut terms = HsicTerms::zeros(a.len(), cols.len());
@@ -61,7 +63,7 @@ pub(crate) fn rbf_terms(
         let k = if symmetric {
             &cols[i]
         } else {
-            own = kernel(view, Side::A, i, sigma_frac, estimator)?;
+            own = kernel(view, Side::A, i, sigma_frac, median, estimator)?;
             &own
         };
         let Some(k) = k else { continue };
@@ -95,6 +97,7 @@ fn kernel(
     side: Side,
     layer: usize,
     sigma_frac: f64,
+    convention: RbfMedian,
     estimator: Estimator,
 ) -> Result<Option<Kernel>> {
     let (n, p) = (view.n(), view.p());
@@ -112,7 +115,7 @@ fn kernel(
             k[i * n + j] = d2;
         }
     }
-    let median = median_distance(&k, n);
+    let median = median_distance(&k, n, convention);
     if median.is_nan() || median <= 0.0 {
         return Ok(None);
     }
@@ -137,23 +140,30 @@ fn kernel(
     }))
 }
 
-/// Median of the distances above the diagonal of a squared-distance matrix.
-fn median_distance(d2: &[f64], n: usize) -> f64 {
+/// Median distance of a squared-distance matrix under `convention`.
+fn median_distance(d2: &[f64], n: usize, convention: RbfMedian) -> f64 {
+    // The distinct pairs, sorted: the whole matrix holds each twice, plus n zeros.
     let mut d: Vec<f64> = Vec::with_capacity(n * n.saturating_sub(1) / 2);
     for i in 0..n {
         d.extend(d2[i * n + i + 1..(i + 1) * n].iter().map(|v| v.sqrt()));
     }
-    let m = d.len();
-    if m == 0 {
+    if d.is_empty() {
         return 0.0;
     }
-    let (_, &mut hi, _) = d.select_nth_unstable_by(m / 2, f64::total_cmp);
-    if m % 2 == 1 {
-        return hi;
-    }
-    // Even count: the largest value below the upper middle is the lower middle.
-    let lo = d[..m / 2].iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    0.5 * (lo + hi)
+    // `k`-th smallest (0-based) of the multiset the convention takes the median of (a selection,
+    // not a sort: n^2 / 2 distances), and the multiset's size.
+    let m = d.len();
+    let mut select = |k: usize| *d.select_nth_unstable_by(k, f64::total_cmp).1;
+    let mut kth = |k: usize| match convention {
+        RbfMedian::OffDiagonal => select(k),
+        RbfMedian::WithDiagonal if k < n => 0.0,
+        RbfMedian::WithDiagonal => select((k - n) / 2),
+    };
+    let count = match convention {
+        RbfMedian::OffDiagonal => m,
+        RbfMedian::WithDiagonal => n * n,
+    };
+    if count % 2 == 1 { kth(count / 2) } else { 0.5 * (kth(count / 2 - 1) + kth(count / 2)) }
 }
 
 /// `K <- H K H` for symmetric K: subtract row and column means, add back the grand mean.
@@ -177,10 +187,13 @@ mod tests {
         let xs = [0.0f64, 1.0, 3.0, 7.0];
         let n = 4;
         let d2: Vec<f64> = (0..16).map(|k| (xs[k / 4] - xs[k % 4]).powi(2)).collect();
-        assert_eq!(median_distance(&d2, n), 3.5);
-        // Odd count (n = 3: distances 1, 3, 2) -> 2.
+        assert_eq!(median_distance(&d2, n, RbfMedian::OffDiagonal), 3.5);
+        // The whole matrix: 0 0 0 0 1 1 2 2 3 3 4 4 6 6 7 7 -> (2 + 3) / 2 (numpy.median of it).
+        assert_eq!(median_distance(&d2, n, RbfMedian::WithDiagonal), 2.5);
+        // Odd count (n = 3: distances 1, 3, 2) -> 2; whole matrix 0 0 0 1 1 2 2 3 3 -> 1.
         let d2: Vec<f64> = (0..9).map(|k| (xs[k / 3] - xs[k % 3]).powi(2)).collect();
-        assert_eq!(median_distance(&d2, 3), 2.0);
+        assert_eq!(median_distance(&d2, 3, RbfMedian::OffDiagonal), 2.0);
+        assert_eq!(median_distance(&d2, 3, RbfMedian::WithDiagonal), 1.0);
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub struct CkaArgs {
     /// RBF bandwidth as a fraction of the median pairwise distance.
     #[arg(long, value_name = "T", default_value_t = Kernel::DEFAULT_SIGMA_FRAC)]
     pub sigma_frac: f64,
+    /// RBF bandwidth's median: with-diagonal (the whole distance matrix, zeros included, as
+    /// Kornblith et al.'s reference code) or off-diagonal (distinct pairs only).
+    #[arg(long, value_enum, default_value_t = MedianArg::WithDiagonal)]
+    pub rbf_median: MedianArg,
     /// Use the unbiased HSIC estimator (debiased CKA; needs at least 4 examples).
     #[arg(long)]
     pub debiased: bool,
@@ -46,6 +50,12 @@ pub struct CkaArgs {
     /// before anything of that size is allocated.
     #[arg(long, value_name = "N", default_value_t = CKA_ENTRIES.default)]
     pub max_cka_entries: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum MedianArg {
+    WithDiagonal,
+    OffDiagonal,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -78,7 +88,11 @@ pub fn run(args: &CkaArgs) -> anyhow::Result<()> {
         KernelArg::Rbf => Kernel::Rbf { sigma_frac: args.sigma_frac },
     };
     let estimator = if args.debiased || args.minibatch.is_some() { Estimator::Unbiased } else { Estimator::Biased };
-    let options = Options { kernel, estimator, ..Options::default() };
+    let rbf_median = match args.rbf_median {
+        MedianArg::WithDiagonal => cka::RbfMedian::WithDiagonal,
+        MedianArg::OffDiagonal => cka::RbfMedian::OffDiagonal,
+    };
+    let options = Options { kernel, estimator, rbf_median, ..Options::default() };
     let (matrix, batches) = match args.minibatch {
         None => (cka::cka_matrix(&a.views(), &b.views(), &options).map_err(|e| describe(e, &a, &b))?, None),
         Some(m) => minibatch(&a, &b, &options, m)?,
@@ -95,8 +109,16 @@ pub fn run(args: &CkaArgs) -> anyhow::Result<()> {
             if estimator == Estimator::Unbiased { " or its unbiased self-HSIC is not positive" } else { "" }
         );
     }
-    let report =
-        Report { a: &a, b: &b, matrix: &matrix, kernel, estimator: estimator_name, batches, minibatch: args.minibatch };
+    let report = Report {
+        a: &a,
+        b: &b,
+        matrix: &matrix,
+        kernel,
+        rbf_median,
+        estimator: estimator_name,
+        batches,
+        minibatch: args.minibatch,
+    };
     {
         // Streamed: output memory does not grow with the matrix.
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -165,6 +187,7 @@ struct Report<'a> {
     b: &'a Layers,
     matrix: &'a Matrix,
     kernel: Kernel,
+    rbf_median: cka::RbfMedian,
     estimator: &'a str,
     batches: Option<usize>,
     minibatch: Option<usize>,
@@ -204,6 +227,7 @@ impl Report<'_> {
         )?;
         if let Kernel::Rbf { sigma_frac } = self.kernel {
             write!(out, ",\"sigma_frac\":{}", serde_json::Value::from(sigma_frac))?;
+            write!(out, ",\"rbf_median\":{}", string(self.rbf_median.name()))?;
         }
         if let (Some(m), Some(batches)) = (self.minibatch, self.batches) {
             write!(out, ",\"minibatch\":{m},\"batches\":{batches}")?;
@@ -214,7 +238,9 @@ impl Report<'_> {
     fn title(&self) -> String {
         let kernel = match self.kernel {
             Kernel::Linear => "linear".to_string(),
-            Kernel::Rbf { sigma_frac } => format!("RBF (σ = {sigma_frac} × median distance)"),
+            Kernel::Rbf { sigma_frac } => {
+                format!("RBF (σ = {sigma_frac} × median distance, {})", self.rbf_median.name())
+            }
         };
         let how = match (self.minibatch, self.batches) {
             (Some(m), Some(k)) => format!("minibatch, {k} batches of {m}"),
