@@ -229,8 +229,13 @@ mod tests {
 
     fn node(name: &str, op_type: &str, inputs: &[&str], outputs: &[&str]) -> Node {
         let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
-        let op =
-            OpNode { name: name.into(), op_type: op_type.into(), inputs: strings(inputs), outputs: strings(outputs) };
+        let op = OpNode {
+            name: name.into(),
+            op_type: op_type.into(),
+            inputs: strings(inputs),
+            outputs: strings(outputs),
+            ..OpNode::default()
+        };
         Node { op, value: None, subgraphs: Vec::new() }
     }
 
