@@ -88,6 +88,8 @@ pub enum KernelLayout {
     OutInKernel,
     /// `[k..., in, out]` (Keras / TensorFlow HWIO).
     KernelInOut,
+    /// `[in, out / groups, k...]` (a transposed convolution: PyTorch `ConvTranspose`, ONNX).
+    InOutKernel,
 }
 
 /// The gate structure of a recurrent layer.

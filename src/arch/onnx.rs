@@ -37,6 +37,7 @@ pub(super) fn recover(store: &TensorStore) -> Architecture {
         claimed: vec![false; store.len()],
         neurons: HashMap::new(),
         graph_inputs: HashMap::new(),
+        input_roots: HashMap::new(),
         reshaped: std::collections::HashSet::new(),
         constants: store
             .ops
@@ -71,7 +72,8 @@ fn explain_constants(store: &TensorStore, arch: &mut Architecture) {
         }
     }
     let mut reasons = Vec::new();
-    for (name, mut ops) in readers {
+    for (&name, ops) in &readers {
+        let mut ops = ops.clone();
         if ops.iter().all(|o| ARITHMETIC.contains(o)) && store.get(name).is_some_and(|t| t.dtype.is_float()) {
             ops.sort_unstable();
             ops.dedup();
@@ -84,6 +86,14 @@ fn explain_constants(store: &TensorStore, arch: &mut Architecture) {
                 non_weight: true,
             });
         }
+    }
+    // An initializer no op reads (exporters leave zero biases behind) takes no part in the network.
+    for name in unclaimed.iter().filter(|n| !readers.contains_key(*n)) {
+        reasons.push(super::Reason {
+            tensor: name.to_string(),
+            reason: "no operator reads it (an unused initializer): not part of the network".into(),
+            non_weight: true,
+        });
     }
     reasons.sort_by(|a, b| a.tensor.cmp(&b.tensor));
     arch.reasons.extend(reasons);
@@ -98,6 +108,10 @@ struct Recovery<'s> {
     neurons: HashMap<String, Input>,
     /// Graph inputs -> the first layer that read them (later readers share its input neurons).
     graph_inputs: HashMap<String, usize>,
+    /// Values computed from a graph input by parameter-free ops before any layer reads it (a
+    /// `Pad`, an `Unsqueeze`) -> that input: each branch of an `If` pads the input itself, and
+    /// both branches' first layers must read the same input neurons.
+    input_roots: HashMap<String, String>,
     /// Activations past a Reshape/Flatten/Transpose: their channels may no longer be axis 1.
     reshaped: std::collections::HashSet<String>,
     /// Outputs of `Constant` nodes: operator arguments (a scale, a shape), never activations.
@@ -202,7 +216,8 @@ impl<'s> Recovery<'s> {
     /// The neurons behind activation `name` (graph inputs: the first reader's input group).
     fn neurons_of(&self, name: Option<&String>) -> Option<Input> {
         let name = name?;
-        self.neurons.get(name).copied().or_else(|| self.graph_inputs.get(name).map(|&l| Input::InputOf(l)))
+        let root = self.input_roots.get(name).unwrap_or(name);
+        self.neurons.get(name).copied().or_else(|| self.graph_inputs.get(root).map(|&l| Input::InputOf(l)))
     }
 
     /// `wanted` when it has `width` neurons; a fresh group when the op reads the graph input;
@@ -217,8 +232,12 @@ impl<'s> Recovery<'s> {
         width: usize,
     ) -> Option<Input> {
         let Some(wanted) = wanted else { return Some(Input::Fresh) };
+        let graph_input =
+            matches!(wanted, Input::InputOf(l) if self.arch.layers.get(l).is_some_and(|l| l.input == Input::Fresh));
         match self.arch.width_of(wanted) {
             Some(have) if have == width => Some(wanted),
+            // The network input seen through a Reshape by another layer: a group of its own.
+            Some(_) if graph_input => Some(Input::Fresh),
             Some(have) => {
                 let reason = format!(
                     "reads {width} neurons but its input carries {have} (the ops before it regroup neurons in a way \
@@ -256,7 +275,8 @@ impl<'s> Recovery<'s> {
             && let Some(x) = self.activation(op)
             && !self.neurons.contains_key(x)
         {
-            self.graph_inputs.entry(x.clone()).or_insert(index);
+            let root = self.input_roots.get(x).unwrap_or(x).clone();
+            self.graph_inputs.entry(root).or_insert(index);
         }
         self.set_outputs(op, Input::Layer(index));
     }
@@ -290,7 +310,7 @@ impl<'s> Recovery<'s> {
     fn op(&mut self, op: &OpNode) {
         let handled = match op.op_type.as_str() {
             "Gemm" | "MatMul" => self.linear(op),
-            "Conv" => self.conv(op),
+            "Conv" | "ConvTranspose" => self.conv(op),
             "BatchNormalization" | "LayerNormalization" | "InstanceNormalization" | "GroupNormalization" => {
                 self.norm(op)
             }
@@ -308,6 +328,11 @@ impl<'s> Recovery<'s> {
             let first = self.activation(op);
             if let Some(n) = self.neurons_of(first) {
                 self.set_outputs(op, n);
+            } else if let Some(f) = first {
+                let root = self.input_roots.get(f).unwrap_or(f).clone();
+                for out in &op.outputs {
+                    self.input_roots.insert(out.clone(), root.clone());
+                }
             }
             if RESHAPING.contains(&op.op_type.as_str()) || first.is_some_and(|f| self.reshaped.contains(f)) {
                 self.reshaped.extend(op.outputs.iter().cloned());
@@ -361,19 +386,27 @@ impl<'s> Recovery<'s> {
         true
     }
 
+    /// `Conv` (`[out, in / group, k...]`) or `ConvTranspose` (`[in, out / group, k...]`): one
+    /// node per output channel, an edge per kernel element, groups from the `group` attribute.
     fn conv(&mut self, op: &OpNode) -> bool {
         let Some((w, t)) = self.init(op.inputs.get(1)) else { return false };
         if !(3..=5).contains(&t.shape.len()) {
             return false;
         }
-        let (out_channels, per_group) = (t.shape[0], t.shape[1]);
-        let bias = self.init(op.inputs.get(2)).filter(|(_, b)| b.shape == [out_channels]);
-        let x = self.neurons_of(self.activation(op));
         // The `group` attribute (default 1): output group `j` reads input group `j`.
         let groups = usize::try_from(op.int_attribute("group").unwrap_or(1)).unwrap_or(0);
-        if groups == 0 || out_channels % groups != 0 {
+        let transposed = op.op_type == "ConvTranspose";
+        let (out_channels, per_group, layout) = if transposed {
+            let Some(out) = t.shape[1].checked_mul(groups) else { return false };
+            (out, t.shape[0] / groups.max(1), KernelLayout::InOutKernel)
+        } else {
+            (t.shape[0], t.shape[1], KernelLayout::OutInKernel)
+        };
+        if groups == 0 || out_channels % groups != 0 || (transposed && t.shape[0] % groups != 0) {
             return false;
         }
+        let bias = self.init(op.inputs.get(2)).filter(|(_, b)| b.shape == [out_channels]);
+        let x = self.neurons_of(self.activation(op));
         let in_channels = per_group * groups;
         let Some(input) = self.connect(&[Some((w, t)), bias], x, in_channels) else { return false };
         let kind = LayerKind::Conv {
@@ -383,7 +416,7 @@ impl<'s> Recovery<'s> {
             kernel: t.shape[2..].to_vec(),
             weight: t.name.clone(),
             bias: bias.map(|(_, b)| b.name.clone()),
-            layout: KernelLayout::OutInKernel,
+            layout,
             groups,
         };
         let tensors: Vec<usize> = std::iter::once(w).chain(bias.map(|(i, _)| i)).collect();

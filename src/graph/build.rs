@@ -403,6 +403,13 @@ impl Builder<'_> {
                         (DenseOrder::KernelInOut, s)
                     }
                     KernelLayout::KernelInOut => return Err(self.err("grouped convolutions in HWIO layout")),
+                    // Group j's rows (inputs j * in/g..) hold `out / groups` outputs each: the same
+                    // offsets as `[out, in / groups, k...]`.
+                    KernelLayout::InOutKernel => {
+                        let mut s = vec![*in_channels, out_channels / groups];
+                        s.extend(kernel);
+                        (DenseOrder::InOutKernel, s)
+                    }
                 };
                 if kernel.is_empty() || kernel.len() > 3 {
                     return Err(self.err(format!("conv kernel {kernel:?} is not 1-3 dimensional")));
