@@ -14,6 +14,9 @@
 //!    `wte`/`wpe` name), Attention (fused `in_proj_weight` + `out_proj`, HF `query/key/value` +
 //!    `attention.output.dense`, `q_proj/k_proj/v_proj` + `out_proj`, timm `qkv` + `proj`),
 //!    recurrent layers (`weight_ih*`/`weight_hh*`), per-channel vectors (`prelu*`, `ls1.gamma`).
+//!    When the file lists its tensors sorted by name (the `safetensors` library's order), `order`
+//!    puts the primitives into execution order first (numeric-aware names, module groups chained
+//!    by width); any other file order is kept.
 //! 3. `structure` orders the primitives into blocks and chains them: ResNet blocks
 //!    (`conv1/bn1/conv2/bn2[/conv3/bn3]` with an optional `downsample.*`/`shortcut.*` projection),
 //!    transformer blocks (attention + feed-forward + norms, pre- or post-LN), BERT heads, and plain

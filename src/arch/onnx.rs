@@ -149,6 +149,9 @@ fn constant_ints(store: &TensorStore) -> HashMap<String, Vec<i64>> {
     known
 }
 
+/// Weights one derived value may be made of (see [`derived_weights`]).
+const MAX_DERIVED_SOURCES: usize = 4;
+
 /// Ops that only rearrange the elements of their first input (`Concat`: of all inputs); the
 /// other inputs are integer arguments (starts, axes, shapes).
 const REARRANGING: [&str; 8] = ["Slice", "Concat", "Unsqueeze", "Squeeze", "Reshape", "Identity", "Cast", "Split"];
@@ -176,8 +179,16 @@ fn derived_weights(store: &TensorStore) -> HashMap<String, Vec<String>> {
                 _ => all_weights = false,
             }
         }
-        sources.dedup();
-        if all_weights && !sources.is_empty() {
+        let mut unique: Vec<String> = Vec::new();
+        for name in sources {
+            if !unique.contains(&name) {
+                unique.push(name);
+            }
+        }
+        // The rules read at most two sources (torch's two bias vectors); a cap keeps a hostile
+        // chain of Concats from building lists that grow with every node.
+        if all_weights && !unique.is_empty() && unique.len() <= MAX_DERIVED_SOURCES {
+            let sources = unique;
             for out in &op.outputs {
                 derived.insert(out.clone(), sources.clone());
             }
@@ -186,7 +197,7 @@ fn derived_weights(store: &TensorStore) -> HashMap<String, Vec<String>> {
     derived
 }
 
-/// Ops after which the channel axis is no longer known (attributes are not decoded).
+/// Ops after which the channel axis is no longer known (no shape inference).
 const RESHAPING: [&str; 6] = ["Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Expand"];
 
 impl<'s> Recovery<'s> {
@@ -407,7 +418,7 @@ impl<'s> Recovery<'s> {
         }
         let bias = self.init(op.inputs.get(2)).filter(|(_, b)| b.shape == [out_channels]);
         let x = self.neurons_of(self.activation(op));
-        let in_channels = per_group * groups;
+        let Some(in_channels) = per_group.checked_mul(groups) else { return false };
         let Some(input) = self.connect(&[Some((w, t)), bias], x, in_channels) else { return false };
         let kind = LayerKind::Conv {
             dims: t.shape.len() - 2,
