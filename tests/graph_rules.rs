@@ -1467,3 +1467,43 @@ fn files_sorted_by_name_are_put_in_execution_order() {
     let (arch, _) = assert_real_structure(&store_of(&specs));
     assert_eq!(arch.layers[0].name, "z_first");
 }
+
+/// A LayerNorm exported as arithmetic (`Mul` by gamma, `Add` of beta, as paddle2onnx writes
+/// PP-OCR's): per-channel vectors of the activation's width are scale and shift parameters; a
+/// constant of another shape (a stride) stays a broadcast operand, and the bias of a left-out
+/// projection is listed as a weight with it.
+#[test]
+fn onnx_per_channel_scale_and_shift_are_parameters() {
+    let mut rng = Rng(41);
+    let specs = [
+        rng.spec("fc.weight", &[4, 3]),
+        rng.spec("ln.w", &[4]),
+        rng.spec("ln.b", &[1, 4]),
+        rng.spec("stride", &[1, 7]),
+        rng.spec("head.weight", &[5, 4]),
+        rng.spec("proj.w", &[2, 2]),
+        rng.spec("proj.b", &[2]),
+    ];
+    let tensors = specs.iter().map(|(n, s, v)| f32_tensor(n, s, v)).collect();
+    let ops = vec![
+        op_with("fc", "Gemm", &["x", "fc.weight"], &["h"], &[("transB", 1)]),
+        op("scale", "Mul", &["ln.w", "h"], &["hs"]),
+        op("shift", "Add", &["hs", "ln.b"], &["hn"]),
+        op_with("head", "Gemm", &["hn", "head.weight"], &["y"], &[("transB", 1)]),
+        op("stride", "Mul", &["y", "stride"], &["ys"]),
+        op("proj", "MatMul", &["ys", "proj.w"], &["p"]),
+        op("proj_bias", "Add", &["p", "proj.b"], &["out"]),
+    ];
+    let store = TensorStore::new("ln.onnx", Format::Onnx, tensors).unwrap().with_ops(ops);
+    let (arch, g) = recover_and_build(&store);
+    assert_invariants(&g);
+    assert_eq!(kinds(&arch), ["linear", "scale", "shift", "linear"]);
+    assert_eq!(arch.layers[3].input, Input::Layer(2));
+    let unplaced = arch.unplaced(&store);
+    let reason = |name: &str| unplaced.iter().find(|u| u.tensor == name).unwrap_or_else(|| panic!("{name}"));
+    assert!(reason("stride").non_weight);
+    assert!(!reason("proj.w").non_weight && !reason("proj.b").non_weight);
+    assert!(reason("proj.b").reason.contains("bias of proj.w"), "{}", reason("proj.b").reason);
+    let order: Vec<&str> = arch.layers.iter().flat_map(|l| l.kind.parameter_tensors()).collect();
+    assert_exact_inversion(&g, &store, &order);
+}

@@ -71,8 +71,34 @@ fn explain_constants(store: &TensorStore, arch: &mut Architecture) {
             readers.entry(input.as_str()).or_default().push(op.op_type.as_str());
         }
     }
+    // A MatMul/Gemm left out keeps its weight unclaimed; the Add of its bias follows it.
+    let left_out_linear: HashMap<&str, &str> = store
+        .ops
+        .iter()
+        .filter(|o| matches!(o.op_type.as_str(), "MatMul" | "Gemm"))
+        .filter_map(|o| {
+            let w = o.inputs.get(1).filter(|w| unclaimed.contains(w.as_str()))?;
+            Some((o.outputs.first()?.as_str(), w.as_str()))
+        })
+        .collect();
     let mut reasons = Vec::new();
+    for op in store.ops.iter().filter(|o| o.op_type == "Add") {
+        let [a, b] = op.inputs.as_slice() else { continue };
+        for (bias, product) in [(a, b), (b, a)] {
+            if let (true, Some(weight)) = (unclaimed.contains(bias.as_str()), left_out_linear.get(product.as_str())) {
+                reasons.push(super::Reason {
+                    tensor: bias.clone(),
+                    reason: format!("the bias of {}, which is left out (see its reason)", crate::text::shown(weight)),
+                    non_weight: false,
+                });
+            }
+        }
+    }
+    let explained: std::collections::HashSet<String> = reasons.iter().map(|r| r.tensor.clone()).collect();
     for (&name, ops) in &readers {
+        if explained.contains(name) {
+            continue;
+        }
         let mut ops = ops.clone();
         if ops.iter().all(|o| ARITHMETIC.contains(o)) && store.get(name).is_some_and(|t| t.dtype.is_float()) {
             ops.sort_unstable();
@@ -468,8 +494,10 @@ impl<'s> Recovery<'s> {
         let (act, other) = if self.is_initializer(a) { (b, a) } else { (a, b) };
         let Some(x) = self.neurons_of(Some(act)) else { return false };
         if self.is_initializer(other) {
-            // Only an Add can be a bias; a Mul by a constant is a broadcast scale.
-            return op.op_type == "Add" && self.attach_bias(op, x, other);
+            // An Add can be a bias-free Linear's bias; otherwise a vector with one value per
+            // neuron is a per-channel scale or shift (a LayerNorm exported as arithmetic); any
+            // other constant is a broadcast operand (strides, anchors).
+            return (op.op_type == "Add" && self.attach_bias(op, x, other)) || self.per_neuron(op, x, other);
         }
         let Some(y) = self.neurons_of(Some(other)) else { return false };
         // Two views of the same neurons (`x*x + y*y` after a `Slice`, as STFT front ends write
@@ -502,6 +530,22 @@ impl<'s> Recovery<'s> {
         self.arch.layers.push(Layer { name, kind, tensors: Vec::new(), input: target, parallel_to: None });
         let index = self.arch.layers.len() - 1;
         self.set_outputs(op, Input::Layer(index));
+        true
+    }
+
+    /// `Mul`/`Add` of the neurons `x` and an unclaimed float vector with one value per neuron
+    /// (`[C]`, `[1, C]`, `[C, 1, 1]`): a per-channel scale or shift, like a norm's gamma and beta
+    /// (how LayerNorm looks when exported as `ReduceMean`/`Sub`/`Div`/`Mul`/`Add`).
+    fn per_neuron(&mut self, op: &OpNode, x: Input, name: &str) -> bool {
+        let Some((i, t)) = self.init(Some(&name.to_string())) else { return false };
+        let features = t.num_elements();
+        let one_axis = t.shape.iter().filter(|&&d| d != 1).count() == 1;
+        if features < 2 || !one_axis || self.arch.width_of(x) != Some(features) {
+            return false;
+        }
+        let role = if op.op_type == "Mul" { "scale" } else { "shift" };
+        let kind = LayerKind::PerChannel { role: role.into(), features, weight: t.name.clone() };
+        self.push(op, kind, &[i], x);
         true
     }
 
