@@ -1343,6 +1343,8 @@ fn vad_onnx_encodes_both_if_branches_and_lstm_weights_rearranged_by_slices() {
     let (lstm_index, _) = layer_named(&arch, &lstm[0].name);
     let (_, head) = layer_named(&arch, "model.decoder.decoder.2");
     assert_eq!(head.input, Input::Layer(lstm_index));
+    // Its one-element bias is a Constant read as the conv's bias: a weight, encoded.
+    assert!(matches!(&head.kind, LayerKind::Conv { bias: Some(b), .. } if b == "model.decoder.decoder.2.bias"));
 }
 
 #[test]
