@@ -1509,3 +1509,59 @@ fn onnx_per_channel_scale_and_shift_are_parameters() {
     let order: Vec<&str> = arch.layers.iter().flat_map(|l| l.kind.parameter_tensors()).collect();
     assert_exact_inversion(&g, &store, &order);
 }
+
+/// Attention exported as MatMuls (PP-OCRv4's recognizer, most ONNX transformer exports): a fused
+/// qkv projection, `Reshape` to `[.., 3, heads, d]`, `Transpose`, a `Gather` per q/k/v,
+/// `softmax(q k^T) v`, and the output projection. The projection reads the `v` third of the qkv
+/// neurons: picking a factor of a split neuron axis is a slice, and a product of two activations
+/// carries the second one's neurons.
+#[test]
+fn onnx_attention_as_matmuls_reads_v_out_of_fused_qkv() {
+    use gmnscope::checkpoint::Attribute;
+    let mut rng = Rng(43);
+    let specs =
+        [rng.spec("qkv.w", &[8, 24]), rng.spec("qkv.b", &[24]), rng.spec("proj.w", &[8, 8]), rng.spec("proj.b", &[8])];
+    let tensors = specs.iter().map(|(n, s, v)| f32_tensor(n, s, v)).collect();
+    let constant = |out: &str, values: &[i64]| {
+        let mut o = op(out, "Constant", &[], &[out]);
+        o.attributes = vec![("value".into(), Attribute::Ints(values.to_vec()))];
+        o
+    };
+    let with_ints = |mut o: OpNode, name: &str, values: &[i64]| {
+        o.attributes.push((name.into(), Attribute::Ints(values.to_vec())));
+        o
+    };
+    let ops = vec![
+        op("qkv", "MatMul", &["x", "qkv.w"], &["q0"]),
+        op("qkv_bias", "Add", &["q0", "qkv.b"], &["q1"]),
+        constant("shape", &[0, -1, 3, 2, 4]),
+        op("split", "Reshape", &["q1", "shape"], &["r"]),
+        with_ints(op("heads", "Transpose", &["r"], &["t"]), "perm", &[2, 0, 3, 1, 4]),
+        constant("i0", &[0]),
+        constant("i1", &[1]),
+        constant("i2", &[2]),
+        op("q", "Gather", &["t", "i0"], &["q"]),
+        op("k", "Gather", &["t", "i1"], &["k"]),
+        op("v", "Gather", &["t", "i2"], &["v"]),
+        with_ints(op("kt", "Transpose", &["k"], &["kt"]), "perm", &[0, 1, 3, 2]),
+        op("scores", "MatMul", &["q", "kt"], &["s"]),
+        op("softmax", "Softmax", &["s"], &["a"]),
+        op("mix", "MatMul", &["a", "v"], &["o"]),
+        with_ints(op("merge", "Transpose", &["o"], &["ot"]), "perm", &[0, 2, 1, 3]),
+        constant("shape2", &[0, -1, 8]),
+        op("flat", "Reshape", &["ot", "shape2"], &["flat"]),
+        op("proj", "MatMul", &["flat", "proj.w"], &["p"]),
+        op("proj_bias", "Add", &["p", "proj.b"], &["out"]),
+    ];
+    let store = TensorStore::new("attn.onnx", Format::Onnx, tensors).unwrap().with_ops(ops);
+    let (arch, g) = assert_real_structure(&store);
+    assert_eq!(g.num_parameters(), store.num_parameters());
+    let (proj, layer) = layer_named(&arch, "proj");
+    let Input::Layer(v) = layer.input else { panic!("{:?}", layer.input) };
+    assert!(v < proj);
+    assert!(
+        matches!(arch.layers[v].kind, LayerKind::Slice { start: 16, len: 8, features_in: 24 }),
+        "{:?}",
+        arch.layers[v]
+    );
+}

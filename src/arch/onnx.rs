@@ -39,6 +39,7 @@ pub(super) fn recover(store: &TensorStore) -> Architecture {
         graph_inputs: HashMap::new(),
         input_roots: HashMap::new(),
         reshaped: std::collections::HashSet::new(),
+        splits: HashMap::new(),
         constants: store
             .ops
             .iter()
@@ -46,8 +47,10 @@ pub(super) fn recover(store: &TensorStore) -> Architecture {
             .flat_map(|o| o.outputs.iter().map(String::as_str))
             .collect(),
         derived: derived_weights(store),
-        constant_ints: constant_ints(store),
+        constant_ints: HashMap::new(),
+        shape_tails: HashMap::new(),
     };
+    (r.constant_ints, r.shape_tails) = constant_ints(store);
     for op in &store.ops {
         r.op(op);
     }
@@ -140,18 +143,31 @@ struct Recovery<'s> {
     input_roots: HashMap<String, String>,
     /// Activations past a Reshape/Flatten/Transpose: their channels may no longer be axis 1.
     reshaped: std::collections::HashSet<String>,
+    /// Values whose neuron axis a `Reshape` split into factors (attention's `[.., 3, heads, d]`):
+    /// the value's rank when known, and each factor's axis counted from the end (1 = last) and
+    /// size, outermost factor first.
+    splits: HashMap<String, (Option<usize>, Vec<(usize, usize)>)>,
     /// Outputs of `Constant` nodes: operator arguments (a scale, a shape), never activations.
     constants: std::collections::HashSet<&'s str>,
     /// Values computed from weights alone by rearranging ops -> the weights they rearrange.
     derived: HashMap<String, Vec<String>>,
     /// Small integer values known without running the graph (see [`constant_ints`]).
     constant_ints: HashMap<String, Vec<i64>>,
+    /// The known trailing dimensions of shapes with a dynamic dimension (see [`constant_ints`]).
+    shape_tails: HashMap<String, Vec<i64>>,
 }
 
 /// Integer values the graph computes from small integer `Constant`s alone (slice bounds and axes
 /// exported as `Unsqueeze(Constant)`, shapes joined by `Concat`): value name -> its elements.
-fn constant_ints(store: &TensorStore) -> HashMap<String, Vec<i64>> {
+fn constant_ints(store: &TensorStore) -> (HashMap<String, Vec<i64>>, HashMap<String, Vec<i64>>) {
     let mut known: HashMap<String, Vec<i64>> = HashMap::new();
+    let mut known_tails: HashMap<String, Vec<i64>> = HashMap::new();
+    // Small integer initializers (paddle2onnx's `p2o.helper.constant.*`) are known values too.
+    for t in store.tensors() {
+        if matches!(t.dtype, DType::I64 | DType::I32) && t.num_elements() <= 64 {
+            known.insert(t.name.clone(), t.to_f64().into_iter().map(|v| v as i64).collect());
+        }
+    }
     for op in &store.ops {
         let values = match op.op_type.as_str() {
             "Constant" => op
@@ -164,6 +180,24 @@ fn constant_ints(store: &TensorStore) -> HashMap<String, Vec<i64>> {
             }
             "Concat" => {
                 let parts: Option<Vec<&Vec<i64>>> = op.inputs.iter().map(|i| known.get(i)).collect();
+                if parts.is_none() {
+                    // A shape with a dynamic dimension (`[0, N, 3, heads, d]`): the parts after
+                    // the last unknown one are its known trailing dimensions.
+                    let tail: Vec<i64> = op
+                        .inputs
+                        .iter()
+                        .rev()
+                        .map_while(|i| known.get(i))
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .flatten()
+                        .copied()
+                        .collect();
+                    if let Some(out) = op.outputs.first().filter(|_| !tail.is_empty() && tail.len() <= 64) {
+                        known_tails.insert(out.clone(), tail);
+                    }
+                }
                 parts.map(|p| p.into_iter().flatten().copied().collect::<Vec<i64>>()).filter(|v| v.len() <= 64)
             }
             _ => None,
@@ -172,7 +206,7 @@ fn constant_ints(store: &TensorStore) -> HashMap<String, Vec<i64>> {
             known.insert(out.clone(), values);
         }
     }
-    known
+    (known, known_tails)
 }
 
 /// Weights one derived value may be made of (see [`derived_weights`]).
@@ -346,7 +380,10 @@ impl<'s> Recovery<'s> {
 
     fn op(&mut self, op: &OpNode) {
         let handled = match op.op_type.as_str() {
-            "Gemm" | "MatMul" => self.linear(op),
+            "Gemm" | "MatMul" => self.linear(op) || self.product_of_activations(op),
+            "Reshape" => self.track_split(op),
+            "Transpose" => self.track_transpose(op),
+            "Gather" => self.pick_factor(op),
             "Conv" | "ConvTranspose" => self.conv(op),
             "BatchNormalization" | "LayerNormalization" | "InstanceNormalization" | "GroupNormalization" => {
                 self.norm(op)
@@ -683,6 +720,9 @@ impl<'s> Recovery<'s> {
     /// clamped; axes default to `0..len(starts)`): a subset of the input's neurons. Slices on
     /// other axes (positions) keep the input's neurons.
     fn slice(&mut self, op: &OpNode) -> bool {
+        if self.pick_factor(op) {
+            return true;
+        }
         let first = self.activation(op);
         let Some(x) = self.neurons_of(first) else { return false };
         let Some(total) = self.arch.width_of(x) else { return false };
@@ -708,6 +748,143 @@ impl<'s> Recovery<'s> {
         let name = self.layer_name(op);
         self.arch.layers.push(Layer { name, kind, tensors: Vec::new(), input: x, parallel_to: None });
         self.set_outputs(op, Input::Layer(self.arch.layers.len() - 1));
+        true
+    }
+
+    /// `MatMul` of two activations (attention's `softmax(q k^T) v`): the output's features are
+    /// the columns of the second operand, so it carries the second operand's neurons.
+    fn product_of_activations(&mut self, op: &OpNode) -> bool {
+        if op.op_type != "MatMul" {
+            return false;
+        }
+        let acts: Vec<&String> = op.inputs.iter().filter(|n| self.activation_name(n)).collect();
+        let [_, b] = acts.as_slice() else { return false };
+        let Some(neurons) = self.neurons_of(Some(b)) else { return false };
+        let split = self.splits.get(b.as_str()).cloned();
+        self.set_outputs(op, neurons);
+        for out in &op.outputs {
+            self.reshaped.insert(out.clone());
+            if let Some(split) = &split {
+                self.splits.insert(out.clone(), split.clone());
+            }
+        }
+        true
+    }
+
+    fn activation_name(&self, n: &str) -> bool {
+        !n.is_empty() && !self.is_initializer(n) && !self.constants.contains(n) && !self.derived.contains_key(n)
+    }
+
+    /// `Reshape` whose target shape ends in factors of the input's neuron count (`[0, -1, 3, 8,
+    /// 15]` of 360 neurons): the factors are recorded, so a later pick of one factor (q, k or v)
+    /// is a slice of the neurons. The output carries the input's neurons either way.
+    fn track_split(&mut self, op: &OpNode) -> bool {
+        let first = self.activation(op);
+        let Some(x) = self.neurons_of(first) else { return false };
+        let Some(width) = self.arch.width_of(x) else { return false };
+        let full = self.signed_initializer(op.inputs.get(1));
+        let rank = full.as_ref().map(Vec::len);
+        let shape =
+            full.or_else(|| op.inputs.get(1).and_then(|n| self.shape_tails.get(n)).cloned()).unwrap_or_default();
+        let mut product = 1usize;
+        let mut start = None;
+        for (axis, &d) in shape.iter().enumerate().rev() {
+            let Ok(d) = usize::try_from(d) else { break };
+            if d == 0 {
+                break;
+            }
+            product = product.saturating_mul(d);
+            if product == width {
+                start = Some(axis);
+                break;
+            }
+            if product > width {
+                break;
+            }
+        }
+        self.set_outputs(op, x);
+        self.reshaped.extend(op.outputs.iter().cloned());
+        if let Some(start) = start.filter(|&s| shape.len() - s > 1) {
+            let factors: Vec<(usize, usize)> = (start..shape.len())
+                .filter_map(|a| Some((shape.len() - a, usize::try_from(*shape.get(a)?).ok()?)))
+                .collect();
+            for out in &op.outputs {
+                self.splits.insert(out.clone(), (rank, factors.clone()));
+            }
+        }
+        true
+    }
+
+    /// `Transpose` of a split value: its factors move with their axes.
+    fn track_transpose(&mut self, op: &OpNode) -> bool {
+        let first = self.activation(op);
+        let Some(x) = self.neurons_of(first) else { return false };
+        self.set_outputs(op, x);
+        self.reshaped.extend(op.outputs.iter().cloned());
+        let (Some((_, split)), Some(perm)) = (first.and_then(|f| self.splits.get(f)), op.ints_attribute("perm")) else {
+            return true;
+        };
+        let rank = perm.len();
+        let moved: Option<Vec<(usize, usize)>> = split
+            .iter()
+            .map(|&(from_end, size)| {
+                let axis = rank.checked_sub(from_end)? as i64;
+                let to = perm.iter().position(|&p| p == axis)?;
+                Some((rank - to, size))
+            })
+            .collect();
+        if let Some(moved) = moved {
+            for out in &op.outputs {
+                self.splits.insert(out.clone(), (Some(rank), moved.clone()));
+            }
+        }
+        true
+    }
+
+    /// A `Slice` (one axis, step 1) or `Gather` (one index) on the outermost factor of a split
+    /// value: picks neurons `k * W / s .. (k + n) * W / s` of its `W` (attention's q, k or v out of
+    /// a fused qkv projection).
+    fn pick_factor(&mut self, op: &OpNode) -> bool {
+        let first = self.activation(op);
+        let Some((rank, &[(from_end, size), ..])) =
+            first.and_then(|f| self.splits.get(f)).map(|(r, f)| (*r, f.as_slice()))
+        else {
+            return false;
+        };
+        let Some(x) = self.neurons_of(first) else { return false };
+        let Some(width) = self.arch.width_of(x) else { return false };
+        let signed = |v: i64| if v < 0 { v + size as i64 } else { v };
+        let (start, count, on) = if op.op_type == "Gather" {
+            let Some(index) = self.signed_initializer(op.inputs.get(1)) else { return false };
+            let ([k], Some(a)) = (index.as_slice(), Some(op.int_attribute("axis").unwrap_or(0))) else { return false };
+            (signed(*k), 1, a)
+        } else {
+            let ints = |i: usize| self.signed_initializer(op.inputs.get(i));
+            let (Some(starts), Some(ends), Some(axes)) = (ints(1), ints(2), ints(3)) else { return false };
+            let steps = ints(4).unwrap_or_else(|| vec![1]);
+            let ([b], [e], [a], [1]) = (starts.as_slice(), ends.as_slice(), axes.as_slice(), steps.as_slice()) else {
+                return false;
+            };
+            let (b, e) = (signed(*b).clamp(0, size as i64), signed(*e).clamp(0, size as i64));
+            (b, e - b, *a)
+        };
+        // The op's axis counted from the end (negative axes are; others need the rank).
+        let on_from_end = if on < 0 { Some(-on) } else { rank.map(|r| r as i64 - on) };
+        if on_from_end != Some(from_end as i64)
+            || start < 0
+            || count <= 0
+            || start + count > size as i64
+            || size == 0
+            || width % size != 0
+        {
+            return false;
+        }
+        let per = width / size;
+        let kind = LayerKind::Slice { start: start as usize * per, len: count as usize * per, features_in: width };
+        let name = self.layer_name(op);
+        self.arch.layers.push(Layer { name, kind, tensors: Vec::new(), input: x, parallel_to: None });
+        self.set_outputs(op, Input::Layer(self.arch.layers.len() - 1));
+        self.reshaped.extend(op.outputs.iter().cloned());
         true
     }
 
