@@ -689,7 +689,15 @@ fn op(name: &str, op_type: &str, inputs: &[&str], outputs: &[&str]) -> OpNode {
         op_type: op_type.into(),
         inputs: inputs.iter().map(|s| s.to_string()).collect(),
         outputs: outputs.iter().map(|s| s.to_string()).collect(),
+        ..OpNode::default()
     }
+}
+
+/// `op` with integer attributes (`transB`, `axis`, `group`).
+fn op_with(name: &str, op_type: &str, inputs: &[&str], outputs: &[&str], attributes: &[(&str, i64)]) -> OpNode {
+    let mut o = op(name, op_type, inputs, outputs);
+    o.attributes = attributes.iter().map(|&(n, v)| (n.to_string(), gmnscope::checkpoint::Attribute::Int(v))).collect();
+    o
 }
 
 #[test]
@@ -705,7 +713,7 @@ fn onnx_mlp_with_opaque_names_and_transposed_weights() {
     ];
     let tensors = specs.iter().map(|(n, s, v)| f32_tensor(n, s, v)).collect();
     let ops = vec![
-        op("/fc1/Gemm", "Gemm", &["x", "fc1.weight", "fc1.bias"], &["h1"]),
+        op_with("/fc1/Gemm", "Gemm", &["x", "fc1.weight", "fc1.bias"], &["h1"], &[("transB", 1)]),
         op("/act/Relu", "Relu", &["h1"], &["a1"]),
         op("/fc2/Gemm", "Gemm", &["a1", "onnx::Gemm_7", "onnx::Gemm_8"], &["h2"]),
         op("/act2/Sin", "Sin", &["h2"], &["a2"]),
@@ -1239,7 +1247,7 @@ fn onnx_slices_on_channels_are_subsets_and_a_residual_from_a_concat_pairs_segmen
         op("slice0", "Slice", &["a", "s0", "e0", "axis"], &["lo"]),
         op("slice1", "Slice", &["a", "s1", "e1", "axis"], &["hi"]),
         op("b", "Conv", &["hi", "b.weight"], &["b"]),
-        op("cat", "Concat", &["lo", "b"], &["cat"]),
+        op_with("cat", "Concat", &["lo", "b"], &["cat"], &[("axis", 1)]),
         op("c", "Conv", &["a", "c.weight", "c.bias"], &["c"]),
         op("add", "Add", &["cat", "c"], &["y"]),
     ];
@@ -1276,10 +1284,10 @@ fn onnx_lstm_op_with_one_bias_tensor_is_a_recurrent_layer() {
     ];
     let tensors = specs.iter().map(|(n, s, v)| f32_tensor(n, s, v)).collect();
     let ops = vec![
-        op("fc", "Gemm", &["x", "fc.weight", "fc.bias"], &["h"]),
+        op_with("fc", "Gemm", &["x", "fc.weight", "fc.bias"], &["h"], &[("transB", 1)]),
         op("lstm", "LSTM", &["h", "onnx::LSTM_W", "onnx::LSTM_R", "onnx::LSTM_B"], &["y", "y_h", "y_c"]),
         op("squeeze", "Squeeze", &["y_h"], &["s"]),
-        op("head", "Gemm", &["s", "head.weight", "head.bias"], &["out"]),
+        op_with("head", "Gemm", &["s", "head.weight", "head.bias"], &["out"], &[("transB", 1)]),
     ];
     let store = TensorStore::new("lstm.onnx", Format::Onnx, tensors).unwrap().with_ops(ops);
     let (arch, g) = recover_and_build(&store);
@@ -1292,4 +1300,268 @@ fn onnx_lstm_op_with_one_bias_tensor_is_a_recurrent_layer() {
     assert_eq!(biases, 8);
     let order = ["fc.weight", "fc.bias", "onnx::LSTM_W", "onnx::LSTM_R", "onnx::LSTM_B", "head.weight", "head.bias"];
     assert_exact_inversion(&g, &store, &order);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12, what exporters and writers really do: attributes, branches, rearranged weights,
+// files sorted by name.
+
+#[test]
+fn vad_onnx_encodes_both_if_branches_and_lstm_weights_rearranged_by_slices() {
+    let store = open_graph_fixture("vad_branches.onnx");
+    let (arch, g) = assert_real_structure(&store);
+    assert_eq!(g.num_parameters(), store.num_parameters(), "both encoders, the LSTM and the head: 100%");
+    assert_eq!(arch.chain_breaks(), 0, "{:#?}", arch.notes);
+    // Both alternative encoders read the magnitude of the STFT's two channel slices.
+    let encoders: Vec<_> =
+        arch.layers.iter().filter(|l| l.name.contains("encoder.0.reparam_conv")).map(|l| l.input).collect();
+    assert_eq!(encoders.len(), 2);
+    assert_eq!(encoders[0], encoders[1]);
+    let slices: Vec<_> = arch
+        .layers
+        .iter()
+        .filter_map(|l| match l.kind {
+            LayerKind::Slice { start, len, features_in } => Some((start, len, features_in)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(slices, [(0, 3, 6), (3, 3, 6)], "bounds and axes from Unsqueeze(Constant)");
+    // The LSTM op reads the cell's torch weights through Slice/Concat/Unsqueeze: one layer owns them.
+    let lstm: Vec<_> = arch.layers.iter().filter(|l| matches!(l.kind, LayerKind::Recurrent { .. })).collect();
+    assert_eq!(lstm.len(), 1, "the second branch's LSTM reuses the same weights");
+    assert_eq!(
+        lstm[0].tensors,
+        [
+            "model.decoder.rnn.weight_ih",
+            "model.decoder.rnn.weight_hh",
+            "model.decoder.rnn.bias_ih",
+            "model.decoder.rnn.bias_hh"
+        ]
+    );
+    assert!(arch.notes.iter().any(|n| n.contains("rearranged")), "{:#?}", arch.notes);
+    // The head reads the LSTM's hidden nodes through the If's output.
+    let (lstm_index, _) = layer_named(&arch, &lstm[0].name);
+    let (_, head) = layer_named(&arch, "model.decoder.decoder.2");
+    assert_eq!(head.input, Input::Layer(lstm_index));
+    // Its one-element bias is a Constant read as the conv's bias: a weight, encoded.
+    assert!(matches!(&head.kind, LayerKind::Conv { bias: Some(b), .. } if b == "model.decoder.decoder.2.bias"));
+}
+
+#[test]
+fn onnx_attributes_decide_axes_groups_and_gemm_layout() {
+    let store = open_graph_fixture("attributes.onnx");
+    let (arch, g) = assert_real_structure(&store);
+    assert_eq!(g.num_parameters(), store.num_parameters());
+    assert_eq!(arch.chain_breaks(), 0, "{:#?}", arch.notes);
+    let (_, b) = layer_named(&arch, "b");
+    assert!(matches!(b.kind, LayerKind::Conv { groups: 2, in_channels: 8, .. }), "{:?}", b.kind);
+    // Only the channel slice (attributes starts/ends/axes = [1]) regroups neurons; the one on axis 2 does not.
+    let slices: Vec<_> = arch
+        .layers
+        .iter()
+        .filter_map(|l| match l.kind {
+            LayerKind::Slice { start, len, features_in } => Some((start, len, features_in)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(slices, [(0, 3, 8)]);
+    // Concat on axis 1 is a union of 3 + 4 channels; on axis 2 it keeps `a`'s 8 channels.
+    let concats: Vec<usize> = arch
+        .layers
+        .iter()
+        .filter_map(|l| match l.kind {
+            LayerKind::Concat { features, .. } => Some(features),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(concats, [7]);
+    let (a, _) = layer_named(&arch, "a");
+    let (_, c) = layer_named(&arch, "c");
+    assert_eq!(c.input, Input::Layer(a));
+    // Transposed convs: [in, out / group, k, k]; the depthwise one has 3 groups of one channel.
+    let (d, _) = layer_named(&arch, "d");
+    for (name, groups) in [("up", 1), ("up_dw", 3)] {
+        let (_, up) = layer_named(&arch, name);
+        assert_eq!(up.input, Input::Layer(d));
+        match &up.kind {
+            LayerKind::Conv {
+                in_channels: 3, groups: g, layout: gmnscope::arch::KernelLayout::InOutKernel, ..
+            } => {
+                assert_eq!(*g, groups);
+            }
+            k => panic!("{k:?}"),
+        }
+    }
+    // A square Gemm weight with transB = 0 is [in, out].
+    let (_, fc) = layer_named(&arch, "fc");
+    assert!(matches!(fc.kind, LayerKind::Linear { layout: gmnscope::arch::MatrixLayout::InOut, .. }));
+}
+
+#[test]
+fn bidirectional_onnx_lstm_is_two_directions_read_together() {
+    let store = open_graph_fixture("bilstm.onnx");
+    let (arch, g) = assert_real_structure(&store);
+    assert_eq!(kinds(&arch), ["lstm", "lstm", "concat", "linear"]);
+    let (forward, reverse) = (&arch.layers[0], &arch.layers[1]);
+    assert_eq!(reverse.input, Input::InputOf(0), "both directions read the same input");
+    assert!(matches!(forward.kind, LayerKind::Recurrent { direction: 0, directions: 2, .. }));
+    assert!(matches!(reverse.kind, LayerKind::Recurrent { direction: 1, directions: 2, .. }));
+    assert_eq!(arch.layers[3].input, Input::Layer(2), "the Gemm reads both directions' hidden nodes");
+    assert_recurrent_layer(&g, &store, &arch, "/rnn/LSTM", 4);
+    // The reverse direction's input weights start after the forward direction's 4 gates x 3 x 4.
+    let rev = g
+        .edge_blocks()
+        .iter()
+        .find(|e| e.layer == 1 && e.edge_type == EdgeType::LinWeight && g.node_blocks()[e.src].role != NodeRole::State)
+        .unwrap();
+    let EdgeValues::Dense { offset, .. } = rev.values else { panic!() };
+    assert_eq!(offset, 12 * 4);
+}
+
+/// A state dict sorted by name (what the `safetensors` library writes): `layer.10` sorts before
+/// `layer.2` and Silero VAD's `decoder` before its `encoder`, so the order comes from the names'
+/// numbers and from which module group's width feeds which.
+#[test]
+fn files_sorted_by_name_are_put_in_execution_order() {
+    let mut rng = Rng(31);
+    let mut specs: Vec<Spec> = Vec::new();
+    for (i, (inp, out)) in [(129, 12), (12, 8), (8, 8), (8, 12)].into_iter().enumerate() {
+        let p = format!("_model.encoder.{i}.reparam_conv");
+        specs.push(rng.spec(&format!("{p}.weight"), &[out, inp, 3]));
+        specs.push(rng.spec(&format!("{p}.bias"), &[out]));
+    }
+    for leaf in ["weight_ih", "weight_hh"] {
+        specs.push(rng.spec(&format!("_model.decoder.rnn.{leaf}"), &[48, 12]));
+    }
+    for leaf in ["bias_ih", "bias_hh"] {
+        specs.push(rng.spec(&format!("_model.decoder.rnn.{leaf}"), &[48]));
+    }
+    specs.push(rng.spec("_model.decoder.decoder.2.weight", &[1, 12, 1]));
+    specs.push(rng.spec("_model.decoder.decoder.2.bias", &[1]));
+    specs.push(rng.spec("_model.stft.forward_basis_buffer", &[258, 1, 16]));
+    specs.sort_by(|a, b| a.0.cmp(&b.0));
+    let store = store_of(&specs);
+    let (arch, _) = assert_real_structure(&store);
+    assert_eq!(kinds(&arch), ["conv1d", "conv1d", "conv1d", "conv1d", "lstm", "conv1d"]);
+    assert_eq!(arch.chain_breaks(), 0, "{:#?}", arch.notes);
+    assert!(arch.notes[0].contains("encoder -> decoder"), "{}", arch.notes[0]);
+    let unplaced = arch.unplaced(&store);
+    assert_eq!(unplaced.len(), 1);
+    assert!(unplaced[0].non_weight && unplaced[0].tensor.ends_with("forward_basis_buffer"), "{unplaced:?}");
+
+    // layer.10 after layer.9, not after layer.1.
+    let mut specs: Vec<Spec> = Vec::new();
+    for i in 0..12 {
+        specs.extend(linear(&mut rng, &format!("layer.{i}"), i + 2, i + 3));
+    }
+    specs.sort_by(|a, b| a.0.cmp(&b.0));
+    let store = store_of(&specs);
+    let (arch, _) = assert_real_structure(&store);
+    let names: Vec<&str> = arch.layers.iter().map(|l| l.name.as_str()).collect();
+    let want: Vec<String> = (0..12).map(|i| format!("layer.{i}")).collect();
+    assert_eq!(names, want);
+    assert_eq!(arch.chain_breaks(), 0);
+
+    // A file in any other order keeps it (a torch state dict lists modules as they were registered).
+    let mut specs: Vec<Spec> = Vec::new();
+    specs.extend(linear(&mut rng, "z_first", 2, 5));
+    specs.extend(linear(&mut rng, "a_second", 5, 3));
+    let (arch, _) = assert_real_structure(&store_of(&specs));
+    assert_eq!(arch.layers[0].name, "z_first");
+}
+
+/// A LayerNorm exported as arithmetic (`Mul` by gamma, `Add` of beta, as paddle2onnx writes
+/// PP-OCR's): per-channel vectors of the activation's width are scale and shift parameters; a
+/// constant of another shape (a stride) stays a broadcast operand, and the bias of a left-out
+/// projection is listed as a weight with it.
+#[test]
+fn onnx_per_channel_scale_and_shift_are_parameters() {
+    let mut rng = Rng(41);
+    let specs = [
+        rng.spec("fc.weight", &[4, 3]),
+        rng.spec("ln.w", &[4]),
+        rng.spec("ln.b", &[1, 4]),
+        rng.spec("stride", &[1, 7]),
+        rng.spec("head.weight", &[5, 4]),
+        rng.spec("proj.w", &[2, 2]),
+        rng.spec("proj.b", &[2]),
+    ];
+    let tensors = specs.iter().map(|(n, s, v)| f32_tensor(n, s, v)).collect();
+    let ops = vec![
+        op_with("fc", "Gemm", &["x", "fc.weight"], &["h"], &[("transB", 1)]),
+        op("scale", "Mul", &["ln.w", "h"], &["hs"]),
+        op("shift", "Add", &["hs", "ln.b"], &["hn"]),
+        op_with("head", "Gemm", &["hn", "head.weight"], &["y"], &[("transB", 1)]),
+        op("stride", "Mul", &["y", "stride"], &["ys"]),
+        op("proj", "MatMul", &["ys", "proj.w"], &["p"]),
+        op("proj_bias", "Add", &["p", "proj.b"], &["out"]),
+    ];
+    let store = TensorStore::new("ln.onnx", Format::Onnx, tensors).unwrap().with_ops(ops);
+    let (arch, g) = recover_and_build(&store);
+    assert_invariants(&g);
+    assert_eq!(kinds(&arch), ["linear", "scale", "shift", "linear"]);
+    assert_eq!(arch.layers[3].input, Input::Layer(2));
+    let unplaced = arch.unplaced(&store);
+    let reason = |name: &str| unplaced.iter().find(|u| u.tensor == name).unwrap_or_else(|| panic!("{name}"));
+    assert!(reason("stride").non_weight);
+    assert!(!reason("proj.w").non_weight && !reason("proj.b").non_weight);
+    assert!(reason("proj.b").reason.contains("bias of proj.w"), "{}", reason("proj.b").reason);
+    let order: Vec<&str> = arch.layers.iter().flat_map(|l| l.kind.parameter_tensors()).collect();
+    assert_exact_inversion(&g, &store, &order);
+}
+
+/// Attention exported as MatMuls (PP-OCRv4's recognizer, most ONNX transformer exports): a fused
+/// qkv projection, `Reshape` to `[.., 3, heads, d]`, `Transpose`, a `Gather` per q/k/v,
+/// `softmax(q k^T) v`, and the output projection. The projection reads the `v` third of the qkv
+/// neurons: picking a factor of a split neuron axis is a slice, and a product of two activations
+/// carries the second one's neurons.
+#[test]
+fn onnx_attention_as_matmuls_reads_v_out_of_fused_qkv() {
+    use gmnscope::checkpoint::Attribute;
+    let mut rng = Rng(43);
+    let specs =
+        [rng.spec("qkv.w", &[8, 24]), rng.spec("qkv.b", &[24]), rng.spec("proj.w", &[8, 8]), rng.spec("proj.b", &[8])];
+    let tensors = specs.iter().map(|(n, s, v)| f32_tensor(n, s, v)).collect();
+    let constant = |out: &str, values: &[i64]| {
+        let mut o = op(out, "Constant", &[], &[out]);
+        o.attributes = vec![("value".into(), Attribute::Ints(values.to_vec()))];
+        o
+    };
+    let with_ints = |mut o: OpNode, name: &str, values: &[i64]| {
+        o.attributes.push((name.into(), Attribute::Ints(values.to_vec())));
+        o
+    };
+    let ops = vec![
+        op("qkv", "MatMul", &["x", "qkv.w"], &["q0"]),
+        op("qkv_bias", "Add", &["q0", "qkv.b"], &["q1"]),
+        constant("shape", &[0, -1, 3, 2, 4]),
+        op("split", "Reshape", &["q1", "shape"], &["r"]),
+        with_ints(op("heads", "Transpose", &["r"], &["t"]), "perm", &[2, 0, 3, 1, 4]),
+        constant("i0", &[0]),
+        constant("i1", &[1]),
+        constant("i2", &[2]),
+        op("q", "Gather", &["t", "i0"], &["q"]),
+        op("k", "Gather", &["t", "i1"], &["k"]),
+        op("v", "Gather", &["t", "i2"], &["v"]),
+        with_ints(op("kt", "Transpose", &["k"], &["kt"]), "perm", &[0, 1, 3, 2]),
+        op("scores", "MatMul", &["q", "kt"], &["s"]),
+        op("softmax", "Softmax", &["s"], &["a"]),
+        op("mix", "MatMul", &["a", "v"], &["o"]),
+        with_ints(op("merge", "Transpose", &["o"], &["ot"]), "perm", &[0, 2, 1, 3]),
+        constant("shape2", &[0, -1, 8]),
+        op("flat", "Reshape", &["ot", "shape2"], &["flat"]),
+        op("proj", "MatMul", &["flat", "proj.w"], &["p"]),
+        op("proj_bias", "Add", &["p", "proj.b"], &["out"]),
+    ];
+    let store = TensorStore::new("attn.onnx", Format::Onnx, tensors).unwrap().with_ops(ops);
+    let (arch, g) = assert_real_structure(&store);
+    assert_eq!(g.num_parameters(), store.num_parameters());
+    let (proj, layer) = layer_named(&arch, "proj");
+    let Input::Layer(v) = layer.input else { panic!("{:?}", layer.input) };
+    assert!(v < proj);
+    assert!(
+        matches!(arch.layers[v].kind, LayerKind::Slice { start: 16, len: 8, features_in: 24 }),
+        "{:?}",
+        arch.layers[v]
+    );
 }

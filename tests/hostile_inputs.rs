@@ -479,3 +479,59 @@ fn legacy_file(body: &[u8]) -> Vec<u8> {
     legacy.extend(pickle(body));
     legacy
 }
+
+/// Protobuf: a length-delimited field.
+fn pb_bytes(number: u64, bytes: &[u8], out: &mut Vec<u8>) {
+    pb_varint((number << 3) | 2, out);
+    pb_varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
+}
+
+fn pb_varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// An ONNX model whose node `c_i = Concat(c_{i-1}, w_i)` chain makes every value out of one
+/// more weight: recovery traces values made of weights (torch's LSTMCell export), and a
+/// record of all sources per value would grow quadratically with the chain.
+fn concat_chain_onnx(n: usize) -> Vec<u8> {
+    let mut graph = Vec::new();
+    for i in 0..n {
+        let mut init = Vec::new();
+        pb_varint(1 << 3, &mut init); // dims
+        pb_varint(1, &mut init);
+        pb_varint(2 << 3, &mut init); // data_type FLOAT
+        pb_varint(1, &mut init);
+        pb_bytes(8, format!("w{i}").as_bytes(), &mut init);
+        pb_bytes(9, &1.0f32.to_le_bytes(), &mut init);
+        pb_bytes(5, &init, &mut graph);
+    }
+    for i in 1..n {
+        let mut node = Vec::new();
+        let previous = if i == 1 { "w0".to_string() } else { format!("c{}", i - 1) };
+        pb_bytes(1, previous.as_bytes(), &mut node);
+        pb_bytes(1, format!("w{i}").as_bytes(), &mut node);
+        pb_bytes(2, format!("c{i}").as_bytes(), &mut node);
+        pb_bytes(4, b"Concat", &mut node);
+        pb_bytes(1, &node, &mut graph);
+    }
+    let mut model = Vec::new();
+    pb_varint(1 << 3, &mut model); // ir_version
+    pb_varint(8, &mut model);
+    pb_bytes(7, &graph, &mut model);
+    model
+}
+
+#[test]
+fn a_chain_of_concatenated_weights_stays_linear() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "concat_chain.onnx", &concat_chain_onnx(30_000));
+    let run = inspect_capped(&path);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("tensors     30000") || run.stdout.contains("30,000"), "{}", run.stdout);
+    assert!(run.peak_kib < PEAK_LIMIT_KIB, "peak RSS {} KiB", run.peak_kib);
+}

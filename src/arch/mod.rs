@@ -14,6 +14,9 @@
 //!    `wte`/`wpe` name), Attention (fused `in_proj_weight` + `out_proj`, HF `query/key/value` +
 //!    `attention.output.dense`, `q_proj/k_proj/v_proj` + `out_proj`, timm `qkv` + `proj`),
 //!    recurrent layers (`weight_ih*`/`weight_hh*`), per-channel vectors (`prelu*`, `ls1.gamma`).
+//!    When the file lists its tensors sorted by name (the `safetensors` library's order), `order`
+//!    puts the primitives into execution order first (numeric-aware names, module groups chained
+//!    by width); any other file order is kept.
 //! 3. `structure` orders the primitives into blocks and chains them: ResNet blocks
 //!    (`conv1/bn1/conv2/bn2[/conv3/bn3]` with an optional `downsample.*`/`shortcut.*` projection),
 //!    transformer blocks (attention + feed-forward + norms, pre- or post-LN), BERT heads, and plain
@@ -51,6 +54,7 @@
 
 mod modules;
 mod onnx;
+mod order;
 mod primitives;
 mod structure;
 
@@ -87,6 +91,8 @@ pub enum KernelLayout {
     OutInKernel,
     /// `[k..., in, out]` (Keras / TensorFlow HWIO).
     KernelInOut,
+    /// `[in, out / groups, k...]` (a transposed convolution: PyTorch `ConvTranspose`, ONNX).
+    InOutKernel,
 }
 
 /// The gate structure of a recurrent layer.
@@ -204,6 +210,10 @@ pub enum LayerKind {
         weight_hh: String,
         bias_ih: Option<String>,
         bias_hh: Option<String>,
+        /// Which of the `directions` stacked in each tensor this layer is (ONNX bidirectional ops
+        /// keep both directions in one `W`/`R`/`B`, `[directions, ...]`); 0 and 1 for torch.
+        direction: usize,
+        directions: usize,
     },
     /// The union of several neuron groups (channel concatenation); no parameters, no new neurons.
     Concat { parts: Vec<Input>, features: usize },
@@ -310,9 +320,11 @@ impl LayerKind {
                 format!("Conv{dims}d({in_channels} -> {out_channels}, kernel {kernel:?}{g}{})", bias(b))
             }
             LayerKind::PerChannel { role, features, .. } => format!("{role}({features})"),
-            LayerKind::Recurrent { cell, input_size, hidden, bias_ih, bias_hh, .. } => {
+            LayerKind::Recurrent { cell, input_size, hidden, bias_ih, bias_hh, direction, directions, .. } => {
                 let biases = usize::from(bias_ih.is_some()) + usize::from(bias_hh.is_some());
-                format!("{cell:?}({input_size} -> {hidden}, {biases} biases)")
+                let dir =
+                    if *directions > 1 { format!(", direction {direction} of {directions}") } else { String::new() };
+                format!("{cell:?}({input_size} -> {hidden}, {biases} biases{dir})")
             }
             LayerKind::Concat { parts, features } => format!("Concat({} groups -> {features})", parts.len()),
             LayerKind::Slice { start, len, features_in } => {
@@ -355,6 +367,8 @@ impl LayerKind {
                 }
             }
             LayerKind::PerChannel { weight, .. } => out.push(weight),
+            // The later directions of a bidirectional op share the first one's tensors: listed once.
+            LayerKind::Recurrent { direction, .. } if *direction > 0 => {}
             LayerKind::Recurrent { weight_ih, weight_hh, bias_ih, bias_hh, .. } => {
                 out.extend([weight_ih.as_str(), weight_hh.as_str()]);
                 out.extend(bias_ih.as_deref());
@@ -442,7 +456,7 @@ impl Architecture {
                         ("not floating point (ids, counters, shapes or masks): not a weight".into(), true)
                     }
                     _ if is_non_weight_name(name) => {
-                        ("fixed values (ids, positions or masks): not a weight".into(), true)
+                        ("fixed values (ids, positions, masks or a registered buffer): not a weight".into(), true)
                     }
                     Some(t) if t.num_elements() <= 1 => ("a scalar no layer owns".into(), false),
                     Some(t) => (format!("no layer rule matches its name and shape {:?}", t.shape), false),
@@ -477,10 +491,11 @@ impl Architecture {
     }
 }
 
-/// Names of tensors that hold fixed values rather than weights (`position_ids`, attention masks).
+/// Names of tensors that hold fixed values rather than weights (`position_ids`, attention masks,
+/// registered buffers such as Silero VAD's STFT basis `stft.forward_basis_buffer`).
 pub fn is_non_weight_name(name: &str) -> bool {
     let leaf = modules::split_name(name).1.to_ascii_lowercase();
-    leaf.ends_with("_ids") || leaf.contains("mask") || leaf == "num_batches_tracked"
+    leaf.ends_with("_ids") || leaf.contains("mask") || leaf == "num_batches_tracked" || leaf.ends_with("buffer")
 }
 
 /// Recovers the architecture of a checkpoint. Never fails: what it cannot place is listed in
@@ -490,8 +505,23 @@ pub fn recover(store: &TensorStore) -> Architecture {
         return onnx::recover(store);
     }
     let modules = modules::group(store);
-    let prims = primitives::recognize(store, &modules);
-    structure::assemble(store, prims)
+    let mut prims = primitives::recognize(store, &modules);
+    // A file sorted by name says nothing about execution order: order the layers (`order`).
+    let sorted = order::is_sorted_by_name(store.tensors().iter().map(|t| (t.dtype, t.name.as_str())));
+    let groups = if sorted { Some(order::arrange(&mut prims.layers)) } else { None };
+    let mut arch = structure::assemble(store, prims);
+    if let Some(groups) = groups {
+        let groups: Vec<String> = groups.iter().map(|g| crate::text::shown(g).to_string()).collect();
+        let chain = if groups.is_empty() { String::new() } else { format!("; module groups: {}", groups.join(" -> ")) };
+        arch.notes.insert(
+            0,
+            format!(
+                "execution order: the file lists its tensors sorted by name, so layers are ordered by their \
+                 names with numbers compared by value, sibling module groups chained by width{chain}"
+            ),
+        );
+    }
+    arch
 }
 
 #[cfg(test)]

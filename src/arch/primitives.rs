@@ -423,6 +423,8 @@ fn recurrent_layers(store: &TensorStore, m: &Module, claimed: &[bool]) -> Vec<Pr
             weight_hh: name_of(wh),
             bias_ih: bias_ih.map(name_of),
             bias_hh: bias_hh.map(name_of),
+            direction: 0,
+            directions: 1,
         };
         let tensors = [Some(wi), Some(wh), bias_ih, bias_hh].into_iter().flatten().collect();
         let reverse = suffix.ends_with("_reverse");

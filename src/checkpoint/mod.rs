@@ -87,12 +87,55 @@ impl TensorInfo {
 }
 
 /// An ONNX operator node: which tensors feed which op (initializers and activations by name).
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct OpNode {
     pub name: String,
     pub op_type: String,
     pub inputs: Vec<String>,
     pub outputs: Vec<String>,
+    /// The node's integer and string attributes (`axis`, `group`, `transB`, `direction`, ...), in
+    /// file order; tensor and graph attributes are decoded elsewhere.
+    #[serde(skip)]
+    pub attributes: Vec<(String, Attribute)>,
+}
+
+/// An integer or string attribute of an ONNX node.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Attribute {
+    Int(i64),
+    Ints(Vec<i64>),
+    Str(String),
+}
+
+impl OpNode {
+    fn attribute(&self, name: &str) -> Option<&Attribute> {
+        // The last occurrence wins, as protobuf merging of a repeated field would have it.
+        self.attributes.iter().rev().find(|(n, _)| n == name).map(|(_, a)| a)
+    }
+
+    /// An integer attribute (`axis`, `group`, `transB`).
+    pub fn int_attribute(&self, name: &str) -> Option<i64> {
+        match self.attribute(name)? {
+            Attribute::Int(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// A list-of-integers attribute (`axes`, `starts`, `split`).
+    pub fn ints_attribute(&self, name: &str) -> Option<&[i64]> {
+        match self.attribute(name)? {
+            Attribute::Ints(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// A string attribute (`direction`).
+    pub fn str_attribute(&self, name: &str) -> Option<&str> {
+        match self.attribute(name)? {
+            Attribute::Str(v) => Some(v),
+            _ => None,
+        }
+    }
 }
 
 /// Named tensors in file order, plus (for ONNX) the operator graph.

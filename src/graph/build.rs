@@ -403,6 +403,13 @@ impl Builder<'_> {
                         (DenseOrder::KernelInOut, s)
                     }
                     KernelLayout::KernelInOut => return Err(self.err("grouped convolutions in HWIO layout")),
+                    // Group j's rows (inputs j * in/g..) hold `out / groups` outputs each: the same
+                    // offsets as `[out, in / groups, k...]`.
+                    KernelLayout::InOutKernel => {
+                        let mut s = vec![*in_channels, out_channels / groups];
+                        s.extend(kernel);
+                        (DenseOrder::InOutKernel, s)
+                    }
                 };
                 if kernel.is_empty() || kernel.len() > 3 {
                     return Err(self.err(format!("conv kernel {kernel:?} is not 1-3 dimensional")));
@@ -460,21 +467,42 @@ impl Builder<'_> {
                 self.set_io(x, out);
                 Ok(())
             }
-            LayerKind::Recurrent { cell, input_size, hidden, weight_ih, weight_hh, bias_ih, bias_hh } => {
+            LayerKind::Recurrent {
+                cell,
+                input_size,
+                hidden,
+                weight_ih,
+                weight_hh,
+                bias_ih,
+                bias_hh,
+                direction,
+                directions,
+            } => {
                 let (e, h, gates) = (*input_size, *hidden, cell.gates());
+                let (dir, dirs) = (*direction, *directions);
+                if dir >= dirs {
+                    return Err(self.err(format!("direction {dir} of {dirs}")));
+                }
                 let x = self.resolve(layer.input, e, NodeType::Neuron)?;
                 self.consume(&x);
                 let d = self.depth(&x)?;
                 let rows = gates.checked_mul(h).ok_or_else(|| self.err("recurrent layer too large"))?;
-                let wi = self.param_squeezed(weight_ih, &[rows, e])?;
-                let wh = self.param_squeezed(weight_hh, &[rows, h])?;
+                // Several directions stack along a leading axis: this one's values start at `dir` times
+                // one direction's size.
+                let stacked = |shape: &[usize]| -> Vec<usize> {
+                    if dirs > 1 { std::iter::once(dirs).chain(shape.iter().copied()).collect() } else { shape.to_vec() }
+                };
+                let wi = self.param_squeezed(weight_ih, &stacked(&[rows, e]))?;
+                let wh = self.param_squeezed(weight_hh, &stacked(&[rows, h]))?;
+                let (wi_base, wh_base) = (dir * rows * e, dir * rows * h);
                 // One tensor holding both biases (ONNX `B`): the hidden biases start after the input ones.
                 let shared_bias = bias_ih.is_some() && bias_ih == bias_hh;
+                let bias_base = if shared_bias { dir * 2 * rows } else { dir * rows };
                 if shared_bias && let Some(b) = bias_ih {
-                    self.param_squeezed(b, &[2 * rows])?;
+                    self.param_squeezed(b, &stacked(&[2 * rows]))?;
                 } else {
                     for b in [bias_ih, bias_hh].into_iter().flatten() {
-                        self.param_squeezed(b, &[rows])?;
+                        self.param_squeezed(b, &stacked(&[rows]))?;
                     }
                 }
                 // h(t-1) is an input of the cell: recurrent weights run from it to the hidden
@@ -484,13 +512,15 @@ impl Builder<'_> {
                 let y = self.add_nodes(h, d + 1, NodeType::Neuron, NodeRole::Neurons, format!("{name} -> hidden"));
                 let y_seg = self.whole(y);
                 for g in 0..gates {
-                    let w = DenseWeight { param: wi, offset: g * h * e, kernel: &[], order: DenseOrder::OutInKernel };
+                    let offset = wi_base + g * h * e;
+                    let w = DenseWeight { param: wi, offset, kernel: &[], order: DenseOrder::OutInKernel };
                     self.dense_edges(&x, y_seg, &w, EdgeType::LinWeight, d)?;
-                    let w = DenseWeight { param: wh, offset: g * h * h, kernel: &[], order: DenseOrder::OutInKernel };
+                    let offset = wh_base + g * h * h;
+                    let w = DenseWeight { param: wh, offset, kernel: &[], order: DenseOrder::OutInKernel };
                     self.dense_edges(&[self.whole(state)], y_seg, &w, EdgeType::LinWeight, d)?;
                 }
-                for (b, which, base) in [(bias_ih, "input", 0), (bias_hh, "hidden", if shared_bias { rows } else { 0 })]
-                {
+                let hidden_base = bias_base + if shared_bias { rows } else { 0 };
+                for (b, which, base) in [(bias_ih, "input", bias_base), (bias_hh, "hidden", hidden_base)] {
                     let Some(b) = b else { continue };
                     for g in 0..gates {
                         let label = format!("gate {g} {which} bias");

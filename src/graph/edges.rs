@@ -97,6 +97,10 @@ impl EdgeValues {
                         let (o, i, p) = (k % out, k / out % inp, k / (out * inp));
                         (p * cols + col + i) * out + o
                     }
+                    DenseOrder::InOutKernel => {
+                        let (o, i, p) = (k / kn % out, k / (kn * out), k % kn);
+                        ((col + i) * out + o) * kn + p
+                    }
                 };
                 Some((*param, offset + index))
             }
@@ -150,6 +154,7 @@ impl ParamGraph {
                 match order {
                     DenseOrder::OutInKernel => (k / kn % inp, k / (kn * inp), kernel_coords(kernel, k % kn)),
                     DenseOrder::KernelInOut => (k / out % inp, k % out, kernel_coords(kernel, k / (out * inp))),
+                    DenseOrder::InOutKernel => (k / (kn * out), k / kn % out, kernel_coords(kernel, k % kn)),
                 }
             }
             EdgeValues::PerTarget { .. } => (0, k, [-1.0; 3]),

@@ -166,6 +166,8 @@ pub enum DenseOrder {
     OutInKernel,
     /// `[k..., in, out]` (Keras HWIO, `[in, out]` matrices, embedding tables `[num, dim]`).
     KernelInOut,
+    /// `[in, out, k...]` (a transposed convolution's kernel, ONNX `ConvTranspose`).
+    InOutKernel,
 }
 
 /// Where an edge block's values live.

@@ -8,7 +8,9 @@
 //!   torch versions store every weight that way). Integer and boolean constants (shapes, axes,
 //!   indices, masks: what feeds `Reshape`, `Slice`, `Gather`) and single floats (epsilons,
 //!   exponents, scales) are operator arguments, not parameters: their nodes stay in the op list,
-//!   but they are not tensors of the model. A `Constant`'s tensor is named after its output.
+//!   but they are not tensors of the model. One exception: a single float that a `Conv`,
+//!   `ConvTranspose` or `Gemm` of the same graph reads as its bias (a one-output head's bias) is
+//!   a weight. A `Constant`'s tensor is named after its output.
 //! - **Subgraphs** (`If`'s `then_branch`/`else_branch`, `Loop`/`Scan`'s `body`, any graph
 //!   attribute) are inlined: their nodes come right before the node that owns them, and every
 //!   value they define is named `<node>/<attribute>/<name>`, where `<node>` is the owner's name
@@ -124,8 +126,17 @@ impl Flattener {
             Some(path) => format!("subgraph '{}'", shown(path)),
             None => "the main graph".to_string(),
         };
+        // A one-element float Constant is an argument (an epsilon, an exponent), except where a
+        // conv or Gemm reads it as its bias: then it is the bias of a one-output layer.
+        let biases: HashSet<String> = graph
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.op.op_type.as_str(), "Conv" | "ConvTranspose" | "Gemm"))
+            .filter_map(|n| n.op.inputs.get(2).cloned())
+            .collect();
         for (index, node) in graph.nodes.into_iter().enumerate() {
             let mut op = node.op;
+            let is_bias = op.outputs.len() == 1 && op.outputs.first().is_some_and(|o| biases.contains(o));
             for input in &mut op.inputs {
                 *input = self.reads(&scope, input, prefix).ok_or_else(|| {
                     format!(
@@ -144,7 +155,7 @@ impl Flattener {
             }
             if op.op_type == "Constant"
                 && let (Some(mut proto), [output]) = (node.value, op.outputs.as_slice())
-                && is_weight(&proto)
+                && (is_weight(&proto) || (is_bias && is_float(&proto)))
             {
                 proto.name = output.clone();
                 self.listed.insert(proto.name.clone());
@@ -210,12 +221,17 @@ fn path_component(op: &OpNode, index: usize) -> String {
     format!("{op_type}_{index}")
 }
 
+/// A floating-point tensor.
+fn is_float(t: &TensorProto) -> bool {
+    const FLOAT_TYPES: [i32; 4] = [1, 10, 11, 16]; // FLOAT, FLOAT16, DOUBLE, BFLOAT16
+    FLOAT_TYPES.contains(&t.data_type)
+}
+
 /// A `Constant` value counts as a weight when it is a floating-point tensor of more than one
 /// element (see the module docs). A shape that overflows or has a negative dimension counts too,
 /// so that the tensor reader reports it instead of it vanishing silently.
 fn is_weight(t: &TensorProto) -> bool {
-    const FLOAT_TYPES: [i32; 4] = [1, 10, 11, 16]; // FLOAT, FLOAT16, DOUBLE, BFLOAT16
-    if !FLOAT_TYPES.contains(&t.data_type) {
+    if !is_float(t) {
         return false;
     }
     let elements = t.dims.iter().try_fold(1u64, |acc, &d| u64::try_from(d).ok().and_then(|d| acc.checked_mul(d)));
@@ -229,8 +245,13 @@ mod tests {
 
     fn node(name: &str, op_type: &str, inputs: &[&str], outputs: &[&str]) -> Node {
         let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
-        let op =
-            OpNode { name: name.into(), op_type: op_type.into(), inputs: strings(inputs), outputs: strings(outputs) };
+        let op = OpNode {
+            name: name.into(),
+            op_type: op_type.into(),
+            inputs: strings(inputs),
+            outputs: strings(outputs),
+            ..OpNode::default()
+        };
         Node { op, value: None, subgraphs: Vec::new() }
     }
 

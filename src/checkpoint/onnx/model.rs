@@ -11,7 +11,7 @@
 use std::ops::Range;
 
 use super::proto::{DecodeError, DecodeResult, Field, Fields, Value};
-use crate::checkpoint::OpNode;
+use crate::checkpoint::{Attribute, OpNode};
 
 mod field {
     // ModelProto
@@ -31,9 +31,12 @@ mod field {
     pub const NODE_ATTRIBUTE: u32 = 5;
     // AttributeProto
     pub const ATTR_NAME: u32 = 1;
+    pub const ATTR_I: u32 = 3;
+    pub const ATTR_S: u32 = 4;
     pub const ATTR_T: u32 = 5;
     pub const ATTR_G: u32 = 6;
     pub const ATTR_FLOATS: u32 = 7;
+    pub const ATTR_INTS: u32 = 8;
     pub const ATTR_GRAPHS: u32 = 11;
     // ValueInfoProto
     pub const VALUE_INFO_NAME: u32 = 1;
@@ -58,6 +61,9 @@ mod field {
 pub const DATA_LOCATION_EXTERNAL: u64 = 1;
 /// `TensorProto.DataType.FLOAT`.
 pub const DATA_TYPE_FLOAT: i32 = 1;
+/// `TensorProto.DataType.INT32` and `INT64`.
+const DATA_TYPE_INT32: i32 = 6;
+const DATA_TYPE_INT64: i32 = 7;
 
 /// How deep graphs may nest inside node attributes (the main graph is depth 0). Real models nest
 /// a few levels (a `Loop` inside an `If`); the limit bounds the decoder's recursion.
@@ -159,7 +165,7 @@ fn merge_graph(buf: &[u8], range: Range<usize>, graph: &mut Graph, depth: usize)
 }
 
 fn decode_node(buf: &[u8], range: Range<usize>, depth: usize) -> DecodeResult<Node> {
-    let op = OpNode { name: String::new(), op_type: String::new(), inputs: Vec::new(), outputs: Vec::new() };
+    let op = OpNode::default();
     let mut node = Node { op, value: None, subgraphs: Vec::new() };
     for field in Fields::new(buf, range) {
         let field = field?;
@@ -175,16 +181,38 @@ fn decode_node(buf: &[u8], range: Range<usize>, depth: usize) -> DecodeResult<No
     Ok(node)
 }
 
-/// An AttributeProto: keeps tensor values named `value`/`value_floats` and every graph.
+/// An AttributeProto: keeps tensor values named `value`/`value_floats`, every graph, and integer,
+/// integer-list and string values (`axis`, `group`, `transB`, `direction`: what the architecture
+/// rules read). Integer lists hold what the file spells out, so they cost at most a few times
+/// their bytes.
 fn decode_attribute(buf: &[u8], attribute: &Field, depth: usize, node: &mut Node) -> DecodeResult<()> {
     let mut name = String::new();
     let mut tensor = None;
     let mut floats = Vec::new();
     let mut graphs = Vec::new();
+    let mut int = None;
+    let mut ints: Option<Vec<i64>> = None;
+    let mut string = None;
     for field in Fields::new(buf, attribute.bytes()?) {
         let field = field?;
         match field.number {
             field::ATTR_NAME => name = field.string(buf)?,
+            // int64 on the wire: a varint holding the two's complement bits.
+            field::ATTR_I => int = Some(field.varint()? as i64),
+            field::ATTR_INTS => {
+                let list = ints.get_or_insert_with(Vec::new);
+                match &field.value {
+                    Value::Bytes(packed) => {
+                        for v in super::proto::packed_varints(buf, packed.clone()) {
+                            list.push(v? as i64);
+                        }
+                    }
+                    _ => list.push(field.varint()? as i64),
+                }
+            }
+            field::ATTR_S => {
+                string = Some(String::from_utf8_lossy(buf.get(field.bytes()?).unwrap_or_default()).into_owned())
+            }
             field::ATTR_T => tensor = Some(decode_tensor(buf, field.bytes()?)?),
             field::ATTR_FLOATS => floats.push(piece(&field)?),
             field::ATTR_G | field::ATTR_GRAPHS => {
@@ -198,6 +226,22 @@ fn decode_attribute(buf: &[u8], attribute: &Field, depth: usize, node: &mut Node
             }
             _ => {}
         }
+    }
+    if let Some(v) = int {
+        node.op.attributes.push((name.clone(), Attribute::Int(v)));
+    }
+    if let Some(v) = ints {
+        node.op.attributes.push((name.clone(), Attribute::Ints(v)));
+    }
+    if let Some(v) = string {
+        node.op.attributes.push((name.clone(), Attribute::Str(v)));
+    }
+    // A small integer `Constant` (slice bounds, axes, split sizes) is an operator argument, not a
+    // tensor of the model: its values travel with the node for the rules that read them.
+    if name == "value"
+        && let Some(values) = tensor.as_ref().and_then(|t| small_ints(buf, t))
+    {
+        node.op.attributes.push((name.clone(), Attribute::Ints(values)));
     }
     match name.as_str() {
         "value" => node.value = tensor.or(node.value.take()),
@@ -215,6 +259,55 @@ fn decode_attribute(buf: &[u8], attribute: &Field, depth: usize, node: &mut Node
         node.subgraphs.push((label, graph));
     }
     Ok(())
+}
+
+/// Integer constants of at most this many elements keep their values on the node.
+const SMALL_INTS: usize = 64;
+
+/// The values of an int64/int32 tensor of at most [`SMALL_INTS`] elements held in the file.
+fn small_ints(buf: &[u8], t: &TensorProto) -> Option<Vec<i64>> {
+    let count = t.dims.iter().try_fold(1usize, |n, &d| n.checked_mul(usize::try_from(d).ok()?))?;
+    let width = match t.data_type {
+        DATA_TYPE_INT64 => 8,
+        DATA_TYPE_INT32 => 4,
+        _ => return None,
+    };
+    if count > SMALL_INTS {
+        return None;
+    }
+    let mut out = Vec::with_capacity(count);
+    if let Some(range) = &t.raw_data {
+        let bytes = buf.get(range.clone())?;
+        if bytes.len() != count * width {
+            return None;
+        }
+        for c in bytes.chunks_exact(width) {
+            out.push(match width {
+                8 => i64::from_le_bytes(c.try_into().ok()?),
+                _ => i64::from(i32::from_le_bytes(c.try_into().ok()?)),
+            });
+        }
+    } else {
+        // Both are varints on the wire; an int32 is sign-extended, so the bits read as i64 hold it.
+        let pieces = if width == 8 { &t.int64_data } else { &t.int32_data };
+        for p in pieces {
+            match p {
+                Piece::Single(v) => out.push(*v as i64),
+                Piece::Packed(range) => {
+                    for v in super::proto::packed_varints(buf, range.clone()) {
+                        out.push(v.ok()? as i64);
+                        if out.len() > count {
+                            return None;
+                        }
+                    }
+                }
+            }
+            if out.len() > count {
+                return None;
+            }
+        }
+    }
+    (out.len() == count).then_some(out)
 }
 
 /// `value_floats` as the 1-D float tensor it denotes.
