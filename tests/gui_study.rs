@@ -284,7 +284,7 @@ fn study_matrix_exports_in_a_job() {
     assert!(std::fs::read(&png).expect("PNG written").starts_with(b"\x89PNG\r\n\x1a\n"));
     let text = std::fs::read_to_string(&csv).expect("CSV written");
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], ",fc1,fc2,logits");
+    assert_eq!(lines[0], "layer,fc1,fc2,logits", "the one CKA CSV dialect (cka::csv)");
     let expected = sample.matrix(("mlp", 0), ("mlp", 1));
     let first: f64 = lines[1].split(',').nth(1).expect("a value").parse().expect("a number");
     assert!((first - expected[0][0].expect("defined")).abs() < 5e-7);
