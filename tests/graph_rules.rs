@@ -1565,3 +1565,22 @@ fn onnx_attention_as_matmuls_reads_v_out_of_fused_qkv() {
         arch.layers[v]
     );
 }
+
+/// torch's TorchScript ONNX exporter writes `x.chunk(2, 1)` as `Slice`s whose end bound is
+/// computed from the activation's shape (`Shape -> Gather(1) -> Div(2) -> Mul`): folded from the
+/// known channel count, each slice is half the channels, so the C2f block's bottlenecks read 4
+/// channels each and every weight is placed (before: 0.2% of a YOLO-sized export encoded).
+#[test]
+fn torch_chunk_export_with_shape_computed_bounds_is_a_channel_split() {
+    let store = open_graph_fixture("c2f_chunk_torch.onnx");
+    let (arch, g) = assert_real_structure(&store);
+    let slices: Vec<_> = arch.layers.iter().filter(|l| matches!(l.kind, LayerKind::Slice { .. })).collect();
+    assert_eq!(slices.len(), 2, "{:?}", kinds(&arch));
+    for s in &slices {
+        let LayerKind::Slice { len, features_in, .. } = s.kind else { unreachable!() };
+        assert_eq!((len, features_in), (4, 8), "{}", s.name);
+    }
+    // 8 convs: stem, C2f's cv1, 2 bottlenecks x (cv1, cv2), C2f's cv2, head.
+    assert_eq!(arch.layers.iter().filter(|l| l.kind.name() == "conv2d").count(), 8);
+    assert!(g.num_parameters() > 0);
+}

@@ -49,6 +49,8 @@ pub(super) fn recover(store: &TensorStore) -> Architecture {
         derived: derived_weights(store),
         constant_ints: HashMap::new(),
         shape_tails: HashMap::new(),
+        shape_channels: HashMap::new(),
+        folded: Default::default(),
     };
     (r.constant_ints, r.shape_tails) = constant_ints(store);
     for op in &store.ops {
@@ -155,6 +157,10 @@ struct Recovery<'s> {
     constant_ints: HashMap<String, Vec<i64>>,
     /// The known trailing dimensions of shapes with a dynamic dimension (see [`constant_ints`]).
     shape_tails: HashMap<String, Vec<i64>>,
+    /// `Shape(x)` outputs -> x's channel count (axis 1), see [`Recovery::fold_shape_ints`].
+    shape_channels: HashMap<String, i64>,
+    /// Values folded to integers from activation shapes: arguments, never activations.
+    folded: std::collections::HashSet<String>,
 }
 
 /// Integer values the graph computes from small integer `Constant`s alone (slice bounds and axes
@@ -276,12 +282,7 @@ impl<'s> Recovery<'s> {
     /// The first input that is an activation: not a weight, not a value made of weights alone,
     /// not a `Constant`'s output (PP-OCR's `Mul(scale, x)` names the scale first).
     fn activation<'o>(&self, op: &'o OpNode) -> Option<&'o String> {
-        op.inputs.iter().find(|n| {
-            !n.is_empty()
-                && !self.is_initializer(n)
-                && !self.constants.contains(n.as_str())
-                && !self.derived.contains_key(n.as_str())
-        })
+        op.inputs.iter().find(|n| self.activation_name(n))
     }
 
     /// The neurons behind activation `name` (graph inputs: the first reader's input group).
@@ -379,6 +380,9 @@ impl<'s> Recovery<'s> {
     }
 
     fn op(&mut self, op: &OpNode) {
+        if self.fold_shape_ints(op) {
+            return;
+        }
         let handled = match op.op_type.as_str() {
             "Gemm" | "MatMul" => self.linear(op) || self.product_of_activations(op),
             "Reshape" => self.track_split(op),
@@ -772,7 +776,81 @@ impl<'s> Recovery<'s> {
     }
 
     fn activation_name(&self, n: &str) -> bool {
-        !n.is_empty() && !self.is_initializer(n) && !self.constants.contains(n) && !self.derived.contains_key(n)
+        !n.is_empty()
+            && !self.is_initializer(n)
+            && !self.constants.contains(n)
+            && !self.derived.contains_key(n)
+            && !self.folded.contains(n)
+    }
+
+    /// Integers the graph computes from activation shapes, folded from the known channel counts:
+    /// torch exports `x.chunk(2, 1)` as `Slice(x, 0, Mul(Div(Gather(Shape(x), 1), 2), 1), 1)`,
+    /// and the slice is a channel split only if its bounds are known. `Shape(x)` gives x's width
+    /// at axis 1 (while x's channels are still there); `Gather` of index 1, `Div`/`Mul`/`Add`/
+    /// `Sub`, `Unsqueeze`/`Squeeze`/`Cast`/`Identity` and `Concat` of known values fold. Returns
+    /// whether `op` was such an op (its output is then an argument, not an activation).
+    fn fold_shape_ints(&mut self, op: &OpNode) -> bool {
+        let Some(out) = op.outputs.first().cloned() else { return false };
+        let known = |s: &Self, i: usize| op.inputs.get(i).and_then(|n| s.signed_initializer(Some(n)));
+        let from_shape = |s: &Self| op.inputs.iter().any(|n| s.folded.contains(n));
+        let value = match op.op_type.as_str() {
+            "Shape" => {
+                let first = op.inputs.first();
+                if op.int_attribute("start").unwrap_or(0) != 0 || first.is_none_or(|n| self.reshaped.contains(n)) {
+                    return false;
+                }
+                let Some(width) = self.neurons_of(first).and_then(|x| self.arch.width_of(x)) else { return false };
+                self.shape_channels.insert(out.clone(), width as i64);
+                self.folded.insert(out);
+                return true;
+            }
+            "Gather" => {
+                let Some(&width) = op.inputs.first().and_then(|n| self.shape_channels.get(n)) else { return false };
+                if op.int_attribute("axis").unwrap_or(0) != 0 || known(self, 1).as_deref() != Some(&[1]) {
+                    return false;
+                }
+                vec![width]
+            }
+            "Div" | "Mul" | "Add" | "Sub" if from_shape(self) => {
+                let (Some(a), Some(b)) = (known(self, 0), known(self, 1)) else { return false };
+                let len = a.len().max(b.len());
+                if !(a.len() == len || a.len() == 1) || !(b.len() == len || b.len() == 1) || len > 64 {
+                    return false;
+                }
+                let pick = |v: &[i64], k: usize| if v.len() == 1 { v[0] } else { v[k] };
+                let mut values = Vec::with_capacity(len);
+                for k in 0..len {
+                    let (x, y) = (pick(&a, k), pick(&b, k));
+                    let v = match op.op_type.as_str() {
+                        "Div" if y != 0 => x.checked_div(y),
+                        "Mul" => x.checked_mul(y),
+                        "Add" => x.checked_add(y),
+                        "Sub" => x.checked_sub(y),
+                        _ => None,
+                    };
+                    let Some(v) = v else { return false };
+                    values.push(v);
+                }
+                values
+            }
+            "Unsqueeze" | "Squeeze" | "Cast" | "Identity" if from_shape(self) => {
+                let Some(v) = known(self, 0) else { return false };
+                v
+            }
+            "Concat" if from_shape(self) => {
+                let parts: Option<Vec<Vec<i64>>> = (0..op.inputs.len()).map(|i| known(self, i)).collect();
+                let Some(parts) = parts else { return false };
+                let values: Vec<i64> = parts.concat();
+                if values.len() > 64 {
+                    return false;
+                }
+                values
+            }
+            _ => return false,
+        };
+        self.constant_ints.insert(out.clone(), value);
+        self.folded.insert(out);
+        true
     }
 
     /// `Reshape` whose target shape ends in factors of the input's neuron count (`[0, -1, 3, 8,
