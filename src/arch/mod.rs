@@ -431,6 +431,15 @@ pub struct Unplaced {
 }
 
 impl Architecture {
+    /// Appends the layer that joins a bidirectional recurrent layer's two directions (the next
+    /// layer reads both directions' neurons) and returns its index.
+    pub(crate) fn join_directions(&mut self, name: String, forward: usize, reverse: Input) -> usize {
+        let features = self.width_of(Input::Layer(forward)).unwrap_or(0) + self.width_of(reverse).unwrap_or(0);
+        let kind = LayerKind::Concat { parts: vec![Input::Layer(forward), reverse], features };
+        self.layers.push(Layer { name, kind, tensors: Vec::new(), input: Input::Layer(forward), parallel_to: None });
+        self.layers.len() - 1
+    }
+
     /// Width of the neuron group `input` refers to (`None` for [`Input::Fresh`] or a bad index).
     pub fn width_of(&self, input: Input) -> Option<usize> {
         match input {

@@ -1094,17 +1094,9 @@ impl<'s> Recovery<'s> {
             let name = format!("{} (reverse)", self.arch.layers[forward].name);
             self.arch.layers.push(Layer { name, kind: kind(1), tensors: Vec::new(), input: read, parallel_to: None });
             let reverse = self.arch.layers.len() - 1;
-            let parts = vec![Input::Layer(forward), Input::Layer(reverse)];
-            let kind = LayerKind::Concat { parts, features: 2 * hidden };
             let name = format!("{} directions", self.arch.layers[forward].name);
-            self.arch.layers.push(Layer {
-                name,
-                kind,
-                tensors: Vec::new(),
-                input: Input::Layer(forward),
-                parallel_to: None,
-            });
-            self.set_outputs(op, Input::Layer(self.arch.layers.len() - 1));
+            let joined = self.arch.join_directions(name, forward, Input::Layer(reverse));
+            self.set_outputs(op, Input::Layer(joined));
         }
         true
     }

@@ -423,19 +423,8 @@ impl Builder<'_> {
         {
             let read = if fwd.input == Input::Fresh { Input::InputOf(forward) } else { fwd.input };
             let reverse = self.chain(p, Some(read), None);
-            let features =
-                self.arch.width_of(Input::Layer(forward)).unwrap_or(0) + self.arch.width_of(reverse).unwrap_or(0);
-            let parts = vec![Input::Layer(forward), reverse];
-            let kind = LayerKind::Concat { parts, features };
             let name = modules::join(modules::parent(&p.name), "directions");
-            self.arch.layers.push(Layer {
-                name,
-                kind,
-                tensors: Vec::new(),
-                input: Input::Layer(forward),
-                parallel_to: None,
-            });
-            self.tip = Some(Input::Layer(self.arch.layers.len() - 1));
+            self.tip = Some(Input::Layer(self.arch.join_directions(name, forward, reverse)));
             return;
         }
         let out = self.chain(p, wanted, None);
