@@ -118,6 +118,17 @@ fn assert_exact_inversion(g: &ParamGraph, store: &TensorStore, expected_order: &
     assert!(g.to_weights(&features.iter().map(|f| f[0]).take(g.num_edges() - 1).collect::<Vec<_>>()).is_err());
 }
 
+/// `(start, len, features_in)` of every channel slice, in layer order.
+fn slices_of(arch: &Architecture) -> Vec<(usize, usize, usize)> {
+    arch.layers
+        .iter()
+        .filter_map(|l| match l.kind {
+            LayerKind::Slice { start, len, features_in } => Some((start, len, features_in)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn kinds(arch: &Architecture) -> Vec<String> {
     arch.layers.iter().map(|l| l.kind.name()).collect()
 }
@@ -1207,14 +1218,7 @@ fn yolo_detect_head_stays_connected_around_the_dfl_conv() {
     let non_weights: usize = unplaced.iter().map(|u| u.parameters).sum();
     assert_eq!(g.num_parameters(), store.num_parameters() - non_weights);
     // The box rows are a slice of the first scale's concatenated channels (its box conv's 8).
-    let slices: Vec<_> = arch
-        .layers
-        .iter()
-        .filter_map(|l| match l.kind {
-            LayerKind::Slice { start, len, features_in } => Some((start, len, features_in)),
-            _ => None,
-        })
-        .collect();
+    let slices = slices_of(&arch);
     assert_eq!(slices, [(0, 8, 11), (8, 3, 11)]);
     let order: Vec<&str> = arch.layers.iter().flat_map(|l| l.kind.parameter_tensors()).collect();
     assert_exact_inversion(&g, &store, &order);
@@ -1317,14 +1321,7 @@ fn vad_onnx_encodes_both_if_branches_and_lstm_weights_rearranged_by_slices() {
         arch.layers.iter().filter(|l| l.name.contains("encoder.0.reparam_conv")).map(|l| l.input).collect();
     assert_eq!(encoders.len(), 2);
     assert_eq!(encoders[0], encoders[1]);
-    let slices: Vec<_> = arch
-        .layers
-        .iter()
-        .filter_map(|l| match l.kind {
-            LayerKind::Slice { start, len, features_in } => Some((start, len, features_in)),
-            _ => None,
-        })
-        .collect();
+    let slices = slices_of(&arch);
     assert_eq!(slices, [(0, 3, 6), (3, 3, 6)], "bounds and axes from Unsqueeze(Constant)");
     // The LSTM op reads the cell's torch weights through Slice/Concat/Unsqueeze: one layer owns them.
     let lstm: Vec<_> = arch.layers.iter().filter(|l| matches!(l.kind, LayerKind::Recurrent { .. })).collect();
@@ -1356,14 +1353,7 @@ fn onnx_attributes_decide_axes_groups_and_gemm_layout() {
     let (_, b) = layer_named(&arch, "b");
     assert!(matches!(b.kind, LayerKind::Conv { groups: 2, in_channels: 8, .. }), "{:?}", b.kind);
     // Only the channel slice (attributes starts/ends/axes = [1]) regroups neurons; the one on axis 2 does not.
-    let slices: Vec<_> = arch
-        .layers
-        .iter()
-        .filter_map(|l| match l.kind {
-            LayerKind::Slice { start, len, features_in } => Some((start, len, features_in)),
-            _ => None,
-        })
-        .collect();
+    let slices = slices_of(&arch);
     assert_eq!(slices, [(0, 3, 8)]);
     // Concat on axis 1 is a union of 3 + 4 channels; on axis 2 it keeps `a`'s 8 channels.
     let concats: Vec<usize> = arch
