@@ -142,7 +142,7 @@ fn kernel(
 
 /// Median distance of a squared-distance matrix under `convention`.
 fn median_distance(d2: &[f64], n: usize, convention: RbfMedian) -> f64 {
-    // The distinct pairs, sorted: the whole matrix holds each twice, plus n zeros.
+    // The distinct pairs (the whole matrix holds each twice, plus n zeros on the diagonal).
     let mut d: Vec<f64> = Vec::with_capacity(n * n.saturating_sub(1) / 2);
     for i in 0..n {
         d.extend(d2[i * n + i + 1..(i + 1) * n].iter().map(|v| v.sqrt()));
