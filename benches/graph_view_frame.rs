@@ -29,7 +29,7 @@ use egui::{Event, Modifiers, PointerButton, Pos2, RawInput, Rect, pos2, vec2};
 use gmnscope::checkpoint::writer::{OwnedTensor, write_safetensors};
 use gmnscope::rng::SplitMix64;
 use gmnscope::ui::commands::CommandQueue;
-use gmnscope::ui::graph_view::GraphView;
+use gmnscope::ui::graph_view::{GraphView, ViewInputs};
 use gmnscope::ui::jobs;
 use gmnscope::ui::loader::{self, LoadedModel, ModelSource};
 use gmnscope::ui::state::AppState;
@@ -144,7 +144,8 @@ impl Frame {
         let Self { ctx, view, model, state, commands, .. } = self;
         let output = ctx.run_ui(input, |ui| {
             egui::CentralPanel::default().frame(egui::Frame::NONE).show(ui, |ui| {
-                view.ui(ui, model, Some(1), state, true, None, commands);
+                let inputs = ViewInputs { selected_layer: Some(1), state, gpu: true, overlay: None, search: "" };
+                view.ui(ui, model, inputs, commands);
             });
         });
         commands.take();

@@ -14,6 +14,7 @@
 pub mod activations;
 pub mod analysis;
 pub mod arch;
+pub mod atomic_write;
 pub mod checkpoint;
 pub mod cka;
 pub mod data;

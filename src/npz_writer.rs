@@ -1,14 +1,12 @@
-//! Streaming `.npz` writer: arrays go into a zip of uncompressed `.npy` entries, as `np.savez`
-//! writes them, readable by `numpy.load` and by [`crate::checkpoint::open`].
+//! Streaming `.npz` writer: arrays go into a zip of `.npy` entries, as `np.savez` (stored) or
+//! `np.savez_compressed` (deflated, [`NpzWriter::compressed`]) writes them, readable by
+//! `numpy.load` and by [`crate::checkpoint::open`].
 //!
-//! Owns: the zip container (local headers, central directory, zip64 records when an entry or the
-//! archive outgrows 4 GiB) and atomic replacement of the target file. Arrays can be streamed: the
-//! shape is known up front, so every size in a local header is final when it is written and only
-//! the CRC is patched in afterwards (the file is seekable; no data descriptors needed).
-//!
-//! Everything is written to a temporary file next to the target and renamed into place by
-//! [`NpzWriter::finish`]; dropping the writer earlier (an error, a cancelled export) deletes the
-//! temporary file, so an interrupted export never leaves a half-written `.npz` behind.
+//! Owns: the `.npy` entries (header, element-count and dtype checks, streaming in bounded chunks).
+//! The zip container (headers, CRCs, zip64 records when an entry or the archive outgrows 4 GiB)
+//! is the `zip` crate's [`zip::ZipWriter`]; the file goes through [`crate::atomic_write`], so it
+//! appears only when [`NpzWriter::finish`] succeeds and dropping the writer earlier (an error, a
+//! cancelled export) leaves nothing half-written behind.
 //!
 //! ```no_run
 //! # fn main() -> std::io::Result<()> {
@@ -26,77 +24,51 @@
 //! ```
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Write};
+use std::path::Path;
 
+use zip::ZipWriter;
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, DateTime};
+
+use crate::atomic_write::AtomicFile;
 use crate::checkpoint::DType;
 use crate::checkpoint::numpy::npy;
 
-const LOCAL_HEADER_SIGNATURE: u32 = 0x0403_4b50;
-const CENTRAL_HEADER_SIGNATURE: u32 = 0x0201_4b50;
-const END_OF_CENTRAL_DIRECTORY_SIGNATURE: u32 = 0x0605_4b50;
-const ZIP64_END_SIGNATURE: u32 = 0x0606_4b50;
-const ZIP64_LOCATOR_SIGNATURE: u32 = 0x0706_4b50;
-const ZIP64_EXTRA_ID: u16 = 0x0001;
-/// Sizes and offsets at or above this go into zip64 records (the 32-bit field then holds it).
+/// Entries at or above this size need zip64 records (the crate must be told before writing).
 const ZIP32_LIMIT: u64 = 0xFFFF_FFFF;
-/// 1980-01-01 00:00, the earliest DOS date: entries carry a fixed time so output is reproducible.
-const DOS_DATE: u16 = (1 << 5) | 1;
-const DOS_TIME: u16 = 0;
-/// Offset of the CRC-32 field inside a local file header.
-const LOCAL_HEADER_CRC_OFFSET: u64 = 14;
-/// Bit 11 of the general-purpose flags: the file name is UTF-8.
-const FLAG_UTF8: u16 = 1 << 11;
-
-/// What the central directory needs to know about one finished entry.
-struct Entry {
-    file_name: Vec<u8>,
-    crc: u32,
-    size: u64,
-    header_offset: u64,
-    zip64_sizes: bool,
-}
 
 /// Writes a `.npz` archive; see the module docs.
 pub struct NpzWriter {
-    out: BufWriter<File>,
-    temp_path: PathBuf,
-    final_path: PathBuf,
-    entries: Vec<Entry>,
+    zip: ZipWriter<AtomicFile>,
     names: HashSet<String>,
-    /// Bytes written so far (the offset of the next local header).
-    offset: u64,
     /// An array begun with `begin_array` whose `ArrayWriter::finish` has not run.
     open_array: Option<String>,
     always_zip64: bool,
-    finished: bool,
+    compression: CompressionMethod,
 }
 
 fn invalid(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, message)
 }
 
+fn zip_error(e: zip::result::ZipError) -> io::Error {
+    match e {
+        zip::result::ZipError::Io(e) => e,
+        other => io::Error::other(other.to_string()),
+    }
+}
+
 impl NpzWriter {
     /// Starts an archive that will be moved to `path` by [`finish`](Self::finish).
     pub fn create(path: impl AsRef<Path>) -> io::Result<Self> {
-        let final_path = path.as_ref().to_path_buf();
-        final_path.file_name().ok_or_else(|| invalid(format!("{}: not a file path", final_path.display())))?;
-        // Temps of killed exports of the same file go first (a big export leaves GBs).
-        crate::temp_files::remove_stale(&final_path);
-        let temp_path = crate::temp_files::temp_path_for(&final_path);
-        let file = File::create(&temp_path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: cannot create: {e}", temp_path.display())))?;
+        let file = AtomicFile::create(path)?;
         Ok(Self {
-            out: BufWriter::with_capacity(1 << 20, file),
-            temp_path,
-            final_path,
-            entries: Vec::new(),
+            zip: ZipWriter::new(file),
             names: HashSet::new(),
-            offset: 0,
             open_array: None,
             always_zip64: false,
-            finished: false,
+            compression: CompressionMethod::Stored,
         })
     }
 
@@ -107,6 +79,12 @@ impl NpzWriter {
         self
     }
 
+    /// Deflates every entry, as `np.savez_compressed` does: smaller files (graph exports of
+    /// big models shrink by about a third), slower to write and to read.
+    pub fn compressed(mut self, compressed: bool) -> Self {
+        self.compression = if compressed { CompressionMethod::Deflated } else { CompressionMethod::Stored };
+        self
+    }
     /// Adds a whole f32 array.
     pub fn add_array_f32(&mut self, name: &str, shape: &[usize], values: &[f32]) -> io::Result<()> {
         let mut array = self.begin_array(name, DType::F32, shape)?;
@@ -161,9 +139,9 @@ impl NpzWriter {
         if self.names.contains(name) {
             return Err(invalid(format!("array '{name}' was already written")));
         }
-        let file_name = format!("{name}.npy").into_bytes();
-        let name_len =
-            u16::try_from(file_name.len()).map_err(|_| invalid(format!("array name '{name}' is too long")))?;
+        if name.len() + ".npy".len() > usize::from(u16::MAX) {
+            return Err(invalid(format!("array name '{name}' is too long")));
+        }
         let elements = shape
             .iter()
             .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
@@ -174,93 +152,25 @@ impl NpzWriter {
             .and_then(|data| data.checked_add(header.len() as u64))
             .ok_or_else(|| invalid(format!("shape {shape:?} of '{name}' overflows")))?;
 
-        let zip64_sizes = self.always_zip64 || size >= ZIP32_LIMIT;
-        let flags = if name.is_ascii() { 0 } else { FLAG_UTF8 };
-        let mut local = Vec::with_capacity(30 + file_name.len() + 20);
-        put_u32(&mut local, LOCAL_HEADER_SIGNATURE);
-        put_u16(&mut local, if zip64_sizes { 45 } else { 20 }); // version needed to extract
-        put_u16(&mut local, flags);
-        put_u16(&mut local, 0); // stored
-        put_u16(&mut local, DOS_TIME);
-        put_u16(&mut local, DOS_DATE);
-        put_u32(&mut local, 0); // CRC-32, patched by ArrayWriter::finish
-        let size32 = if zip64_sizes { ZIP32_LIMIT as u32 } else { size as u32 };
-        put_u32(&mut local, size32); // compressed
-        put_u32(&mut local, size32); // uncompressed
-        put_u16(&mut local, name_len);
-        put_u16(&mut local, if zip64_sizes { 20 } else { 0 });
-        local.extend_from_slice(&file_name);
-        if zip64_sizes {
-            put_u16(&mut local, ZIP64_EXTRA_ID);
-            put_u16(&mut local, 16);
-            put_u64(&mut local, size); // uncompressed
-            put_u64(&mut local, size); // compressed
-        }
-
-        let header_offset = self.offset;
+        let options = SimpleFileOptions::default()
+            .compression_method(self.compression)
+            .last_modified_time(DateTime::default()) // 1980-01-01: reproducible output
+            .large_file(self.always_zip64 || size >= ZIP32_LIMIT);
         // Marked open before writing: a failed write leaves the writer refusing further use
         // rather than producing an archive with a torn entry.
         self.open_array = Some(name.to_string());
         self.names.insert(name.to_string());
-        self.write_raw(&local)?;
-        let mut array = ArrayWriter {
-            npz: self,
-            dtype,
-            remaining: elements,
-            crc: flate2::Crc::new(),
-            entry: Entry { file_name, crc: 0, size, header_offset, zip64_sizes },
-        };
-        array.write_through(&header)?;
+        self.zip.start_file(format!("{name}.npy"), options).map_err(zip_error)?;
+        let array = ArrayWriter { npz: self, dtype, remaining: elements, name: name.to_string() };
+        array.npz.zip.write_all(&header)?;
         Ok(array)
     }
 
     /// Writes the central directory and moves the archive into place.
-    pub fn finish(mut self) -> io::Result<()> {
+    pub fn finish(self) -> io::Result<()> {
         self.check_usable()?;
-        let directory_offset = self.offset;
-        let mut directory = Vec::new();
-        for entry in &self.entries {
-            write_central_header(&mut directory, entry, self.always_zip64);
-        }
-        let directory_size = directory.len() as u64;
-        let count = self.entries.len() as u64;
-        let zip64_end =
-            self.always_zip64 || count >= 0xFFFF || directory_offset >= ZIP32_LIMIT || directory_size >= ZIP32_LIMIT;
-        if zip64_end {
-            let record_offset = directory_offset + directory_size;
-            put_u32(&mut directory, ZIP64_END_SIGNATURE);
-            put_u64(&mut directory, 44); // size of the rest of this record
-            put_u16(&mut directory, 45); // version made by
-            put_u16(&mut directory, 45); // version needed
-            put_u32(&mut directory, 0); // this disk
-            put_u32(&mut directory, 0); // disk where the directory starts
-            put_u64(&mut directory, count);
-            put_u64(&mut directory, count);
-            put_u64(&mut directory, directory_size);
-            put_u64(&mut directory, directory_offset);
-            put_u32(&mut directory, ZIP64_LOCATOR_SIGNATURE);
-            put_u32(&mut directory, 0); // disk holding the zip64 end record
-            put_u64(&mut directory, record_offset);
-            put_u32(&mut directory, 1); // total disks
-        }
-        put_u32(&mut directory, END_OF_CENTRAL_DIRECTORY_SIGNATURE);
-        put_u16(&mut directory, 0);
-        put_u16(&mut directory, 0);
-        let count16 = if zip64_end { 0xFFFF } else { count as u16 };
-        put_u16(&mut directory, count16);
-        put_u16(&mut directory, count16);
-        put_u32(&mut directory, if zip64_end { ZIP32_LIMIT as u32 } else { directory_size as u32 });
-        put_u32(&mut directory, if zip64_end { ZIP32_LIMIT as u32 } else { directory_offset as u32 });
-        put_u16(&mut directory, 0); // comment length
-        self.write_raw(&directory)?;
-
-        self.out.flush()?;
-        self.out.get_ref().sync_all()?;
-        std::fs::rename(&self.temp_path, &self.final_path).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot move the archive to {}: {e}", self.final_path.display()))
-        })?;
-        self.finished = true;
-        Ok(())
+        let file = self.zip.finish().map_err(zip_error)?;
+        file.commit()
     }
 
     fn check_usable(&self) -> io::Result<()> {
@@ -269,73 +179,10 @@ impl NpzWriter {
             None => Ok(()),
         }
     }
-
-    fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.out.write_all(bytes)?;
-        self.offset += bytes.len() as u64;
-        Ok(())
-    }
-}
-
-impl Drop for NpzWriter {
-    fn drop(&mut self) {
-        if !self.finished {
-            std::fs::remove_file(&self.temp_path).ok();
-        }
-    }
 }
 
 fn descr_or_error(dtype: DType) -> io::Result<&'static str> {
     npy::descr_for(dtype).ok_or_else(|| invalid(format!("numpy has no {} dtype; convert to f32 first", dtype.name())))
-}
-
-fn write_central_header(out: &mut Vec<u8>, entry: &Entry, always_zip64: bool) {
-    let zip64_offset = always_zip64 || entry.header_offset >= ZIP32_LIMIT;
-    let mut extra = Vec::new();
-    if entry.zip64_sizes || zip64_offset {
-        // Only the fields whose 32-bit slot holds 0xFFFFFFFF appear, in this order.
-        put_u16(&mut extra, ZIP64_EXTRA_ID);
-        put_u16(&mut extra, 8 * (2 * u16::from(entry.zip64_sizes) + u16::from(zip64_offset)));
-        if entry.zip64_sizes {
-            put_u64(&mut extra, entry.size);
-            put_u64(&mut extra, entry.size);
-        }
-        if zip64_offset {
-            put_u64(&mut extra, entry.header_offset);
-        }
-    }
-    let version = if extra.is_empty() { 20 } else { 45 };
-    let utf8 = std::str::from_utf8(&entry.file_name).is_ok_and(|n| !n.is_ascii());
-    let size32 = if entry.zip64_sizes { ZIP32_LIMIT as u32 } else { entry.size as u32 };
-    put_u32(out, CENTRAL_HEADER_SIGNATURE);
-    put_u16(out, version); // version made by (MS-DOS host, like numpy on Windows)
-    put_u16(out, version); // version needed
-    put_u16(out, if utf8 { FLAG_UTF8 } else { 0 });
-    put_u16(out, 0); // stored
-    put_u16(out, DOS_TIME);
-    put_u16(out, DOS_DATE);
-    put_u32(out, entry.crc);
-    put_u32(out, size32);
-    put_u32(out, size32);
-    put_u16(out, entry.file_name.len() as u16); // checked in begin_array
-    put_u16(out, extra.len() as u16);
-    put_u16(out, 0); // comment length
-    put_u16(out, 0); // disk number
-    put_u16(out, 0); // internal attributes
-    put_u32(out, 0); // external attributes
-    put_u32(out, if zip64_offset { ZIP32_LIMIT as u32 } else { entry.header_offset as u32 });
-    out.extend_from_slice(&entry.file_name);
-    out.extend_from_slice(&extra);
-}
-
-fn put_u16(out: &mut Vec<u8>, v: u16) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-fn put_u32(out: &mut Vec<u8>, v: u32) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-fn put_u64(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(&v.to_le_bytes());
 }
 
 /// Streams the elements of one array into its entry; see [`NpzWriter::begin_array`].
@@ -344,8 +191,7 @@ pub struct ArrayWriter<'a> {
     dtype: DType,
     /// Elements still expected.
     remaining: u64,
-    crc: flate2::Crc,
-    entry: Entry,
+    name: String,
 }
 
 impl ArrayWriter<'_> {
@@ -372,24 +218,15 @@ impl ArrayWriter<'_> {
             )));
         }
         self.reserve((bytes.len() / size) as u64)?;
-        self.write_through(bytes)
+        self.npz.zip.write_all(bytes)
     }
 
-    /// Completes the entry: checks the element count and patches the CRC into its local header.
-    pub fn finish(mut self) -> io::Result<()> {
+    /// Completes the entry after checking the element count (the zip crate patches the CRC and
+    /// sizes into the entry's header when the next entry starts or the archive finishes).
+    pub fn finish(self) -> io::Result<()> {
         if self.remaining != 0 {
-            return Err(invalid(format!(
-                "array '{}' is missing {} elements",
-                String::from_utf8_lossy(&self.entry.file_name),
-                self.remaining
-            )));
+            return Err(invalid(format!("array '{}.npy' is missing {} elements", self.name, self.remaining)));
         }
-        self.entry.crc = self.crc.sum();
-        let out = &mut self.npz.out;
-        out.seek(SeekFrom::Start(self.entry.header_offset + LOCAL_HEADER_CRC_OFFSET))?;
-        out.write_all(&self.entry.crc.to_le_bytes())?;
-        out.seek(SeekFrom::Start(self.npz.offset))?;
-        self.npz.entries.push(self.entry);
         self.npz.open_array = None;
         Ok(())
     }
@@ -409,7 +246,7 @@ impl ArrayWriter<'_> {
         for chunk in values.chunks(16_384) {
             buffer.clear();
             buffer.extend(chunk.iter().flat_map(|&v| to_le(v)));
-            self.write_through(&buffer)?;
+            self.npz.zip.write_all(&buffer)?;
         }
         Ok(())
     }
@@ -418,17 +255,12 @@ impl ArrayWriter<'_> {
     fn reserve(&mut self, elements: u64) -> io::Result<()> {
         if elements > self.remaining {
             return Err(invalid(format!(
-                "array '{}' is full: {elements} more elements would exceed its shape",
-                String::from_utf8_lossy(&self.entry.file_name)
+                "array '{}.npy' is full: {elements} more elements would exceed its shape",
+                self.name
             )));
         }
         self.remaining -= elements;
         Ok(())
-    }
-
-    fn write_through(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.crc.update(bytes);
-        self.npz.write_raw(bytes)
     }
 }
 
@@ -468,6 +300,25 @@ mod tests {
             let ramp = store.get("ramp").expect("ramp").to_f32();
             assert!(ramp.iter().enumerate().all(|(i, &v)| v == i as f32));
         }
+    }
+
+    #[test]
+    fn compressed_archives_read_back_and_are_smaller() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let values: Vec<f32> = (0..50_000).map(|i| (i % 7) as f32).collect();
+        let mut sizes = Vec::new();
+        for compressed in [false, true] {
+            let path = dir.path().join(format!("c{compressed}.npz"));
+            let mut npz = NpzWriter::create(&path).expect("create").compressed(compressed);
+            npz.add_array_f32("x", &[50_000], &values).expect("add");
+            npz.add_array_i64("i", &[2], &[3, -4]).expect("add");
+            npz.finish().expect("finish");
+            let store = checkpoint::open(&path).expect("reads back");
+            assert_eq!(store.get("x").expect("x").to_f32(), values);
+            assert_eq!(store.get("i").expect("i").bytes()[8..16], (-4i64).to_le_bytes());
+            sizes.push(std::fs::metadata(&path).expect("size").len());
+        }
+        assert!(sizes[1] * 10 < sizes[0], "deflate shrinks a repetitive array: {sizes:?}");
     }
 
     #[test]

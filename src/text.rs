@@ -19,6 +19,17 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// A byte count for people: `910.2 MB`, `3.1 GB`, `812 bytes` (decimal units, as file managers show).
+pub fn bytes_human(n: u64) -> String {
+    const UNITS: [(&str, f64); 4] = [("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)];
+    for (unit, scale) in UNITS {
+        if n as f64 >= scale {
+            return format!("{:.1} {unit}", n as f64 / scale);
+        }
+    }
+    format!("{n} bytes")
+}
+
 /// Longest file-derived text shown, in characters; longer text is cut with an ellipsis and its
 /// length.
 pub const MAX_SHOWN_CHARS: usize = 200;
@@ -86,6 +97,14 @@ pub fn shown_string(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_counts_read_as_people_write_them() {
+        assert_eq!(bytes_human(812), "812 bytes");
+        assert_eq!(bytes_human(1_500), "1.5 kB");
+        assert_eq!(bytes_human(910_234_567), "910.2 MB");
+        assert_eq!(bytes_human(3_100_000_000), "3.1 GB");
+    }
 
     #[test]
     fn groups_digits_by_three() {

@@ -5,7 +5,7 @@
 //! that is renamed into place, so an interrupted write leaves nothing half-written.
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::DType;
 
@@ -83,7 +83,7 @@ pub fn to_safetensors_bytes(tensors: &[OwnedTensor]) -> Vec<u8> {
 /// Writes a safetensors file atomically (temp file + rename).
 pub fn write_safetensors(path: &Path, tensors: &[OwnedTensor]) -> io::Result<()> {
     let header = header(tensors);
-    write_atomically(path, |w| {
+    crate::atomic_write::write_atomically(path, |w| {
         w.write_all(&(header.len() as u64).to_le_bytes())?;
         w.write_all(&header)?;
         for t in tensors {
@@ -91,54 +91,4 @@ pub fn write_safetensors(path: &Path, tensors: &[OwnedTensor]) -> io::Result<()>
         }
         Ok(())
     })
-}
-
-/// Runs `write` against a temp file next to `path`, then renames it into place.
-pub fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut io::BufWriter<std::fs::File>) -> io::Result<()>,
-) -> io::Result<()> {
-    prepare(path, write)?.commit()
-}
-
-/// A file written in full (and synced) to a temp path beside its destination, not yet in place:
-/// several files can be prepared and then committed together, so an export on a nearly full
-/// disk fails before any of them replaces an older one. Dropped uncommitted, the temp is removed.
-#[must_use = "a prepared file is removed unless committed"]
-pub struct Prepared {
-    tmp: PathBuf,
-    path: PathBuf,
-    committed: bool,
-}
-
-impl Prepared {
-    /// Renames the file into place.
-    pub fn commit(mut self) -> io::Result<()> {
-        std::fs::rename(&self.tmp, &self.path)?;
-        self.committed = true;
-        Ok(())
-    }
-}
-
-impl Drop for Prepared {
-    fn drop(&mut self) {
-        if !self.committed {
-            std::fs::remove_file(&self.tmp).ok();
-        }
-    }
-}
-
-/// Writes `path`'s content to its temp file (after removing temps of `path` that killed runs
-/// left, see [`crate::temp_files`]); [`Prepared::commit`] moves it into place.
-pub fn prepare(
-    path: &Path,
-    write: impl FnOnce(&mut io::BufWriter<std::fs::File>) -> io::Result<()>,
-) -> io::Result<Prepared> {
-    crate::temp_files::remove_stale(path);
-    let tmp = crate::temp_files::temp_path_for(path);
-    let prepared = Prepared { tmp, path: path.to_path_buf(), committed: false };
-    let mut w = io::BufWriter::new(std::fs::File::create(&prepared.tmp)?);
-    write(&mut w)?;
-    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    Ok(prepared)
 }

@@ -127,7 +127,7 @@ pub fn run(args: &CkaArgs) -> anyhow::Result<()> {
             .context("cannot write to stdout")?;
     }
     if let Some(path) = &args.csv {
-        gmnscope::checkpoint::writer::write_atomically(path, |w| report.write_csv(w))
+        gmnscope::atomic_write::write_atomically(path, |w| report.write_csv(w))
             .with_context(|| format!("{}: cannot write CSV", path.display()))?;
     }
     if let Some(path) = &args.png {

@@ -25,7 +25,13 @@ pub struct GraphArgs {
     /// Output .npz; a JSON sidecar is written next to it with the extension `.json`.
     #[arg(long)]
     pub out: PathBuf,
+    /// Deflate the arrays (as `np.savez_compressed`): smaller, slower to write and to load.
+    #[arg(long)]
+    pub compress: bool,
 }
+
+/// Exports above this size get a note suggesting `--compress` before the write starts.
+const LARGE_EXPORT_BYTES: u64 = 256 << 20;
 
 #[derive(Serialize)]
 struct Sidecar<'a> {
@@ -74,10 +80,21 @@ pub fn run(args: &GraphArgs) -> anyhow::Result<()> {
     // The export is the pair: the sidecar is written (to a temp file) before the archive and
     // moved into place right after it, so a full disk leaves the old pair or nothing, never a
     // new .npz next to an old or missing .json.
-    let sidecar_file = gmnscope::checkpoint::writer::prepare(&sidecar_path, |w| std::io::Write::write_all(w, &json))
+    let sidecar_file = gmnscope::atomic_write::prepare(&sidecar_path, |w| std::io::Write::write_all(w, &json))
         .with_context(|| format!("{}: cannot write", sidecar_path.display()))?;
 
-    let mut npz = NpzWriter::create(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    // node_features i64 x 3, edge_index i64 x 2, edge_features f32 x 6.
+    let stored_bytes = n as u64 * 24 + e as u64 * (16 + 24);
+    if stored_bytes > LARGE_EXPORT_BYTES && !args.compress {
+        eprintln!(
+            "note: the graph has {} edges; {} will be about {} (add --compress to deflate it)",
+            thousands(e as u64),
+            out.display(),
+            gmnscope::text::bytes_human(stored_bytes)
+        );
+    }
+    let mut npz =
+        NpzWriter::create(out).with_context(|| format!("{}: cannot create", out.display()))?.compressed(args.compress);
     let write = |npz: &mut NpzWriter| -> std::io::Result<()> {
         let features: Vec<i64> = graph.node_features().into_iter().flatten().collect();
         npz.add_array_i64("node_features", &[n, 3], &features)?;
@@ -117,11 +134,13 @@ pub fn run(args: &GraphArgs) -> anyhow::Result<()> {
         return Err(e).with_context(|| format!("{}: cannot move into place", sidecar_path.display()));
     }
 
+    let written = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     println!(
-        "wrote {} ({} nodes, {} edges) and {}",
+        "wrote {} ({} nodes, {} edges; {}) and {}",
         out.display(),
         thousands(n as u64),
         thousands(e as u64),
+        gmnscope::text::bytes_human(written),
         sidecar_path.display()
     );
     Ok(())

@@ -195,7 +195,7 @@ impl Heatmap<'_> {
 pub fn write_png(path: &Path, heatmap: &Heatmap<'_>) -> Result<(), Error> {
     let bytes = heatmap.to_png()?;
     let io = |source| Error::Io { path: path.to_path_buf(), source };
-    crate::checkpoint::writer::write_atomically(path, |w| std::io::Write::write_all(w, &bytes)).map_err(io)
+    crate::atomic_write::write_atomically(path, |w| std::io::Write::write_all(w, &bytes)).map_err(io)
 }
 
 #[cfg(test)]

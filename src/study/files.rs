@@ -10,7 +10,8 @@ use std::path::Path;
 
 use anyhow::{Context as _, anyhow, bail};
 
-use crate::checkpoint::writer::{OwnedTensor, write_atomically};
+use crate::atomic_write::write_atomically;
+use crate::checkpoint::writer::OwnedTensor;
 
 /// Writes `bytes` to `path` atomically.
 pub fn write_bytes(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

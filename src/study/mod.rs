@@ -57,7 +57,7 @@ pub mod training_cka;
 pub use config::StudyConfig;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -498,9 +498,6 @@ fn write_examples(
         .filter_map(|&s| probe_entries.get(s).and_then(|&e| index.entries.get(e)).map(|e| e.image_index))
         .take(64)
         .collect();
-    // The project's temp scheme, so a killed study's leftovers are removed by the next run here.
-    crate::temp_files::remove_stale(path);
-    let tmp: PathBuf = crate::temp_files::temp_path_for(path);
-    procedural::write_grid_png(images, &picks, 8, &tmp).with_context(|| format!("{}: cannot write", path.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))
+    // Written atomically (crate::atomic_write), so a killed study leaves no half-written image.
+    procedural::write_grid_png(images, &picks, 8, path).with_context(|| format!("{}: cannot write", path.display()))
 }

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::TrainConfig;
 use super::dataset::Task;
-use crate::checkpoint::writer::write_atomically;
+use crate::atomic_write::write_atomically;
 use crate::models::{Gmn, GmnConfig};
 
 /// Everything needed to rebuild the model and interpret its outputs.

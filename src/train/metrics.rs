@@ -110,7 +110,7 @@ impl MetricsLog {
         if kept.len() == lines.len() && lines.iter().map(|l| l.len()).sum::<usize>() == text.len() {
             return Ok(());
         }
-        crate::checkpoint::writer::write_atomically(&self.path, |w| kept.iter().try_for_each(|l| w.write_all(l)))
+        crate::atomic_write::write_atomically(&self.path, |w| kept.iter().try_for_each(|l| w.write_all(l)))
             .map_err(|e| format!("{}: cannot rewrite: {e}", self.path.display()))
     }
 

@@ -111,20 +111,12 @@ pub fn write_png(path: &std::path::Path, image: &egui::ColorImage) -> std::io::R
         return Err(std::io::Error::other("screenshot too large"));
     };
     let rgba: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_srgba_unmultiplied()).collect();
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "screenshot".into());
-    let tmp = path.with_file_name(format!(".{file_name}.tmp"));
-    let result = (|| {
-        let file = std::fs::File::create(&tmp)?;
-        let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), w32, h32);
+    crate::atomic_write::write_atomically(path, |file| {
+        let mut encoder = png::Encoder::new(file, w32, h32);
         encoder.set_color(png::ColorType::Rgba);
         encoder.set_depth(png::BitDepth::Eight);
         let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
         writer.write_image_data(&rgba).map_err(std::io::Error::other)?;
-        writer.finish().map_err(std::io::Error::other)?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        std::fs::remove_file(&tmp).ok();
-    }
-    result
+        writer.finish().map_err(std::io::Error::other)
+    })
 }

@@ -271,7 +271,7 @@ pub fn colour_range(matrix: &Matrix) -> (f64, f64) {
 
 pub fn write_csv(path: &Path, result: &CkaResult) -> Result<(), String> {
     let csv = to_csv(result);
-    crate::checkpoint::writer::write_atomically(path, |w| std::io::Write::write_all(w, csv.as_bytes()))
+    crate::atomic_write::write_atomically(path, |w| std::io::Write::write_all(w, csv.as_bytes()))
         .map_err(|e| format!("{}: cannot write CSV: {e}", path.display()))
 }
 

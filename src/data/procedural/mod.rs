@@ -128,13 +128,14 @@ pub fn write_grid_png(set: &ImageSet, indices: &[usize], cols: usize, path: &std
             pixels[(oy + r) * w + ox..(oy + r) * w + ox + set.cols].copy_from_slice(row);
         }
     }
-    let file = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let mut encoder = png::Encoder::new(file, w as u32, h as u32);
-    encoder.set_color(png::ColorType::Grayscale);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
-    writer.write_image_data(&pixels).map_err(std::io::Error::other)?;
-    writer.finish().map_err(std::io::Error::other)
+    crate::atomic_write::write_atomically(path, |file| {
+        let mut encoder = png::Encoder::new(file, w as u32, h as u32);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
+        writer.write_image_data(&pixels).map_err(std::io::Error::other)?;
+        writer.finish().map_err(std::io::Error::other)
+    })
 }
 
 #[cfg(test)]

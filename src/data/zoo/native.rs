@@ -20,7 +20,8 @@
 use std::path::Path;
 
 use super::{EntrySource, Target, Zoo, ZooEntry, ZooKind};
-use crate::checkpoint::writer::{OwnedTensor, write_atomically};
+use crate::atomic_write::write_atomically;
+use crate::checkpoint::writer::OwnedTensor;
 use crate::data::siren::{Dense, InrSpec};
 use crate::data::split::Split;
 use crate::data::{Error, Result};
