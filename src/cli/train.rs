@@ -2,97 +2,192 @@
 //! for CNN zoos), with progress on the terminal, metrics in `RUN/metrics.jsonl` and the model in
 //! `RUN/` (see `train::checkpoint` for the layout).
 
-use std::path::PathBuf;
+#[cfg(feature = "burn")]
+pub use args::*;
 
+/// Without `burn` there is no trainer: `train` still parses (any arguments) and says why it
+/// cannot run.
+#[cfg(not(feature = "burn"))]
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// Zoo directory (gmnscope INR zoo, DWSNets / NFN INRs, or the Small CNN Zoo).
-    #[arg(long)]
-    pub zoo: PathBuf,
-    /// Run directory to create (or continue with --resume).
-    #[arg(long)]
-    pub out: PathBuf,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    #[arg(long, default_value_t = 10)]
-    pub epochs: usize,
-    /// auto (wgpu on a hardware GPU, else cpu), cpu (the fused CPU engine; burn-flex for zoos of
-    /// mixed architectures), flex (burn-flex autodiff) or wgpu.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
-    #[arg(long, default_value_t = 64)]
-    pub hidden: usize,
-    #[arg(long, default_value_t = 4)]
-    pub layers: usize,
-    #[arg(long, default_value_t = 64)]
-    pub batch: usize,
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
-    #[arg(long, default_value_t = 5e-4)]
-    pub weight_decay: f64,
-    /// Linear warm-up steps (capped at a tenth of the run).
-    #[arg(long, default_value_t = 1000)]
-    pub warmup: u64,
-    /// Learning rate after the warm-up: constant or cosine (decay to zero).
-    #[arg(long, default_value = "constant")]
-    pub schedule: String,
-    /// Global gradient-norm clipping (0 = off).
-    #[arg(long, default_value_t = 10.0)]
-    pub clip: f64,
-    /// Data-parallel worker threads (0 = one per core, at most 4).
-    #[arg(long, default_value_t = 0)]
-    pub workers: usize,
-    /// nodes, edges or both.
-    #[arg(long, default_value = "both")]
-    pub readout: String,
-    /// GMN block: edge-mpnn (mean aggregation; the fused CPU engine runs it) or pna (mean, std,
-    /// max and min with degree scaling, as neural-graphs; runs on burn).
-    #[arg(long, default_value = "edge-mpnn", value_parser = ["edge-mpnn", "pna"])]
-    pub model: String,
-    /// Message directions: both (every edge also reversed, reversed edges tagged), both-untagged
-    /// (reversed without a tag) or forward (the input network's direction only).
-    #[arg(long, default_value = "both", value_parser = ["both", "both-untagged", "forward"])]
-    pub messages: String,
-    /// Weight input: class (standardised per layer and edge type, weights and biases separately,
-    /// with training-split statistics) or layer (the older per-layer 1/std scale).
-    #[arg(long, default_value = "class", value_parser = ["class", "layer"])]
-    pub input_norm: String,
-    /// Every neuron also gets its own (standardised) bias as a node feature.
-    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
-    pub bias_features: String,
-    /// Sign-canonicalise every network first (each hidden neuron's bias made >= 0 by negating
-    /// its weights; a SIREN computes the same function): the GMN is then exactly invariant to
-    /// the sign flips of odd activations. For zoos of odd-activation networks (SIRENs) only.
-    #[arg(long, default_value = "off", value_parser = ["on", "off"])]
-    pub canonical_signs: String,
-    /// How a weight (and a bias node feature) enters the GMN: linear (a learned row times the
-    /// standardised value) or fourier (64 random Fourier features at sigma 3, then a learned
-    /// projection).
-    #[arg(long, default_value = "linear", value_parser = ["linear", "fourier"])]
-    pub weight_lift: String,
-    /// Augment every training batch of an INR zoo: input coordinates rotated (±45°) and shifted
-    /// (±0.25) by editing the first layer (the same image moved), 1% weight dropout.
-    #[arg(long, default_value = "off", value_parser = ["on", "off"])]
-    pub augment: String,
-    /// Read out the output neurons' mean state next to the global means.
-    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
-    pub output_readout: String,
-    /// Probe features on INR zoos (an ablation: the GMN then also sees the INR's activations,
-    /// for an INR the image itself at the probe points): every neuron's activations on this many
-    /// fixed inputs (a square number gives a grid: 196 = 14 x 14) become node features; 0 = off,
-    /// the weights-only GMN.
-    #[arg(long, default_value_t = 0)]
-    pub probe: usize,
-    /// Continue the run in --out from its latest checkpoint.
-    #[arg(long)]
-    pub resume: bool,
-    /// Also checkpoint every N steps (0 = at the end of each epoch only).
-    #[arg(long, default_value_t = 0)]
-    pub checkpoint_every: u64,
-    /// Largest training step in bytes (a batch of the zoo's largest network: node and edge
-    /// features, probe activations), checked before training starts.
-    #[arg(long, value_name = "BYTES", default_value_t = gmnscope::limits::GMN_BYTES.default)]
-    pub max_gmn_bytes: u64,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    _rest: Vec<String>,
+}
+
+#[cfg(feature = "burn")]
+mod args {
+    use std::path::PathBuf;
+
+    use gmnscope::models::{Aggregation, Readout, WeightLift};
+    use gmnscope::train::{DeviceChoice, Schedule, TrainConfig};
+
+    #[derive(clap::Args)]
+    pub struct TrainArgs {
+        /// Zoo directory (gmnscope INR zoo, DWSNets / NFN INRs, or the Small CNN Zoo).
+        #[arg(long)]
+        pub zoo: PathBuf,
+        /// Run directory to create (or continue with --resume).
+        #[arg(long)]
+        pub out: PathBuf,
+        #[arg(long, default_value_t = defaults().seed)]
+        pub seed: u64,
+        #[arg(long, default_value_t = defaults().epochs)]
+        pub epochs: usize,
+        /// auto (wgpu on a hardware GPU, else cpu), cpu (the fused CPU engine; burn-flex for zoos of
+        /// mixed architectures), flex (burn-flex autodiff) or wgpu.
+        #[arg(long, value_enum, default_value_t = defaults().device)]
+        pub device: DeviceChoice,
+        #[arg(long, default_value_t = defaults().hidden)]
+        pub hidden: usize,
+        #[arg(long, default_value_t = defaults().layers)]
+        pub layers: usize,
+        #[arg(long, default_value_t = defaults().batch_size)]
+        pub batch: usize,
+        #[arg(long, default_value_t = defaults().lr)]
+        pub lr: f64,
+        #[arg(long, default_value_t = defaults().weight_decay)]
+        pub weight_decay: f64,
+        /// Linear warm-up steps (capped at a tenth of the run).
+        #[arg(long, default_value_t = defaults().warmup_steps)]
+        pub warmup: u64,
+        /// Learning rate after the warm-up: constant or cosine (decay to zero).
+        #[arg(long, value_enum, default_value_t = defaults().schedule)]
+        pub schedule: Schedule,
+        /// Global gradient-norm clipping (0 = off).
+        #[arg(long, default_value_t = defaults().grad_clip)]
+        pub clip: f64,
+        /// Data-parallel worker threads (0 = one per core, at most 4).
+        #[arg(long, default_value_t = defaults().workers)]
+        pub workers: usize,
+        /// What the graph embedding is read from: the mean over nodes, over edges, or both.
+        #[arg(long, value_enum, default_value_t = defaults().readout)]
+        pub readout: Readout,
+        /// GMN block: edge-mpnn (mean aggregation) or pna (mean, std, max and min with degree
+        /// scaling, as neural-graphs); the fused CPU engine and burn run both.
+        #[arg(long, value_enum, default_value_t = defaults().aggregation)]
+        pub model: Aggregation,
+        /// Message directions: both (every edge also reversed, reversed edges tagged), both-untagged
+        /// (reversed without a tag) or forward (the input network's direction only).
+        #[arg(long, value_enum, default_value_t = Messages::of(&defaults()))]
+        pub messages: Messages,
+        /// Weight input: class (standardised per layer and edge type, weights and biases separately,
+        /// with training-split statistics) or layer (the older per-layer 1/std scale).
+        #[arg(long, value_enum, default_value_t = InputNorm::of(&defaults()))]
+        pub input_norm: InputNorm,
+        /// Every neuron also gets its own (standardised) bias as a node feature.
+        #[arg(long, value_enum, default_value_t = Switch::from(defaults().bias_features))]
+        pub bias_features: Switch,
+        /// Sign-canonicalise every network first (each hidden neuron's bias made >= 0 by negating
+        /// its weights; a SIREN computes the same function): the GMN is then exactly invariant to
+        /// the sign flips of odd activations. For zoos of odd-activation networks (SIRENs) only.
+        #[arg(long, value_enum, default_value_t = Switch::from(defaults().canonical_signs))]
+        pub canonical_signs: Switch,
+        /// How a weight (and a bias node feature) enters the GMN: linear (a learned row times the
+        /// standardised value) or fourier (64 random Fourier features at sigma 3, then a learned
+        /// projection).
+        #[arg(long, value_enum, default_value_t = Lift::of(&defaults()))]
+        pub weight_lift: Lift,
+        /// Augment every training batch of an INR zoo: input coordinates rotated (±45°) and shifted
+        /// (±0.25) by editing the first layer (the same image moved), 1% weight dropout.
+        #[arg(long, value_enum, default_value_t = Switch::from(defaults().augment))]
+        pub augment: Switch,
+        /// Read out the output neurons' mean state next to the global means.
+        #[arg(long, value_enum, default_value_t = Switch::from(defaults().output_readout))]
+        pub output_readout: Switch,
+        /// Probe features on INR zoos (an ablation: the GMN then also sees the INR's activations,
+        /// for an INR the image itself at the probe points): every neuron's activations on this many
+        /// fixed inputs (a square number gives a grid: 196 = 14 x 14) become node features; 0 = off,
+        /// the weights-only GMN.
+        #[arg(long, default_value_t = defaults().probe_points)]
+        pub probe: usize,
+        /// Continue the run in --out from its latest checkpoint.
+        #[arg(long)]
+        pub resume: bool,
+        /// Also checkpoint every N steps (0 = at the end of each epoch only).
+        #[arg(long, default_value_t = defaults().checkpoint_every)]
+        pub checkpoint_every: u64,
+        /// Largest training step in bytes (a batch of the zoo's largest network: node and edge
+        /// features, probe activations), checked before training starts.
+        #[arg(long, value_name = "BYTES", default_value_t = gmnscope::limits::GMN_BYTES.default)]
+        pub max_gmn_bytes: u64,
+    }
+
+    /// Every default above comes from here: the recipe lives in one place, `TrainConfig::default`.
+    pub(super) fn defaults() -> TrainConfig {
+        TrainConfig::default()
+    }
+
+    /// `on` / `off` for boolean settings that are on by default (a bare `--flag` could not turn them off).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+    pub enum Switch {
+        On,
+        Off,
+    }
+
+    impl From<bool> for Switch {
+        fn from(on: bool) -> Self {
+            if on { Switch::On } else { Switch::Off }
+        }
+    }
+
+    impl Switch {
+        pub(super) fn on(self) -> bool {
+            self == Switch::On
+        }
+    }
+
+    /// `--messages`: `TrainConfig::undirected` and `direction_tag` as one choice.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+    pub enum Messages {
+        Both,
+        BothUntagged,
+        Forward,
+    }
+
+    impl Messages {
+        pub(super) fn of(c: &TrainConfig) -> Self {
+            match (c.undirected, c.direction_tag) {
+                (false, _) => Messages::Forward,
+                (true, true) => Messages::Both,
+                (true, false) => Messages::BothUntagged,
+            }
+        }
+    }
+
+    /// `--input-norm`: `TrainConfig::standardize`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+    pub enum InputNorm {
+        Class,
+        Layer,
+    }
+
+    impl InputNorm {
+        pub(super) fn of(c: &TrainConfig) -> Self {
+            if c.standardize { InputNorm::Class } else { InputNorm::Layer }
+        }
+    }
+
+    /// `--weight-lift`: `TrainConfig::weight_lift` without its parameters (fixed for `fourier`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+    pub enum Lift {
+        Linear,
+        Fourier,
+    }
+
+    impl Lift {
+        pub(super) fn of(c: &TrainConfig) -> Self {
+            match c.weight_lift {
+                WeightLift::Linear => Lift::Linear,
+                WeightLift::Fourier { .. } => Lift::Fourier,
+            }
+        }
+        pub(super) fn weight_lift(self) -> WeightLift {
+            match self {
+                Lift::Linear => WeightLift::Linear,
+                Lift::Fourier => WeightLift::FOURIER,
+            }
+        }
+    }
 }
 
 #[cfg(not(feature = "burn"))]
@@ -107,41 +202,34 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
 
     use anyhow::Context as _;
     use gmnscope::jobs::JobEvent;
-    use gmnscope::models::Readout;
     use gmnscope::train::{self, GraphSet, Task, TrainConfig, TrainRequest};
 
-    let readout = match args.readout.as_str() {
-        "nodes" => Readout::Nodes,
-        "edges" => Readout::Edges,
-        "both" => Readout::Both,
-        other => anyhow::bail!("--readout must be nodes, edges or both, got '{other}'"),
-    };
     let config = TrainConfig {
         hidden: args.hidden,
         layers: args.layers,
-        readout,
-        undirected: args.messages != "forward",
-        direction_tag: args.messages == "both",
-        standardize: args.input_norm == "class",
-        output_readout: args.output_readout == "on",
-        aggregation: args.model.parse().map_err(anyhow::Error::msg)?,
-        bias_features: args.bias_features == "on",
-        canonical_signs: args.canonical_signs == "on",
-        weight_lift: args.weight_lift.parse().map_err(anyhow::Error::msg)?,
-        augment: args.augment == "on",
+        readout: args.readout,
+        undirected: args.messages != Messages::Forward,
+        direction_tag: args.messages == Messages::Both,
+        standardize: args.input_norm == InputNorm::Class,
+        output_readout: args.output_readout.on(),
+        aggregation: args.model,
+        bias_features: args.bias_features.on(),
+        canonical_signs: args.canonical_signs.on(),
+        weight_lift: args.weight_lift.weight_lift(),
+        augment: args.augment.on(),
         epochs: args.epochs,
         batch_size: args.batch,
         lr: args.lr,
         weight_decay: args.weight_decay,
         warmup_steps: args.warmup,
         grad_clip: args.clip,
-        schedule: args.schedule.parse().map_err(anyhow::Error::msg)?,
+        schedule: args.schedule,
         seed: args.seed,
         probe_points: args.probe,
-        device: args.device.parse().map_err(anyhow::Error::msg)?,
+        device: args.device,
         workers: args.workers,
         checkpoint_every: args.checkpoint_every,
-        log_every: 10,
+        log_every: defaults().log_every,
     };
     config.validate().map_err(anyhow::Error::msg).context("invalid training settings")?;
 

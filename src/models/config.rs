@@ -4,11 +4,12 @@
 use serde::{Deserialize, Serialize};
 
 /// How a block aggregates the messages arriving at a node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Aggregation {
     /// The mean (the EdgeMPNN of papers.md §3).
     #[default]
+    #[value(name = "edge-mpnn", alias = "mean")]
     Mean,
     /// PNA (Corso et al. 2020, as neural-graphs uses it): mean, standard deviation, maximum
     /// and minimum, each also scaled by `log(d + 1) / delta` (the amplification scaler; `d` the
@@ -39,7 +40,7 @@ impl std::str::FromStr for Aggregation {
 }
 
 /// What the graph-level embedding is read out from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Readout {
     /// Mean over nodes.

@@ -74,6 +74,9 @@ pub struct GmnStudyConfig {
     /// weights only; probe features are an ablation in which the GMN also sees the INR's
     /// activations, for an INR the image rendered at the probe points; see `models::probe`).
     pub probe_points: usize,
+    /// The blocks' aggregation: `mean` (the EdgeMPNN, what the README's study results were
+    /// measured with) or `pna` (the `train` command's default).
+    pub aggregation: crate::models::Aggregation,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -138,7 +141,16 @@ impl Default for CkaConfig {
 
 impl Default for GmnStudyConfig {
     fn default() -> Self {
-        Self { hidden: 32, layers: 3, epochs: 10, batch_size: 32, lr: 1e-3, warmup_steps: 50, probe_points: 0 }
+        Self {
+            hidden: 32,
+            layers: 3,
+            epochs: 10,
+            batch_size: 32,
+            lr: 1e-3,
+            warmup_steps: 50,
+            probe_points: 0,
+            aggregation: crate::models::Aggregation::Mean,
+        }
     }
 }
 

@@ -150,6 +150,7 @@ pub fn train_config(c: &super::config::GmnStudyConfig, seed: u64) -> TrainConfig
         lr: c.lr,
         warmup_steps: c.warmup_steps,
         probe_points: c.probe_points,
+        aggregation: c.aggregation,
         seed,
         // The fused CPU engine: deterministic like burn-flex, the same numbers to rounding, ~5x
         // faster (train::fused).

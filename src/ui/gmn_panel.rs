@@ -45,7 +45,16 @@ pub struct TrainForm {
 
 impl Default for TrainForm {
     fn default() -> Self {
-        Self { hidden: 32, layers: 3, epochs: 10, batch_size: 16, lr: 3e-3, seed: 0, device: DeviceChoice::Cpu }
+        let demo = TrainConfig::demo();
+        Self {
+            hidden: demo.hidden,
+            layers: demo.layers,
+            epochs: demo.epochs,
+            batch_size: demo.batch_size,
+            lr: demo.lr,
+            seed: demo.seed,
+            device: demo.device,
+        }
     }
 }
 
@@ -59,9 +68,7 @@ impl TrainForm {
             lr: self.lr,
             seed: self.seed,
             device: self.device,
-            warmup_steps: 0,
-            log_every: 0,
-            ..TrainConfig::default()
+            ..TrainConfig::demo()
         };
         config.validate()?;
         Ok(config)
