@@ -23,7 +23,7 @@ fn sparse_safetensors(path: &Path, tensors: &[(String, Vec<usize>)]) -> u64 {
         offset += bytes;
     }
     let mut json = serde_json::to_vec(&serde_json::Value::Object(header)).expect("json");
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let mut file = std::fs::File::create(path).expect("create shard");

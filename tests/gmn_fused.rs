@@ -86,7 +86,6 @@ fn model(data: &GraphSet, readout: Readout, probe: bool, variant: Variant, devic
             points: 9,
             activation: ProbeActivation::Sine { omega_0: 30.0, output_offset: 0.5 },
         }),
-        ..GmnConfig::default()
     };
     Gmn::new(&config, device).unwrap()
 }

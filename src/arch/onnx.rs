@@ -130,6 +130,10 @@ fn explain_constants(store: &TensorStore, arch: &mut Architecture) {
     arch.reasons.extend(reasons);
 }
 
+/// A value's rank when known, and each factor of its split neuron axis: (axis counted from the
+/// end, size), outermost first.
+type SplitFactors = (Option<usize>, Vec<(usize, usize)>);
+
 struct Recovery<'s> {
     store: &'s TensorStore,
     arch: Architecture,
@@ -148,7 +152,7 @@ struct Recovery<'s> {
     /// Values whose neuron axis a `Reshape` split into factors (attention's `[.., 3, heads, d]`):
     /// the value's rank when known, and each factor's axis counted from the end (1 = last) and
     /// size, outermost factor first.
-    splits: HashMap<String, (Option<usize>, Vec<(usize, usize)>)>,
+    splits: HashMap<String, SplitFactors>,
     /// Outputs of `Constant` nodes: operator arguments (a scale, a shape), never activations.
     constants: std::collections::HashSet<&'s str>,
     /// Values computed from weights alone by rearranging ops -> the weights they rearrange.

@@ -64,11 +64,8 @@ pub(super) fn is_sorted_by_name<'a, K: PartialEq>(tensors: impl Iterator<Item = 
     let mut count = 0usize;
     for (key, name) in tensors {
         match previous.take() {
-            Some((k, p)) if k == key => {
-                if p > name {
-                    return false;
-                }
-            }
+            Some((k, p)) if k == key && p > name => return false,
+            Some((k, _)) if k == key => {}
             Some((k, _)) => {
                 if finished.contains(&key) {
                     return false;

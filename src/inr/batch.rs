@@ -198,13 +198,13 @@ fn upload_param(inits: &[Vec<Dense>], t: usize, device: &Device) -> Tensor<3> {
     let mut values = Vec::new();
     for inr in inits {
         let l = &inr[layer];
-        if t % 2 == 0 {
+        if t.is_multiple_of(2) {
             values.extend((0..inputs * outputs).map(|k| l.weight[(k % outputs) * inputs + k / outputs]));
         } else {
             values.extend_from_slice(&l.bias);
         }
     }
-    let shape = if t % 2 == 0 { [inits.len(), inputs, outputs] } else { [inits.len(), 1, outputs] };
+    let shape = if t.is_multiple_of(2) { [inits.len(), inputs, outputs] } else { [inits.len(), 1, outputs] };
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 

@@ -244,7 +244,7 @@ impl GmnConfig {
             return Err(format!("the number of probe points must be in 1..=4096, got {}", p.points));
         }
         if let WeightLift::Fourier { frequencies, sigma } = self.weight_lift
-            && (!(1..=1024).contains(&frequencies) || !(sigma.is_finite() && sigma > 0.0 && sigma <= 1e3))
+            && !((1..=1024).contains(&frequencies) && sigma.is_finite() && sigma > 0.0 && sigma <= 1e3)
         {
             return Err(format!(
                 "the Fourier weight lift needs 1..=1024 frequencies and a sigma in (0, 1000], got {frequencies} and {sigma}"

@@ -216,7 +216,7 @@ impl StudyConfig {
         if self.data.count < 20 {
             return Err(format!("data.count = {} is too small (at least 20 images)", self.data.count));
         }
-        if self.inr.steps == 0 || self.inr.batch == 0 || !(self.inr.lr > 0.0) {
+        if self.inr.steps == 0 || self.inr.batch == 0 || !(self.inr.lr.is_finite() && self.inr.lr > 0.0) {
             return Err("inr.steps, inr.batch and inr.lr must be positive".into());
         }
         match self.cka.kernel.as_str() {

@@ -324,7 +324,7 @@ impl<'a> Trainer<'a> {
                 if let Task::Classification { .. } = data.task {
                     values.push(("accuracy".to_string(), stats.correct as f64 / stats.count.max(1) as f64));
                 }
-                if config.log_every > 0 && self.state.step % config.log_every == 0 {
+                if config.log_every > 0 && self.state.step.is_multiple_of(config.log_every) {
                     let mut record = serde_json::json!({"kind": "step", "step": self.state.step, "epoch": epoch + 1});
                     for (k, v) in &values {
                         record[k] = serde_json::json!(v);
@@ -339,7 +339,7 @@ impl<'a> Trainer<'a> {
                     values,
                     message: format!("epoch {}/{} batch {}/{per_epoch}", epoch + 1, config.epochs, b + 1),
                 });
-                if config.checkpoint_every > 0 && self.state.step % config.checkpoint_every == 0 {
+                if config.checkpoint_every > 0 && self.state.step.is_multiple_of(config.checkpoint_every) {
                     self.save(events)?;
                 }
             }
@@ -501,23 +501,6 @@ pub fn schedule_rate(lr: f64, schedule: Schedule, warmup: u64, step: u64, total:
     }
 }
 
-#[cfg(test)]
-mod schedule_tests {
-    use super::*;
-
-    #[test]
-    fn warm_up_then_constant_or_cosine() {
-        // 1000 steps, warm-up capped at 100.
-        assert!((schedule_rate(1.0, Schedule::Constant, 500, 0, 1000) - 0.01).abs() < 1e-12);
-        assert!((schedule_rate(1.0, Schedule::Constant, 500, 99, 1000) - 1.0).abs() < 1e-12);
-        assert_eq!(schedule_rate(1.0, Schedule::Constant, 500, 999, 1000), 1.0);
-        assert!((schedule_rate(1.0, Schedule::Cosine, 100, 100, 1000) - 1.0).abs() < 1e-12);
-        assert!((schedule_rate(1.0, Schedule::Cosine, 100, 550, 1000) - 0.5).abs() < 1e-12, "half-way");
-        assert!(schedule_rate(1.0, Schedule::Cosine, 100, 999, 1000) < 1e-4, "near zero at the end");
-        assert_eq!(schedule_rate(2.0, Schedule::Cosine, 0, 0, 1), 2.0);
-    }
-}
-
 /// Copies of the networks `indices` of `data`, each transformed by `plan` (`train::augment`).
 fn augmented_batch(
     data: &GraphSet,
@@ -534,4 +517,21 @@ fn augmented_batch(
         })
         .collect();
     GraphSet { samples, ..data.clone_without_samples() }
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    use super::*;
+
+    #[test]
+    fn warm_up_then_constant_or_cosine() {
+        // 1000 steps, warm-up capped at 100.
+        assert!((schedule_rate(1.0, Schedule::Constant, 500, 0, 1000) - 0.01).abs() < 1e-12);
+        assert!((schedule_rate(1.0, Schedule::Constant, 500, 99, 1000) - 1.0).abs() < 1e-12);
+        assert_eq!(schedule_rate(1.0, Schedule::Constant, 500, 999, 1000), 1.0);
+        assert!((schedule_rate(1.0, Schedule::Cosine, 100, 100, 1000) - 1.0).abs() < 1e-12);
+        assert!((schedule_rate(1.0, Schedule::Cosine, 100, 550, 1000) - 0.5).abs() < 1e-12, "half-way");
+        assert!(schedule_rate(1.0, Schedule::Cosine, 100, 999, 1000) < 1e-4, "near zero at the end");
+        assert_eq!(schedule_rate(2.0, Schedule::Cosine, 0, 0, 1), 2.0);
+    }
 }

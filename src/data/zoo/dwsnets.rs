@@ -257,7 +257,7 @@ fn zip_pickle(bytes: &[u8]) -> Result<Vec<u8>, String> {
 fn scan_int_after_key(pickle: &[u8], key: &[u8]) -> Option<i64> {
     let len = key.len();
     let patterns: Vec<Vec<u8>> = vec![
-        [&[b'X'], &(len as u32).to_le_bytes()[..], key].concat(),
+        [b"X", &(len as u32).to_le_bytes()[..], key].concat(),
         [&[0x8c, len as u8][..], key].concat(),
         [&[b'U', len as u8][..], key].concat(),
     ];

@@ -140,6 +140,7 @@ impl Block0 {
     /// and the class constants.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // several arrays indexed in step: clearer than a zip of five
     pub fn backward(
         &self,
         p: &[f32],
