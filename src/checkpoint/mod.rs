@@ -147,6 +147,9 @@ pub struct TensorStore {
     index: HashMap<String, usize>,
     /// ONNX only: the operator nodes in graph order.
     pub ops: Vec<OpNode>,
+    /// safetensors only: the header's `__metadata__` (string keys and values; gmnscope's
+    /// activation sets name their layers there).
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 impl TensorStore {
@@ -173,7 +176,7 @@ impl TensorStore {
                 return Err(Error::new(&path, format!("duplicate tensor name '{}'", crate::text::shown(&t.name))));
             }
         }
-        Ok(Self { path, format, tensors, index, ops: Vec::new() })
+        Ok(Self { path, format, tensors, index, ops: Vec::new(), metadata: Default::default() })
     }
 
     pub fn with_ops(mut self, ops: Vec<OpNode>) -> Self {

@@ -20,7 +20,7 @@ use crate::text::shown;
 /// Bytes of the little-endian header-length prefix.
 const LENGTH_PREFIX: usize = 8;
 
-/// Reads a safetensors file; `__metadata__` is ignored.
+/// Reads a safetensors file; `__metadata__` goes to [`TensorStore::metadata`].
 pub fn read(path: &Path, blob: Blob) -> Result<TensorStore> {
     let bytes = blob.as_slice();
     // The crate reports this case as "invalid header length"; say what is wrong.
@@ -67,7 +67,9 @@ pub fn read(path: &Path, blob: Blob) -> Result<TensorStore> {
             .ok_or_else(|| Error::new(path, format!("tensor '{}': data offsets lie outside the file", shown(&name))))?;
         tensors.push(TensorInfo { name, dtype, shape: info.shape.clone(), data });
     }
-    TensorStore::new(path, Format::Safetensors, tensors)
+    let mut store = TensorStore::new(path, Format::Safetensors, tensors)?;
+    store.metadata = metadata.metadata().clone().map(|m| m.into_iter().collect()).unwrap_or_default();
+    Ok(store)
 }
 
 fn convert_dtype(dtype: Dtype) -> Option<DType> {

@@ -70,6 +70,17 @@ pub fn run(args: &CkaArgs) -> anyhow::Result<()> {
     let a = activations::load(&args.a).map_err(anyhow::Error::msg)?;
     let b = activations::load(&args.b).map_err(anyhow::Error::msg)?;
     activations::check_matrix_size(&a, &b, args.max_cka_entries).map_err(anyhow::Error::msg)?;
+    for file in [&a, &b] {
+        if !file.skipped.is_empty() {
+            let names: Vec<String> = file.skipped.iter().map(|n| gmnscope::text::shown_string(n)).collect();
+            eprintln!(
+                "note: {}: an activation set; compared its {} named layers, not {} (not a layer representation)",
+                file.path.display(),
+                file.names.len(),
+                names.join(", ")
+            );
+        }
+    }
     if args.png.is_some() {
         gmnscope::render::check_heatmap_size(a.acts.len(), b.acts.len())
             .map_err(|e| anyhow::anyhow!("--png: {e}; leave out --png or compare fewer layers"))?;

@@ -2,8 +2,10 @@
 //! a half-written file that a rerun would trust) and the activation-set files.
 //!
 //! An activation set is a safetensors file with `layer<i>` (`[n, p_i]` f32, row = probe sample)
-//! and `predictions` (`[n]` f32, the predicted class), plus `__metadata__` `layers` = the
-//! comma-separated layer names.
+//! and `predictions` (`[n]` f32, the predicted class), plus `__metadata__` `layers` = the layer
+//! names as a JSON array (`activations::layer_names_metadata`; earlier versions joined them with
+//! commas, which `activations::parse_layer_names` still reads). `gmnscope cka` and the app read
+//! these files as their named layers (`activations::from_store`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -45,7 +47,10 @@ impl ActivationSet {
         let preds: Vec<f32> = self.predictions.iter().map(|&c| c as f32).collect();
         tensors.push(OwnedTensor::f32("predictions", vec![n], &preds));
         let mut metadata = HashMap::new();
-        metadata.insert("layers".to_string(), self.names.join(","));
+        metadata.insert(
+            crate::activations::LAYER_NAMES_KEY.to_string(),
+            crate::activations::layer_names_metadata(&self.names),
+        );
         let bytes = safetensors_bytes(&tensors, metadata)?;
         write_bytes(path, &bytes)
     }
@@ -57,8 +62,8 @@ impl ActivationSet {
         let names: Vec<String> = meta
             .metadata()
             .as_ref()
-            .and_then(|m| m.get("layers"))
-            .map(|s| s.split(',').map(str::to_string).collect())
+            .and_then(|m| m.get(crate::activations::LAYER_NAMES_KEY))
+            .map(|s| crate::activations::parse_layer_names(s))
             .ok_or_else(|| anyhow!("{}: no layer names in the metadata", path.display()))?;
         let st = safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| anyhow!("{}: not a safetensors file: {e}", path.display()))?;
