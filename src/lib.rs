@@ -21,6 +21,8 @@ pub mod data;
 pub mod demo;
 pub mod graph;
 #[cfg(feature = "burn")]
+pub mod inference;
+#[cfg(feature = "burn")]
 pub mod inr;
 pub mod jobs;
 pub mod layout;

@@ -306,7 +306,12 @@ fn infer_refuses_non_finite_weights_naming_the_tensor() {
     // A network of another architecture (a ResNet for a SIREN GMN) is refused as well.
     let out = Command::new(&bin).args(["infer", "--gmn", run_dir.to_str().unwrap(), "demo:resnet"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("weight layers"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("this GMN was trained on INRs")
+            && err.contains("this file has conv layers and BatchNorm (6 weight layers)"),
+        "{err}"
+    );
 }
 
 /// Writes a SIREN 2-32-32-1 as a safetensors file with the DWSNets names.

@@ -34,48 +34,27 @@ pub fn run(_args: &InferArgs) -> anyhow::Result<()> {
 
 #[cfg(feature = "burn")]
 pub fn run(args: &InferArgs) -> anyhow::Result<()> {
-    use std::sync::Arc;
-
     use anyhow::Context as _;
-    use gmnscope::models::GmnBatch;
-    use gmnscope::train::step::to_vec;
-    use gmnscope::train::{DeviceChoice, Task, Which, dataset, device, load_run_at};
+    use gmnscope::inference;
+    use gmnscope::train::{DeviceChoice, Which, device, load_run_at};
 
     let choice: DeviceChoice = args.device.parse().map_err(anyhow::Error::msg)?;
     let (device, _, _) = device::resolve(choice);
     let which = if args.checkpoint == "best" { Which::Best } else { Which::Latest };
     let (info, model) = load_run_at(&args.gmn, which, &device)?;
     let store = super::inspect::open_model(&args.file)?;
-    dataset::check_finite(&store)
+    let input = inference::prepare(&store, &info, args.max_gmn_bytes)
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("{}: cannot run the GMN on it", args.file.display()))?;
-    // Sizes first: the parameter graph is cheap, the GMN's input topology is not.
-    if let Ok(graph) = gmnscope::graph::build(&gmnscope::arch::recover(&store), &store) {
-        gmnscope::limits::check_gmn_on_graph(&graph, &info.gmn, args.max_gmn_bytes)
-            .with_context(|| format!("{}", args.file.display()))?;
-    }
-    let (topology, weights) = dataset::graph_input(&store, info.gmn.undirected)
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("{}: cannot build its parameter graph", args.file.display()))?;
-    // The same architecture check as the app's overlay: a GMN says nothing about networks
-    // with another number of weight layers than those it was trained on.
-    let layers = gmnscope::analysis::node_alignment::weight_layer_count(topology.edge_features.iter().map(|f| f[0]));
-    gmnscope::analysis::node_alignment::check_weight_layers(layers, info.gmn.trained_weight_layers())
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("{}: cannot run the GMN on it", args.file.display()))?;
-    let weights = info.gmn.input_weights(&topology, &weights);
-    let batch_topology = model.topology(&[&topology], &device).map_err(anyhow::Error::msg)?;
-    let batch = GmnBatch::shared(Arc::new(batch_topology), &[weights.as_ref()], &device).map_err(anyhow::Error::msg)?;
-    let out = model.forward_states(&batch, true);
-    let raw = to_vec(out.output);
-    let embedding = to_vec(out.embedding);
+    let out = inference::run(&model, &info, &device, &input).map_err(anyhow::Error::msg)?;
+    let topology = &input.topology;
+    let embedding = out.embedding;
     let layers: Vec<serde_json::Value> = out
         .node_states
-        .into_iter()
+        .iter()
         .enumerate()
         .map(|(layer, state)| {
-            let [n, _, h] = state.dims();
-            let s = layer_summary(&to_vec(state), n, h);
+            let s = layer_summary(state, out.nodes, out.channels);
             serde_json::json!({"layer": layer, "mean": s.0, "std": s.1, "norm": s.2})
         })
         .collect();
@@ -88,16 +67,13 @@ pub fn run(args: &InferArgs) -> anyhow::Result<()> {
         "embedding": embedding,
         "layers": layers,
     });
-    match info.task {
-        Task::Classification { .. } => {
-            let probabilities = softmax(&raw);
-            let class = gmnscope::train::metrics::argmax(&probabilities);
+    match out.prediction {
+        inference::Prediction::Class { class, probabilities } => {
             report["task"] = "classification".into();
             report["prediction"] = class.into();
             report["probabilities"] = probabilities.into();
         }
-        Task::Regression => {
-            let value = raw.first().copied().unwrap_or(f32::NAN) * info.target_std + info.target_mean;
+        inference::Prediction::Value(value) => {
             report["task"] = "regression".into();
             report["prediction"] = value.into();
             report["value"] = value.into();
@@ -143,12 +119,4 @@ fn layer_summary(values: &[f32], n: usize, h: usize) -> (f64, f64, f64) {
         values.chunks(h.max(1)).map(|row| row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt()).sum::<f64>()
             / n.max(1) as f64;
     (mean, var.sqrt(), norm)
-}
-
-#[cfg(feature = "burn")]
-fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f32> = logits.iter().map(|&v| (v - max).exp()).collect();
-    let sum: f32 = exps.iter().sum();
-    exps.iter().map(|e| e / sum).collect()
 }
