@@ -322,3 +322,86 @@ fn committed_regression_fixtures_at_1e300_and_1e_300_give_the_numpy_value() {
         assert!(values.iter().all(|v| (v - values[0]).abs() < 1e-12), "{values:?}");
     }
 }
+
+/// Bad training inputs are refused or flagged before any work, naming what is wrong: a zoo
+/// network with a NaN weight, a zoo without validation networks, a run whose run.json no
+/// longer matches its model (a short message, not burn's list of every tensor).
+#[cfg(feature = "burn")]
+#[test]
+fn bad_zoos_and_edited_runs_get_short_clear_messages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let zoo = tmp.path().join("zoo");
+    let fit = run(&["fit-inrs", "--demo", "--count", "8", "--steps", "2", "--out", zoo.to_str().unwrap()]);
+    assert!(fit.status.success(), "{}", String::from_utf8_lossy(&fit.stderr));
+    let train = |zoo: &std::path::Path, out: &str| {
+        let out = tmp.path().join(out);
+        run(&[
+            "train",
+            "--zoo",
+            zoo.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--hidden",
+            "8",
+        ])
+    };
+
+    // A NaN in one network: refused at load, naming the network and the tensor.
+    let bad = tmp.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    for entry in std::fs::read_dir(&zoo).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), bad.join(entry.file_name())).unwrap();
+    }
+    let store = gmnscope::checkpoint::open(&bad.join("inr_000003.safetensors")).unwrap();
+    let tensors: Vec<gmnscope::checkpoint::writer::OwnedTensor> = store
+        .tensors()
+        .iter()
+        .map(|t| {
+            let mut v = t.to_f32();
+            if t.name == "seq.1.weight" {
+                v[5] = f32::NAN;
+            }
+            gmnscope::checkpoint::writer::OwnedTensor::f32(t.name.clone(), t.shape.clone(), &v)
+        })
+        .collect();
+    drop(store);
+    gmnscope::checkpoint::writer::write_safetensors(&bad.join("inr_000003.safetensors"), &tensors).unwrap();
+    let out = train(&bad, "run-bad");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("inr_000003") && err.contains("seq.1.weight") && err.contains("not finite"), "{err}");
+
+    // Every network in the training split: trains, with a warning about what is missing.
+    let all_train = tmp.path().join("all-train");
+    std::fs::create_dir_all(&all_train).unwrap();
+    for entry in std::fs::read_dir(&zoo).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), all_train.join(entry.file_name())).unwrap();
+    }
+    let index_path = all_train.join("index.json");
+    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    for e in index["entries"].as_array_mut().unwrap() {
+        e["split"] = "train".into();
+    }
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    let out = train(&all_train, "run-all-train");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no validation networks"));
+
+    // run.json edited to another width: one short line naming the model file.
+    let good = train(&zoo, "run-good");
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+    let run_json = tmp.path().join("run-good").join("run.json");
+    let mut info: serde_json::Value = serde_json::from_slice(&std::fs::read(&run_json).unwrap()).unwrap();
+    info["gmn"]["hidden"] = 16.into();
+    std::fs::write(&run_json, serde_json::to_vec(&info).unwrap()).unwrap();
+    let gmn = tmp.path().join("run-good");
+    let out = run(&["infer", "--gmn", gmn.to_str().unwrap(), "demo:siren"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("model.bpk") && err.contains("does not match the model run.json describes"), "{err}");
+    assert!(err.len() < 1_000, "short: {} chars", err.len());
+}

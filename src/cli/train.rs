@@ -256,6 +256,18 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         if data.shared.is_some() { "one shared" } else { "mixed" }
     );
 
+    if counts[1] == 0 {
+        eprintln!(
+            "warning: {}: no validation networks: no validation metrics and no best-validation model (RUN/best/)",
+            args.zoo.display()
+        );
+    }
+    if counts[0] == 0 {
+        anyhow::bail!(
+            "{}: no training networks (every network is in the validation or test split)",
+            args.zoo.display()
+        );
+    }
     gmnscope::limits::check_training(&data, &config, args.max_gmn_bytes)
         .with_context(|| format!("{}", args.zoo.display()))?;
     let request = TrainRequest {

@@ -210,7 +210,21 @@ pub fn load_model(dir: &Path, config: &GmnConfig, device: &Device) -> Result<Gmn
     let bytes = std::fs::read(&path).map_err(|e| err(&path, e))?;
     let mut model = Gmn::new(config, device).map_err(|e| err(&path, e))?;
     let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)));
-    let result = model.load_from(&mut store).map_err(|e| err(&path, format!("not a model of this shape: {e}")))?;
+    let result = model.load_from(&mut store).map_err(|e| {
+        // burn lists every mismatching tensor (thousands of characters): the first says enough.
+        let text = e.to_string();
+        let mismatches = text.matches("ShapeMismatch").count();
+        let first = text.find("ShapeMismatch").map_or(text.as_str(), |i| &text[i..]);
+        let first = first.split(" }, ShapeMismatch").next().unwrap_or(first);
+        err(
+            &path,
+            format!(
+                "does not match the model run.json describes ({mismatches} tensors differ in shape; first: {}): \
+                 run.json edited, or written by another version?",
+                crate::text::shown_message(first)
+            ),
+        )
+    })?;
     if !result.missing.is_empty() || !result.errors.is_empty() {
         return Err(err(
             &path,

@@ -83,16 +83,23 @@ impl GraphSet {
     }
 
     /// Opens a zoo and converts every network (arch recovery + parameter graph); `progress(i, n)`
-    /// is called as networks are converted.
-    pub fn from_zoo(dir: &Path, undirected: bool, mut progress: impl FnMut(usize, usize)) -> anyhow::Result<Self> {
+    /// is called as networks are converted. A network with a NaN or infinite weight is refused
+    /// here, naming it (training on it would only end in a NaN loss later).
+    pub fn from_zoo(
+        dir: &Path,
+        undirected: bool,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Self, crate::data::Error> {
+        use crate::data::Error;
         let zoo = Zoo::open(dir)?;
         let n = zoo.entries.len();
         let mut samples = Vec::with_capacity(n);
         let mut shared: Option<Arc<Topology>> = None;
         for (i, entry) in zoo.entries.iter().enumerate() {
             let store = zoo.load(i)?;
-            let (topology, weights) = graph_input(&store, undirected)
-                .map_err(|e| anyhow::anyhow!("{}: network '{}': {e}", dir.display(), entry.id))?;
+            let network = |e: String| Error::new(dir, format!("network '{}': {e}", crate::text::shown(&entry.id)));
+            check_finite(&store).map_err(network)?;
+            let (topology, weights) = graph_input(&store, undirected).map_err(network)?;
             // Keep one Arc per distinct topology in a row (zoos are usually homogeneous).
             let topology = match &shared {
                 Some(t) if **t == topology => t.clone(),
@@ -110,7 +117,7 @@ impl GraphSet {
             });
             progress(i + 1, n);
         }
-        let mut set = Self::new(samples, zoo.num_classes).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        let mut set = Self::new(samples, zoo.num_classes).map_err(|e| Error::new(dir, e))?;
         set.inr = zoo.inr;
         Ok(set)
     }
