@@ -31,6 +31,8 @@ pub mod limits;
 pub mod models;
 pub mod npz_writer;
 pub mod render;
+#[cfg(feature = "burn")]
+pub mod retrieval;
 pub mod rng;
 #[cfg(feature = "burn")]
 pub mod study;

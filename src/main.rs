@@ -47,6 +47,8 @@ enum Command {
     Train(cli::train::TrainArgs),
     /// Run a trained graph metanetwork on a model file.
     Infer(cli::infer::InferArgs),
+    /// The networks of a zoo nearest to a model by their GMN embedding.
+    Retrieve(cli::retrieve::RetrieveArgs),
     /// The seed study: GMN vs MLP vs CNN representations across seeds (CKA, accuracy, agreement).
     Study(cli::study::StudyArgs),
 }
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Some(Command::FitInrs(args)) => cli::fit_inrs::run(&args),
         Some(Command::Train(args)) => cli::train::run(&args),
         Some(Command::Infer(args)) => cli::infer::run(&args),
+        Some(Command::Retrieve(args)) => cli::retrieve::run(&args),
         Some(Command::Study(args)) => cli::study::run(&args),
         None => cli::gui::run(
             &cli.files,

@@ -42,5 +42,6 @@ mod gui_support;
 mod hostile_inputs;
 #[cfg(feature = "burn")]
 mod inr_fit;
+mod retrieval;
 #[cfg(feature = "burn")]
 mod study;

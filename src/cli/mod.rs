@@ -21,5 +21,6 @@ pub mod gui {
 }
 pub mod infer;
 pub mod inspect;
+pub mod retrieve;
 pub mod study;
 pub mod train;
