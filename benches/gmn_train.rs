@@ -1,6 +1,6 @@
-//! GMN training throughput (graphs / second) of `train`'s default inputs with the EdgeMPNN block
-//! (messages both ways with a direction tag, per-class standardisation, bias node features,
-//! output-neuron readout; `--model edge-mpnn`: the peer has no PNA twin yet) on SIREN
+//! GMN training throughput (graphs / second) of `train`'s default inputs (messages both ways with a
+//! direction tag, per-class standardisation, bias node features, output-neuron readout) with
+//! each block (PNA, the default, and the EdgeMPNN) on SIREN
 //! 2-32-32-1 parameter graphs, hidden 64 and 128, 4 layers, batch 64, against the same model in
 //! PyTorch (`benches/peers/gmn_torch.py`, `torch.set_num_threads(2)`) on the same CPU, in the same
 //! run, on the same graphs (written to a temporary safetensors file the peer reads, with every
@@ -22,7 +22,7 @@ use criterion::Criterion;
 use gmnscope::checkpoint::DType;
 use gmnscope::checkpoint::writer::{OwnedTensor, write_safetensors};
 use gmnscope::data::{Split, Target};
-use gmnscope::models::{BatchTopology, Gmn, GmnConfig, GraphInput, Topology};
+use gmnscope::models::{Aggregation, BatchTopology, Gmn, GmnConfig, GraphInput, Topology};
 use gmnscope::rng::SplitMix64;
 use gmnscope::train::fused::FusedEngine;
 use gmnscope::train::step::{self, StepInput};
@@ -132,17 +132,20 @@ fn main() {
         .warm_up_time(Duration::from_secs(3))
         .measurement_time(Duration::from_secs(20));
     let mut summary = Vec::new();
-    for hidden in HIDDEN {
-        summary.push(bench_size(&data, hidden, &mut criterion));
+    for aggregation in [Aggregation::Pna, Aggregation::Mean] {
+        for hidden in HIDDEN {
+            summary.push((aggregation, bench_size(&data, hidden, aggregation, &mut criterion)));
+        }
     }
     let topo = data.shared.clone().expect("one topology");
     println!(
-        "GMN training (train's default model), SIREN 2-32-32-1 graphs ({} nodes, {} edges both ways), {LAYERS} layers, batch {BATCH}:",
+        "GMN training (train's default inputs), SIREN 2-32-32-1 graphs ({} nodes, {} edges both ways), {LAYERS} layers, batch {BATCH}:",
         topo.num_nodes(),
         topo.num_edges()
     );
-    for (hidden, workers, rates, peer) in summary {
-        println!(" hidden {hidden}:");
+    for (aggregation, (hidden, workers, rates, peer)) in summary {
+        let model = if aggregation == Aggregation::Pna { "PNA (train's default)" } else { "EdgeMPNN" };
+        println!(" {model}, hidden {hidden}:");
         for (name, rate) in &rates {
             println!("  gmnscope ({name}, {workers} workers): {rate:.1} graphs/s");
         }
@@ -161,20 +164,13 @@ fn main() {
 
 type SizeResult = (usize, usize, Vec<(&'static str, f64)>, Option<f64>);
 
-/// Both CPU engines and the PyTorch peer at one hidden size.
-fn bench_size(data: &GraphSet, hidden: usize, criterion: &mut Criterion) -> SizeResult {
+/// Both CPU engines and the PyTorch peer at one hidden size and block.
+fn bench_size(data: &GraphSet, hidden: usize, aggregation: Aggregation, criterion: &mut Criterion) -> SizeResult {
     let topo = data.shared.clone().expect("one topology");
     let workers = std::env::var("GMN_BENCH_WORKERS").ok().and_then(|w| w.parse().ok()).unwrap_or(0);
-    // The EdgeMPNN (mean aggregation): the PyTorch peer implements this block, not PNA (`train`'s
-    // default since PNA measured better), whose peer is still to be written.
-    let config = TrainConfig {
-        hidden,
-        layers: LAYERS,
-        batch_size: BATCH,
-        workers,
-        aggregation: gmnscope::models::Aggregation::Mean,
-        ..TrainConfig::default()
-    };
+    let config =
+        TrainConfig { hidden, layers: LAYERS, batch_size: BATCH, workers, aggregation, ..TrainConfig::default() };
+    let model_flag = if aggregation == Aggregation::Pna { "pna" } else { "edge-mpnn" };
     let mut gmn_config = config.gmn(10);
     // As the trainer does with its defaults (`standardize`).
     gmn_config.edge_norm = data.edge_norm();
@@ -219,7 +215,7 @@ fn bench_size(data: &GraphSet, hidden: usize, criterion: &mut Criterion) -> Size
         let mut per_step = Vec::new();
         let name = if fused { "cpu-fused" } else { "flex-burn" };
         criterion.bench_function(
-            &format!("gmn_train/siren-2-32-32-1/h{hidden}-l{LAYERS}-b{BATCH}/{name}-w{n_workers}"),
+            &format!("gmn_train/siren-2-32-32-1/{model_flag}-h{hidden}-l{LAYERS}-b{BATCH}/{name}-w{n_workers}"),
             |b| {
                 b.iter_custom(|iters| {
                     let start = Instant::now();
@@ -250,7 +246,7 @@ fn bench_size(data: &GraphSet, hidden: usize, criterion: &mut Criterion) -> Size
             .arg("--data")
             .arg(&path)
             .args(["--batch", &BATCH.to_string(), "--hidden", &hidden.to_string(), "--layers", &LAYERS.to_string()])
-            .args(["--steps", "20", "--warmup", "3", "--threads", "2"])
+            .args(["--steps", "20", "--warmup", "3", "--threads", "2", "--model", model_flag])
             .output();
         match out {
             Ok(out) if out.status.success() => {

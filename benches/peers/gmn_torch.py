@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch peer of gmnscope's GMN training step (benches/gmn_train.rs).
 
-The same model as `train`'s default (src/models; EdgeMPNN, factored algebra, node-major layout):
+The same model as `train`'s (src/models; the EdgeMPNN block, or with `--model pna` PNA's
+aggregation: mean, std, max and min, each also times the amplification scaler; factored algebra,
+node-major layout):
 messages both ways (every edge also reversed, reversed edges with their own type rows), weights
 standardised per edge class (`scale * w + shift`), node encoder sin(Linear(1,h)(layer)) +
 sin(Linear(1,h)(order)) + type table + the neuron's own standardised bias times a learned row;
@@ -43,9 +45,28 @@ def projection(d_in, d_out, fan_in):
     return nn.Parameter(torch.empty(d_in, d_out).uniform_(-bound, bound))
 
 
+def pna_aggregates(t, z, mean, n, b, h):
+    """PNA's aggregates of the messages z [E, B*h] at every node as neural-graphs computes them:
+    [mean, std, max, min] and the same four times the amplification scaler log(d+1)/delta, per
+    copy laid out [N, B, 8, h]; zero at nodes without incoming edges. PyTorch's scatter_reduce
+    (amax/amin) is the strongest built-in for max and min, gradients included."""
+    dst = t["dst"]
+    bh = b * h
+    second = torch.zeros(n, bh, dtype=z.dtype).index_add_(0, dst, z * z) * t["inv_in_degree"]
+    has_in = t["has_in_rows"]
+    std = ((second - mean * mean).clamp_min(0.0) + 1e-5).sqrt() * has_in
+    index = dst.reshape(-1, 1).expand(-1, bh)
+    mx = torch.zeros(n, bh, dtype=z.dtype).scatter_reduce(0, index, z, "amax", include_self=False) * has_in
+    mn = torch.zeros(n, bh, dtype=z.dtype).scatter_reduce(0, index, z, "amin", include_self=False) * has_in
+    s = t["amplification"]
+    parts = [mean, std, mx, mn, mean * s, std * s, mx * s, mn * s]
+    return torch.stack([p.reshape(n * b, h) for p in parts], dim=1).reshape(n * b, 8 * h)
+
+
 class Block(nn.Module):
-    def __init__(self, h):
+    def __init__(self, h, pna=False):
         super().__init__()
+        self.pna = pna
         self.node_norm = nn.LayerNorm(h)
         self.edge_norm = nn.LayerNorm(h)
         self.edge_src = projection(h, h, 3 * h)
@@ -54,7 +75,7 @@ class Block(nn.Module):
         self.edge_out = Dense(h, h)
         self.msg_src = projection(h, h, 2 * h)
         self.msg_edge = Dense(h, h)
-        self.msg_out = Dense(h, h)
+        self.msg_out = Dense(8 * h if pna else h, h)
         self.node_self = Dense(h, h)
         self.node_agg = projection(h, h, 2 * h)
         self.node_out = Dense(h, h)
@@ -71,16 +92,18 @@ class Block(nn.Module):
         z = F.silu(to_edges(self.edge_src, t["src"]) + to_edges(self.edge_dst, t["dst"]) + self.edge_self(en))
         e = e + self.edge_out(z).reshape(m, b, h)
         z = F.silu(to_edges(self.msg_src, t["src"]) + self.msg_edge(e.reshape(m * b, h)))
-        s = torch.zeros(n, b * h, dtype=z.dtype).index_add_(0, t["dst"], z.reshape(m, b * h))
-        mean = (s * t["inv_in_degree"]).reshape(n * b, h)
-        agg = (mean @ self.msg_out.weight).reshape(n, b, h) + self.msg_out.bias.reshape(1, 1, h) * t["has_in"]
+        z = z.reshape(m, b * h)
+        s = torch.zeros(n, b * h, dtype=z.dtype).index_add_(0, t["dst"], z)
+        mean = s * t["inv_in_degree"]
+        aggregates = pna_aggregates(t, z, mean, n, b, h) if self.pna else mean.reshape(n * b, h)
+        agg = (aggregates @ self.msg_out.weight).reshape(n, b, h) + self.msg_out.bias.reshape(1, 1, h) * t["has_in"]
         z = F.silu(self.node_self(xn) + agg.reshape(n * b, h) @ self.node_agg)
         x = x + self.node_out(z).reshape(n, b, h)
         return x, e
 
 
 class Gmn(nn.Module):
-    def __init__(self, h, layers, outputs, edge_types, node_types=17):
+    def __init__(self, h, layers, outputs, edge_types, node_types=17, pna=False):
         super().__init__()
         self.h = h
         self.node_layer = Dense(1, h)
@@ -90,7 +113,7 @@ class Gmn(nn.Module):
         self.edge_layer = Dense(1, h, bias=False)
         self.edge_types = nn.Parameter(torch.randn(edge_types, h))
         self.edge_position = Dense(3, h, bias=False)
-        self.blocks = nn.ModuleList([Block(h) for _ in range(layers)])
+        self.blocks = nn.ModuleList([Block(h, pna) for _ in range(layers)])
         self.final_node_norm = nn.LayerNorm(h)
         self.final_edge_norm = nn.LayerNorm(h)
         self.bias_row = projection(1, h, 1)
@@ -117,6 +140,14 @@ class Gmn(nn.Module):
         return self.head_out(F.silu(self.head_hidden(emb)))
 
 
+def amplification(in_degree):
+    """log(d + 1) / delta, delta the mean of log(d + 1) over nodes with incoming edges (0 without)."""
+    logs = torch.log(in_degree + 1.0)
+    has = in_degree > 0
+    delta = logs[has].mean() if has.any() else torch.tensor(1.0)
+    return torch.where(has, logs / delta, torch.zeros_like(logs))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
@@ -126,6 +157,7 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", choices=["edge-mpnn", "pna"], default="edge-mpnn")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -159,10 +191,12 @@ def main():
         "inv_outputs": 1.0 / is_output.sum().clamp(min=1),
         "inv_in_degree": torch.where(in_degree > 0, 1.0 / in_degree.clamp(min=1), torch.zeros(n)).reshape(n, 1),
         "has_in": (in_degree > 0).float().reshape(n, 1, 1),
+        "has_in_rows": (in_degree > 0).float().reshape(n, 1),
+        "amplification": amplification(in_degree).reshape(n, 1),
     }
     classes = int(labels.max().item()) + 1
     type_rows = int(d["type_rows"][0])
-    model = Gmn(args.hidden, args.layers, max(classes, 2), type_rows)
+    model = Gmn(args.hidden, args.layers, max(classes, 2), type_rows, pna=args.model == "pna")
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=5e-4)
     g = all_weights.shape[0]
 
