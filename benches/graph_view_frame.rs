@@ -21,16 +21,15 @@
 //! `GMNSCOPE_BENCH_SIZES=10k,1M` picks sizes).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use egui::{Event, Modifiers, PointerButton, Pos2, RawInput, Rect, pos2, vec2};
 use gmnscope::checkpoint::writer::{OwnedTensor, write_safetensors};
+use gmnscope::jobs;
 use gmnscope::rng::SplitMix64;
 use gmnscope::ui::commands::CommandQueue;
-use gmnscope::ui::graph_view::GraphView;
-use gmnscope::ui::jobs;
+use gmnscope::ui::graph_view::{GraphView, ViewInputs};
 use gmnscope::ui::loader::{self, LoadedModel, ModelSource};
 use gmnscope::ui::state::AppState;
 
@@ -59,7 +58,7 @@ fn write_mlp(path: &Path, w: usize) {
 /// The one-time setup: the app's open-model job, run to completion.
 fn open(path: &Path) -> LoadedModel {
     let source = ModelSource::File(path.to_path_buf());
-    let mut job = jobs::spawn("bench open", Arc::new(|| {}), move |r| loader::load(source, r)).expect("spawn");
+    let mut job = jobs::spawn("bench open", move |r| loader::load(source, r)).expect("spawn");
     loop {
         if let Some(done) = job.poll() {
             return done.expect("the model opens");
@@ -144,7 +143,8 @@ impl Frame {
         let Self { ctx, view, model, state, commands, .. } = self;
         let output = ctx.run_ui(input, |ui| {
             egui::CentralPanel::default().frame(egui::Frame::NONE).show(ui, |ui| {
-                view.ui(ui, model, Some(1), state, true, None, commands);
+                let inputs = ViewInputs { selected_layer: Some(1), state, gpu: true, overlay: None, search: "" };
+                view.ui(ui, model, inputs, commands);
             });
         });
         commands.take();

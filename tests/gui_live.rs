@@ -159,7 +159,7 @@ fn study_events_deliver_every_matrix_and_the_final_summaries() {
     let mut delivered: Vec<(usize, RunPairMatrix)> = Vec::new();
     let mut last_partial = None;
     let mut lines = 0;
-    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let cancel = gmnscope::jobs::CancelToken::new();
     let results = study::run_with_events(&config, &out, &cancel, &mut |event| match event {
         StudyEvent::Message(_) => lines += 1,
         StudyEvent::RunFinished { run, done, total, accuracy } => {
@@ -177,7 +177,7 @@ fn study_events_deliver_every_matrix_and_the_final_summaries() {
     let labels: Vec<&str> = runs_done.iter().map(|(l, _)| l.as_str()).collect();
     assert_eq!(labels, ["gmn-s0", "gmn-s1", "mlp-s0", "mlp-s1", "cnn-s0", "cnn-s1"]);
     assert!(runs_done.iter().enumerate().all(|(i, (_, done))| *done == i + 1));
-    let data = reader::open(&out, &std::sync::atomic::AtomicBool::new(false)).expect("results read back");
+    let data = reader::open(&out, &gmnscope::jobs::CancelToken::new()).expect("results read back");
     assert_eq!(delivered.len(), data.matrices.len());
     for m in &data.matrices {
         let hits: Vec<&(usize, RunPairMatrix)> = delivered.iter().filter(|(_, d)| d.file == m.file).collect();

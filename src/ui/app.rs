@@ -3,7 +3,9 @@
 //! lays the panels out, and the panels only send [`Command`]s.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use crate::jobs::{JobError, JobHandle, JobSummary, Registry};
 use crate::layout::{Histogram, WeightStats};
 use crate::ui::automation::{Automation, Outcome};
 use crate::ui::cka_explorer::{CkaExplorer, CkaSource};
@@ -12,11 +14,10 @@ use crate::ui::details::{DetailsPanel, HeatmapCache, HeatmapEntry, heatmap_job};
 use crate::ui::dialogs::Dialogs;
 use crate::ui::graph_view::GraphView;
 use crate::ui::graph_view::renderer::GraphRenderer;
-use crate::ui::jobs::{self, CANCELLED, JobHandle, Waker};
 use crate::ui::layer_tree::LayerTree;
 use crate::ui::loader::{self, LoadedModel, ModelSource};
 use crate::ui::state::{AppState, ThemeChoice};
-use crate::ui::status_bar::{self, JobSummary};
+use crate::ui::status_bar;
 use crate::ui::toasts::Toasts;
 use crate::ui::{menu, status_bar::device_label};
 
@@ -84,7 +85,8 @@ pub struct App {
     device: String,
     gpu: bool,
     applied_theme: Option<ThemeChoice>,
-    waker: Waker,
+    /// Every job the app started: the status bar's list, cancel-by-id, the repaint waker.
+    jobs: Registry,
 }
 
 impl App {
@@ -127,7 +129,7 @@ impl App {
             device,
             gpu,
             applied_theme: None,
-            waker: jobs::egui_waker(&cc.egui_ctx),
+            jobs: Registry::new(Some(repaint_waker(&cc.egui_ctx))),
         };
         if options.files.is_empty() {
             for name in crate::demo::MODELS {
@@ -227,7 +229,7 @@ impl App {
         let seq = self.next_seq;
         self.next_seq += 1;
         let name = format!("open {}", source.title());
-        match jobs::spawn(name, self.waker.clone(), move |r| loader::load(source, r)) {
+        match self.jobs.spawn(name, move |r| loader::load(source, r)) {
             Ok(handle) => {
                 self.open_jobs.push(OpenJob { seq, handle });
                 self.activate_seq = Some(seq);
@@ -248,8 +250,8 @@ impl App {
         for (seq, result) in finished {
             match result {
                 Ok(model) => self.add_model(seq, model),
-                Err(e) if e == CANCELLED => self.toasts.info("Opening cancelled"),
-                Err(e) => self.toasts.error(e),
+                Err(JobError::Cancelled) => self.toasts.info("Opening cancelled"),
+                Err(e) => self.toasts.error(e.to_string()),
             }
         }
         let mut done = Vec::new();
@@ -269,8 +271,8 @@ impl App {
                         l.histogram = histogram;
                     }
                 }
-                Err(e) if e == CANCELLED => {}
-                Err(e) => self.toasts.error(e),
+                Err(JobError::Cancelled) => {}
+                Err(e) => self.toasts.error(e.to_string()),
             }
         }
         if let Some(job) = &mut self.dialog_job
@@ -337,7 +339,7 @@ impl App {
                     for path in paths {
                         if crate::ui::cka_explorer::is_study_path(&path) {
                             self.tab = Tab::Cka;
-                            self.cka.open_study(path, &self.waker, &mut self.toasts);
+                            self.cka.open_study(path, &self.jobs, &mut self.toasts);
                         } else if let Some(name) = path.to_str().and_then(|p| p.strip_prefix("demo:")) {
                             // As the CLI's subcommands take them: `demo:NAME`.
                             self.open(ModelSource::Demo(name.to_string()));
@@ -381,39 +383,34 @@ impl App {
                 Command::ShowAbout => self.dialogs.about = true,
                 Command::ShowShortcuts => self.dialogs.shortcuts = true,
                 Command::CancelJob(id) => {
-                    self.open_jobs.iter().filter(|j| j.handle.id == id).for_each(|j| j.handle.cancel());
-                    self.stats_jobs.iter().filter(|j| j.handle.id == id).for_each(|j| j.handle.cancel());
-                    self.heatmaps.running().filter(|j| j.id == id).for_each(JobHandle::cancel);
-                    self.cka.cancel(id);
-                    #[cfg(feature = "burn")]
-                    self.gmn.cancel_job(id);
+                    self.jobs.cancel(id);
                 }
                 #[cfg(feature = "burn")]
                 Command::FitDemoZoo => {
                     self.tab = Tab::Gmn;
-                    self.gmn.fit_demo_zoo(&self.waker, &mut self.toasts, false);
+                    self.gmn.fit_demo_zoo(&self.jobs, &mut self.toasts, false);
                 }
                 #[cfg(feature = "burn")]
                 Command::StartTraining => {
                     self.tab = Tab::Gmn;
-                    self.gmn.start(&self.waker, &mut self.toasts);
+                    self.gmn.start(&self.jobs, &mut self.toasts);
                 }
                 #[cfg(feature = "burn")]
                 Command::CancelTraining => self.gmn.cancel(),
                 #[cfg(feature = "burn")]
                 Command::ShowLoadGmnDialog => {
                     self.tab = Tab::Gmn;
-                    self.gmn.trained.show_dialog(&self.waker, &mut self.toasts);
+                    self.gmn.trained.show_dialog(&self.jobs, &mut self.toasts);
                 }
                 #[cfg(feature = "burn")]
                 Command::LoadGmn(dir) => {
                     self.tab = Tab::Gmn;
-                    self.gmn.trained.load(dir, &self.waker, &mut self.toasts);
+                    self.gmn.trained.load(dir, &self.jobs, &mut self.toasts);
                 }
                 #[cfg(feature = "burn")]
                 Command::RunGmnOnModel => {
                     let model = self.active.and_then(|i| self.models.get(i)).map(|m| &m.model);
-                    self.gmn.trained.run_on(model, &self.waker, &mut self.toasts);
+                    self.gmn.trained.run_on(model, &self.jobs, &mut self.toasts);
                 }
                 #[cfg(feature = "burn")]
                 Command::SetNodeOverlay(settings) => self.gmn.trained.set_overlay(settings),
@@ -432,24 +429,24 @@ impl App {
                 Command::ShowCkaOpenDialog => self.dialogs.cka_open = Some(Default::default()),
                 Command::OpenCka { a, b } => {
                     self.tab = Tab::Cka;
-                    self.cka.open(CkaSource::Files { a, b }, &self.waker, &mut self.toasts);
+                    self.cka.open(CkaSource::Files { a, b }, &self.jobs, &mut self.toasts);
                 }
                 Command::OpenCkaResults(path) => {
                     self.tab = Tab::Cka;
-                    self.cka.open(CkaSource::Results(path), &self.waker, &mut self.toasts);
+                    self.cka.open(CkaSource::Results(path), &self.jobs, &mut self.toasts);
                 }
                 Command::OpenCkaDemo => {
                     self.tab = Tab::Cka;
-                    self.cka.open(CkaSource::Demo, &self.waker, &mut self.toasts);
+                    self.cka.open(CkaSource::Demo, &self.jobs, &mut self.toasts);
                 }
-                Command::ExportCka { path, png } => self.cka.export(&path, png, &self.waker, &mut self.toasts),
+                Command::ExportCka { path, png } => self.cka.export(&path, png, &self.jobs, &mut self.toasts),
                 Command::ShowStudyOpenDialog => {
                     self.tab = Tab::Cka;
                     self.cka.show_open_study();
                 }
                 Command::OpenStudy(path) => {
                     self.tab = Tab::Cka;
-                    self.cka.open_study(path, &self.waker, &mut self.toasts);
+                    self.cka.open_study(path, &self.jobs, &mut self.toasts);
                 }
                 Command::ShowRunStudyDialog => {
                     self.tab = Tab::Cka;
@@ -458,14 +455,14 @@ impl App {
                 #[cfg(feature = "burn")]
                 Command::RunStudy { config, out } => {
                     self.tab = Tab::Cka;
-                    self.cka.run_study(config, out, &self.waker, &mut self.toasts);
+                    self.cka.run_study(config, out, &self.jobs, &mut self.toasts);
                 }
                 #[cfg(feature = "burn")]
                 Command::ShowTrainingCka => match self.gmn.live_cka.run_dir() {
                     Some(run_dir) => {
                         self.tab = Tab::Cka;
                         let source = CkaSource::Training { run_dir: run_dir.clone() };
-                        self.cka.open(source, &self.waker, &mut self.toasts);
+                        self.cka.open(source, &self.jobs, &mut self.toasts);
                     }
                     None => self.toasts.info("No training run yet: train a GMN in the GMN tab first"),
                 },
@@ -485,14 +482,14 @@ impl App {
         if self.dialog_job.is_some() {
             return;
         }
-        let pick = |_: &jobs::Reporter<Option<Vec<PathBuf>>>| {
+        let pick = |_: &crate::jobs::Reporter<Option<Vec<PathBuf>>>| {
             Ok(rfd::FileDialog::new()
                 .set_title("Open model")
                 .add_filter("Model files", &["safetensors", "pt", "pth", "bin", "ckpt", "onnx", "npy", "npz", "json"])
                 .add_filter("All files", &["*"])
                 .pick_files())
         };
-        match jobs::spawn("file dialog", self.waker.clone(), pick) {
+        match self.jobs.spawn("file dialog", pick) {
             Ok(job) => self.dialog_job = Some(job),
             Err(_) => self.dialogs.open_path = Some(String::new()),
         }
@@ -514,11 +511,11 @@ impl App {
         }
         let names: Vec<String> = layer.tensors.iter().filter(|t| t.is_parameter).map(|t| t.name.clone()).collect();
         let store = m.model.store.clone();
-        let job = move |r: &jobs::Reporter<_>| {
-            r.progress("sampling weights", None);
+        let job = move |r: &crate::jobs::Reporter<_>| {
+            r.stage("sampling weights", None);
             Ok(loader::layer_stats(&store, &names))
         };
-        match jobs::spawn(format!("statistics {}", crate::text::shown(&layer.name)), self.waker.clone(), job) {
+        match self.jobs.spawn(format!("statistics {}", crate::text::shown(&layer.name)), job) {
             Ok(handle) => self.stats_jobs.push(StatsJob { model_id: id, layer: index, handle }),
             Err(e) => self.toasts.error(format!("cannot start a worker thread: {e}")),
         }
@@ -532,7 +529,7 @@ impl App {
             return;
         }
         let job = heatmap_job(m.model.store.clone(), tensor.clone(), dark);
-        match jobs::spawn(format!("heatmap {tensor}"), self.waker.clone(), job) {
+        match self.jobs.spawn(format!("heatmap {tensor}"), job) {
             Ok(handle) => {
                 self.heatmaps.entries.insert(key, HeatmapEntry::Pending(handle));
             }
@@ -552,16 +549,7 @@ impl App {
     }
 
     fn job_summaries(&self) -> Vec<JobSummary> {
-        let mut out: Vec<JobSummary> = self.open_jobs.iter().map(|j| JobSummary::of(&j.handle)).collect();
-        out.extend(self.stats_jobs.iter().map(|j| JobSummary::of(&j.handle)));
-        out.extend(self.heatmaps.running().map(JobSummary::of));
-        if let Some(job) = &self.dialog_job {
-            out.push(JobSummary::of(job));
-        }
-        self.cka.job_summaries(&mut out);
-        #[cfg(feature = "burn")]
-        self.gmn.job_summaries(&mut out);
-        out
+        self.jobs.summaries()
     }
 
     fn tabs_ui(&mut self, ui: &mut egui::Ui) {
@@ -650,11 +638,11 @@ impl eframe::App for App {
         self.handle_input(ctx);
         self.apply_commands(ctx);
         if self.tab == Tab::Cka {
-            self.cka.ensure_started(&self.waker, &mut self.toasts);
+            self.cka.ensure_started(&self.jobs, &mut self.toasts);
         }
-        self.cka.logic(&self.waker, &mut self.toasts);
+        self.cka.logic(&self.jobs, &mut self.toasts);
         #[cfg(feature = "burn")]
-        self.gmn.logic(&self.waker, &mut self.toasts);
+        self.gmn.logic(&self.jobs, &mut self.toasts);
         #[cfg(feature = "burn")]
         self.cka.follow_training(self.gmn.live_cka.latest());
         // After the commands and the GMN jobs: what it sent last frame has taken effect.
@@ -662,10 +650,8 @@ impl eframe::App for App {
         if let Some(s) = &mut self.startup_gmn {
             s.advance(!self.open_jobs.is_empty(), &self.gmn.trained, &mut self.commands);
         }
-        if self.is_busy() {
-            // Keep spinners moving; workers also wake us when they report.
-            ctx.request_repaint_after(std::time::Duration::from_millis(50));
-        }
+        // No polling: every job wakes the UI when it reports or ends (the registry's waker), and
+        // spinners ask for their own frames while they are drawn.
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
@@ -702,7 +688,7 @@ impl eframe::App for App {
                 let frame = egui::Frame::central_panel(&ctx.global_style()).inner_margin(egui::Margin::ZERO);
                 egui::CentralPanel::default().frame(frame).show(ui, |ui| self.central_ui(ui));
             }
-            Tab::Cka => self.cka.ui(ui, &mut self.commands),
+            Tab::Cka => self.cka.ui(ui, &mut self.commands, &self.jobs),
             #[cfg(feature = "burn")]
             Tab::Gmn => self.gmn.ui(ui, &mut self.commands),
             #[cfg(not(feature = "burn"))]
@@ -747,4 +733,10 @@ fn drop_overlay(ctx: &egui::Context) {
         egui::FontId::proportional(22.0),
         egui::Color32::WHITE,
     );
+}
+
+/// A waker that asks egui for a repaint soon (batches a burst of job reports into one frame).
+fn repaint_waker(ctx: &egui::Context) -> crate::jobs::Waker {
+    let ctx = ctx.clone();
+    Arc::new(move || ctx.request_repaint_after(std::time::Duration::from_millis(10)))
 }

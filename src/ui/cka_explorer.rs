@@ -7,7 +7,7 @@
 //!
 //! Loading, computing and exporting run as jobs; [`CkaExplorer::logic`] (called from `App::logic`)
 //! polls them and restarts the computation when the settings change. With a minibatch size the
-//! job publishes each intermediate estimate, which `logic` picks up, so the heatmap fills in live.
+//! job reports each intermediate estimate as its progress, so the heatmap fills in live.
 //!
 //! Two live sources (feature `burn`): [`CkaSource::Training`] shows the GMN tab's newest training
 //! CKA matrix (each block at the latest checkpoint vs at initialisation; the app hands it over
@@ -18,11 +18,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::ui::cka_data::{self, CkaResult, CkaSettings, LayerPair, LiveSlot};
+use crate::jobs::{JobError, JobHandle, Registry};
+use crate::ui::cka_data::{self, CkaResult, CkaSettings, LayerPair};
 use crate::ui::commands::{Command, CommandQueue};
 use crate::ui::heatmap::{HeatmapInput, HeatmapView, value_text};
-use crate::ui::jobs::{self, CANCELLED, JobHandle, Waker};
-use crate::ui::status_bar::JobSummary;
 use crate::ui::toasts::Toasts;
 
 /// True when `path` is a seed-study directory (or its results.json): `gmnscope DIR`, a dropped
@@ -69,8 +68,8 @@ pub struct CkaExplorer {
     pair: Option<Arc<LayerPair>>,
     load_job: Option<JobHandle<LayerPair>>,
     results_job: Option<JobHandle<CkaResult>>,
-    compute_job: Option<JobHandle<CkaResult>>,
-    live: LiveSlot,
+    /// Reports each minibatch estimate as progress.
+    compute_job: Option<JobHandle<CkaResult, CkaResult>>,
     result: Option<CkaResult>,
     version: u64,
     pub heatmap: HeatmapView,
@@ -105,14 +104,14 @@ pub struct CkaExplorer {
 
 impl CkaExplorer {
     /// Starts the demo the first time the tab is shown.
-    pub fn ensure_started(&mut self, waker: &Waker, toasts: &mut Toasts) {
+    pub fn ensure_started(&mut self, jobs: &Registry, toasts: &mut Toasts) {
         if !self.started {
             self.started = true;
-            self.open(CkaSource::Demo, waker, toasts);
+            self.open(CkaSource::Demo, jobs, toasts);
         }
     }
 
-    pub fn open(&mut self, source: CkaSource, waker: &Waker, toasts: &mut Toasts) {
+    pub fn open(&mut self, source: CkaSource, jobs: &Registry, toasts: &mut Toasts) {
         self.started = true;
         self.cancel_all();
         self.stop_study_run(toasts);
@@ -120,19 +119,18 @@ impl CkaExplorer {
         self.source = Some(source.clone());
         self.training = None;
         let spawned = match source {
-            CkaSource::Demo => {
-                jobs::spawn("CKA demo activations", waker.clone(), |_| Ok(cka_data::demo_pair(cka_data::DEMO_EXAMPLES)))
-                    .map(|j| self.load_job = Some(j))
-            }
-            CkaSource::Files { a, b } => jobs::spawn("CKA load activations", waker.clone(), move |r| {
-                r.progress("reading activation files", None);
-                cka_data::load_pair(&a, &b)
-            })
-            .map(|j| self.load_job = Some(j)),
-            CkaSource::Results(path) => {
-                jobs::spawn("CKA open results", waker.clone(), move |_| cka_data::load_results_json(&path))
-                    .map(|j| self.results_job = Some(j))
-            }
+            CkaSource::Demo => jobs
+                .spawn("CKA demo activations", |_| Ok(cka_data::demo_pair(cka_data::DEMO_EXAMPLES)))
+                .map(|j| self.load_job = Some(j)),
+            CkaSource::Files { a, b } => jobs
+                .spawn("CKA load activations", move |r| {
+                    r.stage("reading activation files", None);
+                    cka_data::load_pair(&a, &b).map_err(JobError::Failed)
+                })
+                .map(|j| self.load_job = Some(j)),
+            CkaSource::Results(path) => jobs
+                .spawn("CKA open results", move |_| cka_data::load_results_json(&path).map_err(JobError::Failed))
+                .map(|j| self.results_job = Some(j)),
             CkaSource::Training { run_dir } => {
                 // No job: the GMN tab computes, `follow_training` hands the matrices over.
                 self.clear_study();
@@ -149,7 +147,7 @@ impl CkaExplorer {
     }
 
     /// Opens a seed study (its directory or its `results.json`) in a background job.
-    pub fn open_study(&mut self, path: PathBuf, waker: &Waker, toasts: &mut Toasts) {
+    pub fn open_study(&mut self, path: PathBuf, jobs: &Registry, toasts: &mut Toasts) {
         self.started = true;
         self.study_form = None;
         self.stop_study_run(toasts);
@@ -158,9 +156,9 @@ impl CkaExplorer {
         #[cfg(feature = "burn")]
         {
             self.cancel_all();
-            let job = jobs::spawn("open study", waker.clone(), move |r| {
-                r.progress(format!("reading {}", path.display()), None);
-                crate::study::reader::open(&path, r.cancel_flag()).map_err(|e| e.to_string())
+            let job = jobs.spawn("open study", move |r| {
+                r.stage(format!("reading {}", path.display()), None);
+                Ok(crate::study::reader::open(&path, r.cancel_token())?)
             });
             match job {
                 Ok(job) => self.study_job = Some(job),
@@ -169,7 +167,7 @@ impl CkaExplorer {
         }
         #[cfg(not(feature = "burn"))]
         {
-            let _ = (path, waker);
+            let _ = (path, jobs);
             toasts.error("This build has no seed-study support (feature `burn`)");
         }
     }
@@ -193,12 +191,12 @@ impl CkaExplorer {
     /// Runs a seed study (`config`: a TOML file, `None`: the built-in demo) into `out` in the
     /// background; the study view shows its matrices as they arrive.
     #[cfg(feature = "burn")]
-    pub fn run_study(&mut self, config: Option<PathBuf>, out: PathBuf, waker: &Waker, toasts: &mut Toasts) {
+    pub fn run_study(&mut self, config: Option<PathBuf>, out: PathBuf, jobs: &Registry, toasts: &mut Toasts) {
         self.started = true;
         self.run_form = None;
         self.cancel_all();
         self.stop_study_run(toasts);
-        match crate::ui::study_run::StudyRun::start(config, out, waker) {
+        match crate::ui::study_run::StudyRun::start(config, out, jobs) {
             Ok(run) => {
                 self.source = None;
                 self.training = None;
@@ -333,32 +331,11 @@ impl CkaExplorer {
         self.pair.is_some() && self.computed_for.as_ref() != Some(&self.settings)
     }
 
-    pub fn cancel(&mut self, id: jobs::JobId) {
-        self.load_job.iter().filter(|j| j.id == id).for_each(JobHandle::cancel);
-        self.compute_job.iter().filter(|j| j.id == id).for_each(JobHandle::cancel);
-        self.results_job.iter().filter(|j| j.id == id).for_each(JobHandle::cancel);
-        #[cfg(feature = "burn")]
-        self.study_job.iter().filter(|j| j.id == id).for_each(JobHandle::cancel);
-        #[cfg(feature = "burn")]
-        self.study_run.iter().filter(|r| r.job.id == id).for_each(|r| r.job.cancel());
-    }
-
-    pub fn job_summaries(&self, out: &mut Vec<JobSummary>) {
-        out.extend(self.load_job.iter().map(JobSummary::of));
-        out.extend(self.compute_job.iter().map(JobSummary::of));
-        out.extend(self.results_job.iter().map(JobSummary::of));
-        out.extend(self.export_jobs.iter().map(JobSummary::of));
-        #[cfg(feature = "burn")]
-        out.extend(self.study_job.iter().map(JobSummary::of));
-        #[cfg(feature = "burn")]
-        out.extend(self.study_run.iter().map(|r| JobSummary::of(&r.job)));
-    }
-
     /// Polls jobs, takes live minibatch estimates, and (re)starts the computation when needed.
-    pub fn logic(&mut self, waker: &Waker, toasts: &mut Toasts) {
-        let report = |e: String, toasts: &mut Toasts| {
-            if e != CANCELLED {
-                toasts.error(e);
+    pub fn logic(&mut self, jobs: &Registry, toasts: &mut Toasts) {
+        let report = |e: JobError, toasts: &mut Toasts| {
+            if !e.is_cancelled() {
+                toasts.error(e.to_string());
             }
         };
         if let Some(job) = &mut self.load_job
@@ -390,8 +367,8 @@ impl CkaExplorer {
             }
         }
         if let Some(job) = &mut self.compute_job {
-            let done = job.poll();
-            let live = self.live.lock().ok().and_then(|mut s| s.take());
+            let mut live = None;
+            let done = job.poll_with(|estimate| live = Some(estimate));
             if let Some(result) = live {
                 self.set_result(result);
             }
@@ -404,7 +381,7 @@ impl CkaExplorer {
             }
         }
         if self.needs_compute() && self.compute_job.is_none() {
-            self.start_compute(waker, toasts);
+            self.start_compute(jobs, toasts);
         }
         self.export_jobs.retain_mut(|job| match job.poll() {
             None => true,
@@ -422,7 +399,7 @@ impl CkaExplorer {
         {
             self.browse_job = None;
             match done {
-                Ok(Some(dir)) => self.open_study(dir, waker, toasts),
+                Ok(Some(dir)) => self.open_study(dir, jobs, toasts),
                 Ok(None) => toasts.info("No folder chosen. Type the study directory's path instead."),
                 Err(e) => toasts.error(format!("folder dialog: {e}")),
             }
@@ -430,14 +407,15 @@ impl CkaExplorer {
         #[cfg(feature = "burn")]
         self.poll_study(toasts);
         #[cfg(feature = "burn")]
-        self.poll_study_run(waker, toasts);
+        self.poll_study_run(jobs, toasts);
     }
 
     /// Shows a running study's newest partial results; opens the directory when it finishes.
     #[cfg(feature = "burn")]
-    fn poll_study_run(&mut self, waker: &Waker, toasts: &mut Toasts) {
+    fn poll_study_run(&mut self, jobs: &Registry, toasts: &mut Toasts) {
         let Some(run) = &mut self.study_run else { return };
-        let (update, done, out) = (run.take_update(), run.job.poll(), run.out.clone());
+        let out = run.out.clone();
+        let (update, done) = run.poll();
         if let Some(data) = update {
             match &mut self.study {
                 Some(view) => view.update(data),
@@ -451,11 +429,11 @@ impl CkaExplorer {
         self.study_run = None;
         match done {
             // Read back exactly as if the user opened it (the summaries and figures are final now).
-            Ok(dir) => self.open_study(dir, waker, toasts),
-            Err(e) if e == CANCELLED => {
+            Ok(dir) => self.open_study(dir, jobs, toasts),
+            Err(JobError::Cancelled) => {
                 toasts.info(format!("Study cancelled; run it into {} again to resume", out.display()))
             }
-            Err(e) => toasts.error(e),
+            Err(e) => toasts.error(e.to_string()),
         }
     }
 
@@ -484,8 +462,8 @@ impl CkaExplorer {
                 }
                 self.study = Some(view);
             }
-            Err(e) if e == CANCELLED => {}
-            Err(e) => toasts.error(e),
+            Err(JobError::Cancelled) => {}
+            Err(e) => toasts.error(e.to_string()),
         }
     }
 
@@ -498,7 +476,7 @@ impl CkaExplorer {
         self.version += 1;
     }
 
-    fn start_compute(&mut self, waker: &Waker, toasts: &mut Toasts) {
+    fn start_compute(&mut self, jobs: &Registry, toasts: &mut Toasts) {
         let Some(pair) = self.pair.clone() else { return };
         let settings = self.settings.clone();
         self.computed_for = Some(settings.clone());
@@ -506,9 +484,7 @@ impl CkaExplorer {
             toasts.error(e);
             return;
         }
-        self.live = LiveSlot::default();
-        let live = self.live.clone();
-        match jobs::spawn("CKA matrix", waker.clone(), move |r| cka_data::compute(&pair, &settings, &live, r)) {
+        match jobs.spawn("CKA matrix", move |r| cka_data::compute(&pair, &settings, r)) {
             Ok(job) => self.compute_job = Some(job),
             Err(e) => toasts.error(format!("cannot start a worker thread: {e}")),
         }
@@ -516,16 +492,17 @@ impl CkaExplorer {
 
     /// Writes the shown matrix as PNG or CSV in a background job (rendering the labelled PNG takes
     /// a while for big matrices); a toast reports the result.
-    pub fn export(&mut self, path: &Path, png: bool, waker: &Waker, toasts: &mut Toasts) {
+    pub fn export(&mut self, path: &Path, png: bool, jobs: &Registry, toasts: &mut Toasts) {
         let Some(result) = self.result.clone() else {
             toasts.error("No CKA matrix to export yet");
             return;
         };
         let path = path.to_path_buf();
         let what = if png { "PNG" } else { "CSV" };
-        let job = jobs::spawn(format!("export CKA {what}"), waker.clone(), move |r| {
-            r.progress(format!("writing {}", path.display()), None);
-            if png { cka_data::write_png(&path, &result) } else { cka_data::write_csv(&path, &result) }?;
+        let job = jobs.spawn(format!("export CKA {what}"), move |r| {
+            r.stage(format!("writing {}", path.display()), None);
+            if png { cka_data::write_png(&path, &result) } else { cka_data::write_csv(&path, &result) }
+                .map_err(JobError::Failed)?;
             Ok(path)
         });
         match job {
@@ -534,11 +511,11 @@ impl CkaExplorer {
         }
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, commands: &mut CommandQueue) {
-        self.open_study_ui(ui.ctx(), commands);
+    pub fn ui(&mut self, ui: &mut egui::Ui, commands: &mut CommandQueue, jobs: &Registry) {
+        self.open_study_ui(ui.ctx(), commands, jobs);
         #[cfg(feature = "burn")]
         if let Some(form) = &mut self.run_form
-            && !form.ui(ui.ctx(), commands)
+            && !form.ui(ui.ctx(), commands, jobs)
         {
             self.run_form = None;
         }
@@ -620,8 +597,9 @@ impl CkaExplorer {
             }
         });
         let matrices = run.matrix_count();
-        let text = format!("{} · {matrices} matrices so far", run.job.stage);
-        ui.add(egui::ProgressBar::new(run.job.fraction.unwrap_or(0.0)).text(text));
+        let stage = run.job.stage();
+        let text = format!("{} · {matrices} matrices so far", stage.text);
+        ui.add(egui::ProgressBar::new(stage.fraction.unwrap_or(0.0)).text(text));
         ui.add_space(2.0);
     }
 
@@ -648,7 +626,7 @@ impl CkaExplorer {
     }
 
     /// "Open study results" window: a path (directory or results.json) and a folder dialog.
-    fn open_study_ui(&mut self, ctx: &egui::Context, commands: &mut CommandQueue) {
+    fn open_study_ui(&mut self, ctx: &egui::Context, commands: &mut CommandQueue, jobs: &Registry) {
         let Some(text) = &mut self.study_form else { return };
         let (mut open, mut submit, mut browse) = (true, false, false);
         egui::Window::new("Open study results")
@@ -672,11 +650,11 @@ impl CkaExplorer {
             open = false;
         }
         if browse {
-            let pick = |_: &jobs::Reporter<Option<PathBuf>>| {
+            let pick = |_: &crate::jobs::Reporter<Option<PathBuf>>| {
                 Ok(rfd::FileDialog::new().set_title("Open study results").pick_folder())
             };
             // Without a worker thread there is no dialog; the path field still works.
-            self.browse_job = jobs::spawn("folder dialog", Arc::new(|| {}), pick).ok();
+            self.browse_job = jobs.spawn("folder dialog", pick).ok();
         }
         if !open {
             self.study_form = None;

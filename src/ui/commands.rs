@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::jobs::JobId;
 use crate::ui::graph_view::overlay::OverlaySettings;
-use crate::ui::jobs::JobId;
 use crate::ui::state::{ColourScale, EdgeMode, ThemeChoice};
 
 /// The app's views, one tab each in the top bar (each a panel file).

@@ -10,11 +10,11 @@ use egui::RichText;
 use egui_plot::{Bar, BarChart, Plot};
 
 use crate::checkpoint::TensorStore;
+use crate::jobs::{JobError, JobHandle, Reporter};
 use crate::layout::{MatrixView, matrix_view};
 use crate::text::{shown, shown_message};
 use crate::ui::colormap::Diverging;
 use crate::ui::commands::{Command, CommandQueue};
-use crate::ui::jobs::{JobHandle, Reporter};
 use crate::ui::loader::{LayerSummary, LoadedModel};
 use crate::ui::status_bar::thousands;
 
@@ -56,7 +56,7 @@ impl HeatmapCache {
                 }
                 Some(Err(e)) => {
                     errors.push(format!("heatmap of {}: {e}", key.1));
-                    *entry = HeatmapEntry::Failed(e);
+                    *entry = HeatmapEntry::Failed(e.to_string());
                 }
             }
         }
@@ -78,13 +78,14 @@ pub fn heatmap_job(
     store: Arc<TensorStore>,
     tensor: String,
     dark: bool,
-) -> impl FnOnce(&Reporter<HeatmapImage>) -> Result<HeatmapImage, String> + Send + 'static {
+) -> impl FnOnce(&Reporter<HeatmapImage>) -> Result<HeatmapImage, JobError> + Send + 'static {
     move |reporter| {
-        let t = store.get(&tensor).ok_or_else(|| format!("no tensor named '{tensor}'"))?;
-        reporter.progress("decoding", None);
+        let t = store.get(&tensor).ok_or_else(|| JobError::Failed(format!("no tensor named '{tensor}'")))?;
+        reporter.stage("decoding", None);
         let values = t.to_f32();
         reporter.check()?;
-        let view = matrix_view(&t.shape, &values, HEATMAP_SIDE).ok_or("tensor is empty")?;
+        let view =
+            matrix_view(&t.shape, &values, HEATMAP_SIDE).ok_or_else(|| JobError::Failed("tensor is empty".into()))?;
         let map = Diverging::for_theme(dark);
         let scale = if view.max_abs > 0.0 { 1.0 / view.max_abs } else { 1.0 };
         let pixels = view.values.iter().map(|&v| map.map(v * scale)).collect();

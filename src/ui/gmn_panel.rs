@@ -3,9 +3,9 @@
 //! live loss/accuracy curves, a progress bar and an ETA; cancel at any time.
 //!
 //! Three jobs in sequence, all polled in [`GmnPanel::logic`]: the optional demo fit
-//! (`inr::fit_zoo`, a UI job), reading the zoo into a `GraphSet` (a UI job), then the core
-//! training job, whose typed events (`Progress` per batch, `Metrics` per epoch, `Finished`) are
-//! drained here with `try_recv` a bounded number at a time.
+//! (`inr::fit_zoo`), reading the zoo into a `GraphSet`, then the training job (`train::run`),
+//! whose typed progress (`TrainProgress`: a batch, an epoch's metrics, a checkpoint) is drained
+//! here a bounded number of events at a time.
 //!
 //! Each `CheckpointSaved` event (one per epoch) also feeds [`LiveTrainingCka`] (`live_cka`,
 //! "Live CKA", on by default): how far each GMN block has moved since initialisation, shown in
@@ -16,19 +16,16 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::TryRecvError;
 use std::time::{Duration, Instant};
 
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
 use crate::inr::{FitConfig, ZooFitConfig, ZooFitEvent};
-use crate::jobs::{JobError, JobEvent};
-use crate::train::{DeviceChoice, GraphSet, TrainConfig, TrainOutcome, TrainRequest};
+use crate::jobs::{JobError, JobHandle, Registry, Reporter};
+use crate::train::{DeviceChoice, GraphSet, TrainConfig, TrainOutcome, TrainProgress, TrainRequest};
 use crate::ui::commands::{Command, CommandQueue};
 use crate::ui::gmn_run::TrainedGmn;
-use crate::ui::jobs::{self, CANCELLED, JobHandle, Waker};
 use crate::ui::live_cka::LiveTrainingCka;
-use crate::ui::status_bar::JobSummary;
 use crate::ui::toasts::Toasts;
 
 /// What the form edits; [`TrainForm::config`] turns it into a validated [`TrainConfig`].
@@ -97,7 +94,7 @@ pub struct GmnPanel {
     pub demo_steps: usize,
     fit_job: Option<JobHandle<PathBuf>>,
     load_job: Option<JobHandle<Arc<GraphSet>>>,
-    train_job: Option<crate::jobs::JobHandle<TrainOutcome>>,
+    train_job: Option<JobHandle<TrainOutcome, TrainProgress>>,
     pub curves: Curves,
     done_steps: u64,
     total_steps: u64,
@@ -151,7 +148,7 @@ impl GmnPanel {
     }
 
     /// Fits `demo_count` SIREN INRs of procedural digits into a temporary zoo directory.
-    pub fn fit_demo_zoo(&mut self, waker: &Waker, toasts: &mut Toasts, then_train: bool) {
+    pub fn fit_demo_zoo(&mut self, jobs: &Registry, toasts: &mut Toasts, then_train: bool) {
         if self.training_busy() {
             return;
         }
@@ -162,7 +159,7 @@ impl GmnPanel {
             batch: self.demo_count.clamp(1, 64),
             split_seed: 0,
         };
-        let work = move |r: &jobs::Reporter<PathBuf>| {
+        let work = move |r: &Reporter<PathBuf>| {
             let images = crate::data::procedural::generate(config.count, 0);
             let device = burn::tensor::Device::flex();
             let mut on_event = |e: &ZooFitEvent| {
@@ -170,18 +167,18 @@ impl GmnPanel {
                     let frac = (*zoo_done as f32
                         + *batch_size as f32 * progress.step as f32 / (*max_steps).max(1) as f32)
                         / (*count).max(1) as f32;
-                    r.progress(format!("fitting INRs {zoo_done}/{count}"), Some(frac.min(1.0)));
+                    r.stage(format!("fitting INRs {zoo_done}/{count}"), Some(frac.min(1.0)));
                 }
             };
-            crate::inr::fit_zoo(&images, &dir, &config, &device, r.cancel_flag(), &mut on_event).map_err(
+            crate::inr::fit_zoo(&images, &dir, &config, &device, r.cancel_token(), &mut on_event).map_err(
                 |e| match e {
-                    crate::inr::Error::Cancelled => CANCELLED.to_string(),
-                    other => other.to_string(),
+                    crate::inr::Error::Cancelled => JobError::Cancelled,
+                    other => JobError::failed(other),
                 },
             )?;
             Ok(dir)
         };
-        match jobs::spawn("fit demo zoo", waker.clone(), work) {
+        match jobs.spawn("fit demo zoo", work) {
             Ok(job) => {
                 self.fit_job = Some(job);
                 self.status = RunStatus::FittingZoo;
@@ -192,7 +189,7 @@ impl GmnPanel {
     }
 
     /// Reads the zoo (a job); training starts when it is loaded.
-    pub fn start(&mut self, waker: &Waker, toasts: &mut Toasts) {
+    pub fn start(&mut self, jobs: &Registry, toasts: &mut Toasts) {
         if self.training_busy() {
             return;
         }
@@ -205,14 +202,14 @@ impl GmnPanel {
             toasts.error("Choose a zoo directory, or fit the demo zoo first");
             return;
         }
-        let work = move |r: &jobs::Reporter<Arc<GraphSet>>| {
+        let work = move |r: &Reporter<Arc<GraphSet>>| {
             let set = GraphSet::from_zoo(&zoo, false, |done, total| {
-                r.progress(format!("reading zoo {done}/{total}"), Some(done as f32 / total.max(1) as f32));
+                r.stage(format!("reading zoo {done}/{total}"), Some(done as f32 / total.max(1) as f32));
             })
-            .map_err(|e| format!("{e:#}"))?;
+            .map_err(JobError::failed)?;
             Ok(Arc::new(set))
         };
-        match jobs::spawn("read zoo", waker.clone(), work) {
+        match jobs.spawn("read zoo", work) {
             Ok(job) => {
                 self.load_job = Some(job);
                 self.status = RunStatus::LoadingZoo;
@@ -224,36 +221,12 @@ impl GmnPanel {
     pub fn cancel(&mut self) {
         self.fit_job.iter().for_each(JobHandle::cancel);
         self.load_job.iter().for_each(JobHandle::cancel);
-        self.train_job.iter().for_each(crate::jobs::JobHandle::cancel);
+        self.train_job.iter().for_each(JobHandle::cancel);
         self.live_cka.stop();
     }
 
-    pub fn cancel_job(&mut self, id: jobs::JobId) {
-        self.fit_job.iter().filter(|j| j.id == id).for_each(JobHandle::cancel);
-        self.load_job.iter().filter(|j| j.id == id).for_each(JobHandle::cancel);
-        self.train_job.iter().filter(|j| train_job_id(j) == id).for_each(crate::jobs::JobHandle::cancel);
-        self.trained.cancel_job(id);
-        self.live_cka.cancel_job(id);
-    }
-
-    pub fn job_summaries(&self, out: &mut Vec<JobSummary>) {
-        out.extend(self.fit_job.iter().map(JobSummary::of));
-        out.extend(self.load_job.iter().map(JobSummary::of));
-        if let Some(job) = &self.train_job {
-            out.push(JobSummary {
-                id: train_job_id(job),
-                name: "train GMN".into(),
-                stage: self.message.clone(),
-                fraction: (self.total_steps > 0).then(|| self.done_steps as f32 / self.total_steps as f32),
-                cancelling: job.cancel.is_cancelled(),
-            });
-        }
-        self.trained.job_summaries(out);
-        self.live_cka.job_summaries(out);
-    }
-
     /// Polls the three jobs (bounded work per frame).
-    pub fn logic(&mut self, waker: &Waker, toasts: &mut Toasts) {
+    pub fn logic(&mut self, jobs: &Registry, toasts: &mut Toasts) {
         if let Some(job) = &mut self.fit_job
             && let Some(done) = job.poll()
         {
@@ -264,7 +237,7 @@ impl GmnPanel {
                     self.status = RunStatus::Idle;
                     toasts.info(format!("Demo zoo of {} INRs ready", self.demo_count));
                     if std::mem::take(&mut self.train_after_fit) {
-                        self.start(waker, toasts);
+                        self.start(jobs, toasts);
                     }
                 }
                 Err(e) => self.fail(e, toasts),
@@ -275,33 +248,34 @@ impl GmnPanel {
         {
             self.load_job = None;
             match done {
-                Ok(data) => self.spawn_training(data, toasts),
+                Ok(data) => self.spawn_training(data, jobs, toasts),
                 Err(e) => self.fail(e, toasts),
             }
         }
         self.drain_training(toasts);
-        self.live_cka.logic(waker);
-        self.trained.logic(waker, toasts);
+        self.live_cka.logic(jobs);
+        self.trained.logic(jobs, toasts);
     }
 
-    fn fail(&mut self, e: String, toasts: &mut Toasts) {
-        if e == CANCELLED {
+    fn fail(&mut self, e: JobError, toasts: &mut Toasts) {
+        if e.is_cancelled() {
             self.status = RunStatus::Cancelled;
         } else {
-            toasts.error(e.clone());
-            self.status = RunStatus::Failed(e);
+            let text = e.to_string();
+            toasts.error(text.clone());
+            self.status = RunStatus::Failed(text);
         }
     }
 
-    fn spawn_training(&mut self, data: Arc<GraphSet>, toasts: &mut Toasts) {
+    fn spawn_training(&mut self, data: Arc<GraphSet>, jobs: &Registry, toasts: &mut Toasts) {
         let config = match self.form.config() {
             Ok(c) => c,
-            Err(e) => return self.fail(format!("training settings: {e}"), toasts),
+            Err(e) => return self.fail(JobError::Failed(format!("training settings: {e}")), toasts),
         };
         let zoo = Some(PathBuf::from(self.zoo_path.trim()));
         let run_dir = PathBuf::from(self.run_dir.trim());
         let request = TrainRequest { config, data: data.clone(), run_dir: run_dir.clone(), resume: false, zoo };
-        match crate::train::spawn(request) {
+        match jobs.spawn("train GMN", move |r| crate::train::run(&request, r)) {
             Ok(job) => {
                 self.live_cka.follow(run_dir, data);
                 self.train_job = Some(job);
@@ -312,46 +286,30 @@ impl GmnPanel {
                 self.started = Some(Instant::now());
                 self.status = RunStatus::Training;
             }
-            Err(e) => self.fail(format!("cannot start the training thread: {e}"), toasts),
+            Err(e) => self.fail(JobError::Failed(format!("cannot start the training thread: {e}")), toasts),
         }
     }
 
     fn drain_training(&mut self, toasts: &mut Toasts) {
-        let Some(job) = &self.train_job else { return };
-        let mut finished = None;
-        for _ in 0..512 {
-            match job.events.try_recv() {
-                Ok(JobEvent::Progress(p)) => {
-                    self.done_steps = p.done;
-                    self.total_steps = p.total;
-                    self.message = p.message;
-                    let step = p.done as f64;
-                    for (name, v) in p.values {
-                        match name.as_str() {
-                            "loss" => self.curves.loss.push([step, v]),
-                            "accuracy" => self.curves.accuracy.push([step, v]),
-                            _ => {}
-                        }
-                    }
-                }
-                Ok(JobEvent::Metrics(m)) => {
-                    if let Some(v) = m.get("val_accuracy") {
-                        self.curves.val_accuracy.push([m.step as f64, v]);
-                    }
-                }
-                Ok(JobEvent::CheckpointSaved { path, .. }) => self.live_cka.on_checkpoint(path),
-                Ok(JobEvent::Finished(result)) => {
-                    finished = Some(result);
-                    break;
-                }
-                Ok(_) => {}
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    finished = Some(Err(JobError::Panicked("the training thread stopped".into())));
-                    break;
+        let Some(job) = &mut self.train_job else { return };
+        let finished = job.poll_with(|progress| match progress {
+            TrainProgress::Batch(b) => {
+                self.done_steps = b.step;
+                self.total_steps = b.total_steps;
+                self.message = b.position();
+                let step = b.step as f64;
+                self.curves.loss.push([step, b.loss]);
+                if let Some(accuracy) = b.accuracy {
+                    self.curves.accuracy.push([step, accuracy]);
                 }
             }
-        }
+            TrainProgress::Epoch(m) => {
+                if let Some(v) = m.get("val_accuracy") {
+                    self.curves.val_accuracy.push([m.step as f64, v]);
+                }
+            }
+            TrainProgress::CheckpointSaved { path, .. } => self.live_cka.on_checkpoint(path),
+        });
         let Some(result) = finished else { return };
         self.train_job = None;
         match result {
@@ -372,7 +330,7 @@ impl GmnPanel {
             }
             Err(e) => {
                 self.live_cka.stop();
-                self.fail(e.to_string(), toasts);
+                self.fail(e, toasts);
             }
         }
     }
@@ -501,7 +459,8 @@ impl GmnPanel {
             let text = egui::RichText::new(text);
             ui.label(if weak { text.weak() } else { text });
         });
-        let job_fraction = self.fit_job.as_ref().map(|j| j.fraction).or(self.load_job.as_ref().map(|j| j.fraction));
+        let job_fraction =
+            self.fit_job.as_ref().map(|j| j.stage().fraction).or(self.load_job.as_ref().map(|j| j.stage().fraction));
         let fraction = match job_fraction {
             Some(f) => f.unwrap_or(0.0),
             _ if self.total_steps > 0 => self.done_steps as f32 / self.total_steps as f32,
@@ -537,10 +496,4 @@ impl GmnPanel {
                 plot.line(Line::new("validation accuracy", PlotPoints::from(self.curves.val_accuracy.clone())));
             });
     }
-}
-
-/// The core training job numbers its jobs separately from the UI's; map its id into the top of
-/// the UI's id space so the status bar can list and cancel it like any other job.
-fn train_job_id(job: &crate::jobs::JobHandle<TrainOutcome>) -> jobs::JobId {
-    jobs::JobId(u64::MAX - job.id)
 }

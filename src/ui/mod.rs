@@ -7,8 +7,8 @@
 //! - One panel per file: [`menu`], [`layer_tree`], [`graph_view`] (custom WGSL through an
 //!   egui-wgpu paint callback, see [`graph_view::renderer`]), [`details`], [`status_bar`],
 //!   [`toasts`], [`dialogs`].
-//! - [`jobs`]: named worker threads with typed events over bounded channels and a cancel flag;
-//!   [`loader`] is the open-model job.
+//! - Jobs are `crate::jobs`: the app owns a `jobs::Registry` (the status bar's list, cancel-by-id,
+//!   the repaint waker); each panel keeps its jobs' typed handles. [`loader`] is the open-model job.
 //! - [`cka_explorer`]: the CKA tab ([`heatmap`] draws the matrix, [`cka_data`] loads and computes;
 //!   `study_view`, feature `burn`: a `gmnscope study` directory's matrices and summary charts).
 //! - `gmn_panel` (feature `burn`): the GMN training tab with live curves and cancel; `gmn_run`
@@ -20,7 +20,7 @@
 //!   (feature `burn`): `--gmn RUN` loads a GMN, runs it and shows its overlay at start-up.
 //!
 //! Extension points for the views to come: add a [`commands::Tab`] variant and its panel file;
-//! long computations become a [`jobs::spawn`] closure whose result the app stores in `logic`.
+//! long computations become a `jobs::Registry::spawn` closure whose result the panel takes in `logic`.
 
 pub mod app;
 pub mod automation;
@@ -36,7 +36,6 @@ pub mod gmn_panel;
 pub mod gmn_run;
 pub mod graph_view;
 pub mod heatmap;
-pub mod jobs;
 pub mod layer_tree;
 #[cfg(feature = "burn")]
 pub mod live_cka;

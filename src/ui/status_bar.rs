@@ -3,31 +3,9 @@
 
 use egui::RichText;
 
+use crate::jobs::JobSummary;
 use crate::ui::commands::{Command, CommandQueue};
-use crate::ui::jobs::JobId;
 use crate::ui::loader::LoadedModel;
-
-/// A running job as the status bar shows it.
-pub struct JobSummary {
-    pub id: JobId,
-    pub name: String,
-    pub stage: String,
-    pub fraction: Option<f32>,
-    pub cancelling: bool,
-}
-
-impl JobSummary {
-    /// The status-bar line of a running job.
-    pub fn of<T>(h: &crate::ui::jobs::JobHandle<T>) -> Self {
-        Self {
-            id: h.id,
-            name: h.name.clone(),
-            stage: h.stage.clone(),
-            fraction: h.fraction,
-            cancelling: h.is_cancelling(),
-        }
-    }
-}
 
 /// "GPU: <adapter>" or "CPU (software: llvmpipe)" for Mesa's software rasterisers.
 pub fn device_label(info: Option<&egui_wgpu::wgpu::AdapterInfo>) -> String {
