@@ -14,9 +14,9 @@ use gmnscope::study::reader::{self, RunPairMatrix};
 use gmnscope::study::training_cka;
 use gmnscope::study::{self, StudyConfig, StudyEvent};
 use gmnscope::train::GraphSet;
-use gmnscope::ui::commands::{Command, Tab};
-use gmnscope::ui::gmn_panel::RunStatus;
-use gmnscope::ui::state::ThemeChoice;
+use gmnscope::ui::app::commands::{Command, Tab};
+use gmnscope::ui::app::state::ThemeChoice;
+use gmnscope::ui::gmn::RunStatus;
 
 use crate::gui_support::{harness, settle};
 
@@ -133,8 +133,13 @@ fn run_study_fills_the_study_view_while_it_runs_then_opens_the_results() {
         std::thread::sleep(Duration::from_millis(5));
     }
     settle(&mut h);
-    let errors: Vec<_> =
-        h.state().toasts().texts().filter(|t| t.0 == gmnscope::ui::toasts::Level::Error).map(|t| t.1).collect();
+    let errors: Vec<_> = h
+        .state()
+        .toasts()
+        .texts()
+        .filter(|t| t.0 == gmnscope::ui::widgets::toasts::Level::Error)
+        .map(|t| t.1)
+        .collect();
     assert!(errors.is_empty(), "error toasts: {errors:?}");
     assert!(partial_seen, "no matrix was shown while the study ran");
     let view = h.state().cka().study().expect("the finished study is open");

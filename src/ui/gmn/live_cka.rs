@@ -19,7 +19,7 @@ use crate::jobs::{JobError, JobHandle, Registry, Reporter};
 use crate::study::files::ActivationSet;
 use crate::study::training_cka::{self, PROBE_GRAPHS};
 use crate::train::{GraphSet, RunInfo};
-use crate::ui::cka_data::{CkaResult, TrainingCka};
+use crate::ui::cka::data::{CkaResult, TrainingCka};
 
 /// The GMN at initialisation, as the columns of every matrix of a run.
 struct Reference {

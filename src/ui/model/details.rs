@@ -13,10 +13,11 @@ use crate::checkpoint::TensorStore;
 use crate::jobs::{JobError, JobHandle, Reporter};
 use crate::layout::{MatrixView, matrix_view};
 use crate::text::{shown, shown_message};
-use crate::ui::colormap::Diverging;
-use crate::ui::commands::{Command, CommandQueue};
-use crate::ui::loader::{LayerSummary, LoadedModel};
-use crate::ui::status_bar::thousands;
+use crate::ui::app::commands::{Command, CommandQueue};
+use crate::ui::app::status_bar::thousands;
+use crate::ui::model::loader::{LayerSummary, LoadedModel};
+use crate::ui::widgets::PanelContext;
+use crate::ui::widgets::colormap::Diverging;
 
 /// Largest heatmap side in cells (bigger matrices are pooled, see `layout::matrix_view`).
 const HEATMAP_SIDE: usize = 512;
@@ -101,14 +102,9 @@ pub struct DetailsPanel {
 }
 
 impl DetailsPanel {
-    pub fn ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        model: &LoadedModel,
-        selected: Option<usize>,
-        heatmaps: &HeatmapCache,
-        commands: &mut CommandQueue,
-    ) {
+    pub fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PanelContext<'_>, heatmaps: &HeatmapCache) {
+        let Some(model) = cx.model else { return };
+        let (selected, commands) = (cx.selected_layer, &mut *cx.commands);
         let Some((index, layer)) = selected.and_then(|i| model.layers.get(i).map(|l| (i, l))) else {
             ui.add_space(8.0);
             ui.heading("Layer details");
@@ -302,7 +298,7 @@ fn heatmap_image(ui: &mut egui::Ui, texture: &egui::TextureHandle, view: &Matrix
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ui::loader::TensorSummary;
+    use crate::ui::model::loader::TensorSummary;
 
     fn layer(names: &[&str]) -> LayerSummary {
         LayerSummary {

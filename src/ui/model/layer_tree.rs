@@ -5,9 +5,10 @@
 use egui::{RichText, collapsing_header::CollapsingState};
 
 use crate::text::{shown, shown_message};
-use crate::ui::commands::{Command, CommandQueue};
-use crate::ui::loader::{LayerSummary, LoadedModel, TensorSummary};
-use crate::ui::status_bar::thousands;
+use crate::ui::app::commands::{Command, CommandQueue};
+use crate::ui::app::status_bar::thousands;
+use crate::ui::model::loader::{LayerSummary, LoadedModel, TensorSummary};
+use crate::ui::widgets::PanelContext;
 
 #[derive(Default)]
 pub struct LayerTree {
@@ -20,7 +21,9 @@ impl LayerTree {
         egui::Id::unique("gmnscope_layer_search")
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, model: &LoadedModel, selected: Option<usize>, commands: &mut CommandQueue) {
+    pub fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PanelContext<'_>) {
+        let Some(model) = cx.model else { return };
+        let (selected, commands) = (cx.selected_layer, &mut *cx.commands);
         let Self { search } = self;
         ui.add_space(4.0);
         ui.horizontal(|ui| {
@@ -109,7 +112,7 @@ struct Group<'a> {
 /// `encoder.layer.0.attention.self` -> `encoder.layer.0`, `layer2.0.downsample.0` -> `layer2.0`,
 /// `seq.0` -> none (the index is the layer itself), `/model.2/cv1/conv/Conv` -> `/model.2`.
 fn block_prefix(name: &str) -> Option<&str> {
-    crate::ui::graph_view::captions::group_prefix(name)
+    crate::ui::model::graph_view::captions::group_prefix(name)
 }
 
 fn group_layers<'a>(layers: &'a [LayerSummary], shown: &[usize]) -> Vec<Group<'a>> {

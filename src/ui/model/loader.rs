@@ -13,8 +13,8 @@ use crate::checkpoint::{self, Format, TensorStore};
 use crate::graph::{self, ParamGraph};
 use crate::jobs::{JobError, Reporter};
 use crate::layout::{self, BlockQuad, EdgeSegment, GraphLayout, Histogram, SpatialGrid, StatsAccumulator, WeightStats};
-use crate::ui::graph_view::captions::Annotations;
-use crate::ui::graph_view::renderer::GpuGeometry;
+use crate::ui::model::graph_view::captions::Annotations;
+use crate::ui::model::graph_view::renderer::GpuGeometry;
 
 /// Graphs with more edges than this keep their edges implicit: only layer bands are drawn.
 pub const EXPLICIT_EDGE_CAP: usize = 2_000_000;

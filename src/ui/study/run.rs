@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::jobs::{JobError, JobHandle, Registry, Reporter};
 use crate::study::reader::{RunPairMatrix, StudyData};
 use crate::study::{Results, StudyConfig, StudyEvent};
-use crate::ui::commands::{Command, CommandQueue};
+use crate::ui::app::commands::{Command, CommandQueue};
 
 /// The "Run study…" window's fields.
 pub struct RunStudyForm {
