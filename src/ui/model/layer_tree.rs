@@ -53,7 +53,8 @@ impl LayerTree {
                 let Some(prefix) = group.prefix else {
                     for i in group.members {
                         let layer = &model.layers[i];
-                        layer_row(ui, model.id, i, layer, &layer.name, selected == Some(i), open_rows, commands);
+                        let row = Row { model_id: model.id, index: i, layer, label: &layer.name, open: open_rows };
+                        layer_row(ui, row, selected == Some(i), commands);
                     }
                     continue;
                 };
@@ -66,7 +67,8 @@ impl LayerTree {
                         for i in group.members {
                             let layer = &model.layers[i];
                             let short = layer.name.get(prefix.len() + 1..).unwrap_or(&layer.name);
-                            layer_row(ui, model.id, i, layer, short, selected == Some(i), open_rows, commands);
+                            let row = Row { model_id: model.id, index: i, layer, label: short, open: open_rows };
+                            layer_row(ui, row, selected == Some(i), commands);
                         }
                     });
             }
@@ -145,16 +147,18 @@ fn matches(layer: &LayerSummary, needle: &str) -> bool {
         || layer.tensors.iter().any(|t| t.name.to_lowercase().contains(needle))
 }
 
-fn layer_row(
-    ui: &mut egui::Ui,
+/// One layer's row in the tree: which layer, the label shown (its name without the group's
+/// prefix), and whether it starts expanded.
+struct Row<'a> {
     model_id: u64,
     index: usize,
-    layer: &LayerSummary,
-    label: &str,
-    selected: bool,
-    default_open: bool,
-    commands: &mut CommandQueue,
-) {
+    layer: &'a LayerSummary,
+    label: &'a str,
+    open: bool,
+}
+
+fn layer_row(ui: &mut egui::Ui, row: Row<'_>, selected: bool, commands: &mut CommandQueue) {
+    let Row { model_id, index, layer, label, open: default_open } = row;
     let id = ui.make_persistent_id(("layer", model_id, index));
     CollapsingState::load_with_default_open(ui.ctx(), id, default_open)
         .show_header(ui, |ui| {
