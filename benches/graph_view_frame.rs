@@ -2,7 +2,7 @@
 //! with the edge count; measured at 10k, 100k, 1M and 10M edges).
 //!
 //! For each size a synthetic MLP (four square `Linear` layers, so edges ~ 4 w^2) is written as
-//! safetensors and opened by the app's own open-model job (`ui::loader::load`: graph, layout,
+//! safetensors and opened by the app's own open-model job (`ui::model::loader::load`: graph, layout,
 //! level-of-detail bands, hit grid, explicit edges under the cap, GPU instance arrays): that is the
 //! one-time setup. Then one frame is what the UI thread does for the model view's graph panel:
 //! `GraphView::ui` inside `egui::Context::run_ui` (camera update, level-of-detail choice, hover hit
@@ -21,18 +21,17 @@
 //! `GMNSCOPE_BENCH_SIZES=10k,1M` picks sizes).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use egui::{Event, Modifiers, PointerButton, Pos2, RawInput, Rect, pos2, vec2};
 use gmnscope::checkpoint::writer::{OwnedTensor, write_safetensors};
+use gmnscope::jobs;
 use gmnscope::rng::SplitMix64;
-use gmnscope::ui::commands::CommandQueue;
-use gmnscope::ui::graph_view::{GraphView, ViewInputs};
-use gmnscope::ui::jobs;
-use gmnscope::ui::loader::{self, LoadedModel, ModelSource};
-use gmnscope::ui::state::AppState;
+use gmnscope::ui::app::commands::CommandQueue;
+use gmnscope::ui::app::state::AppState;
+use gmnscope::ui::model::graph_view::{GraphView, ViewInputs};
+use gmnscope::ui::model::loader::{self, LoadedModel, ModelSource};
 
 const LAYERS: usize = 4;
 const SCREEN: [f32; 2] = [1280.0, 800.0];
@@ -59,7 +58,7 @@ fn write_mlp(path: &Path, w: usize) {
 /// The one-time setup: the app's open-model job, run to completion.
 fn open(path: &Path) -> LoadedModel {
     let source = ModelSource::File(path.to_path_buf());
-    let mut job = jobs::spawn("bench open", Arc::new(|| {}), move |r| loader::load(source, r)).expect("spawn");
+    let mut job = jobs::spawn("bench open", move |r| loader::load(source, r)).expect("spawn");
     loop {
         if let Some(done) = job.poll() {
             return done.expect("the model opens");

@@ -10,7 +10,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use gmnscope::checkpoint::writer::{OwnedTensor, write_safetensors};
@@ -68,7 +67,7 @@ fn main() {
     );
 
     let indices: Vec<usize> = (0..count).collect();
-    let never = AtomicBool::new(false);
+    let never = gmnscope::jobs::CancelToken::new();
     let mut best = f64::INFINITY;
     let mut psnr = 0.0;
     for _ in 0..2 {

@@ -53,7 +53,7 @@ fn every_writer_is_read_back_by_every_reader() {
     written.push(("study", gmnscope::study::figures::matrix_csv(rows, cols, values)));
     #[cfg(feature = "gui")]
     {
-        let result = gmnscope::ui::cka_data::CkaResult {
+        let result = gmnscope::ui::cka::data::CkaResult {
             matrix: gmnscope::cka::Matrix::from_rows(values),
             rows: rows.clone(),
             cols: cols.clone(),
@@ -64,7 +64,7 @@ fn every_writer_is_read_back_by_every_reader() {
             estimator: "biased".into(),
             batches: None,
         };
-        written.push(("explorer", gmnscope::ui::cka_data::to_csv(&result)));
+        written.push(("explorer", gmnscope::ui::cka::data::to_csv(&result)));
     }
     for (writer, text) in &written {
         assert_eq!(&gmnscope::cka::csv::parse(text).unwrap(), &expected, "{writer} -> cka::csv::parse");

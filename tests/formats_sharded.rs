@@ -219,9 +219,9 @@ fn inspect_takes_a_sharded_directory() {
 #[cfg(feature = "gui")]
 #[test]
 fn the_app_opens_a_llama_7b_shaped_set_without_reading_its_weights() {
-    use gmnscope::ui::graph_view::renderer::NODE_INSTANCE_CAP;
-    use gmnscope::ui::jobs;
-    use gmnscope::ui::loader::{self, ModelSource};
+    use gmnscope::jobs;
+    use gmnscope::ui::model::graph_view::renderer::NODE_INSTANCE_CAP;
+    use gmnscope::ui::model::loader::{self, ModelSource};
 
     let dir = tempfile::tempdir().expect("tempdir");
     llama_set(dir.path());

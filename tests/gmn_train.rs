@@ -11,7 +11,9 @@ use gmnscope::data::{Split, Target};
 use gmnscope::jobs::{JobError, JobEvent};
 use gmnscope::models::GraphInput;
 use gmnscope::rng::SplitMix64;
-use gmnscope::train::{self, DeviceChoice, GraphSet, Sample, Schedule, TrainConfig, TrainOutcome, TrainRequest};
+use gmnscope::train::{
+    self, DeviceChoice, GraphSet, Sample, Schedule, TrainConfig, TrainOutcome, TrainProgress, TrainRequest,
+};
 
 use crate::gmn_symmetry::{siren_layers, siren_store};
 
@@ -117,12 +119,12 @@ fn learns_on(device: DeviceChoice) {
     let (mut epochs, mut checkpoints, mut progress) = (Vec::new(), 0, 0);
     let outcome = handle
         .wait(|e| match e {
-            JobEvent::Metrics(m) => epochs.push(m.clone()),
-            JobEvent::CheckpointSaved { path, .. } => {
+            JobEvent::Progress(TrainProgress::Epoch(m)) => epochs.push(m.clone()),
+            JobEvent::Progress(TrainProgress::CheckpointSaved { path, .. }) => {
                 assert!(path.join("model.bpk").is_file() && path.join("optimizer.bpk").is_file());
                 checkpoints += 1;
             }
-            JobEvent::Progress(_) => progress += 1,
+            JobEvent::Progress(TrainProgress::Batch(_)) => progress += 1,
             _ => {}
         })
         .unwrap();
@@ -256,7 +258,7 @@ fn resume_and_cancel_on(device: DeviceChoice) {
     let handle = train::spawn(request).unwrap();
     let cancel = handle.cancel.clone();
     let result = handle.wait(|e| {
-        if let JobEvent::CheckpointSaved { .. } = e {
+        if let JobEvent::Progress(TrainProgress::CheckpointSaved { .. }) = e {
             cancel.cancel();
         }
     });
@@ -292,7 +294,7 @@ fn resume_after_a_kill_mid_epoch_logs_what_an_uninterrupted_run_logs() {
     let handle = train::spawn(request).unwrap();
     let cancel = handle.cancel.clone();
     let result = handle.wait(|e| {
-        if let JobEvent::CheckpointSaved { .. } = e {
+        if let JobEvent::Progress(TrainProgress::CheckpointSaved { .. }) = e {
             cancel.cancel();
         }
     });

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
-use gmnscope::ui::commands::Command;
-use gmnscope::ui::state::ThemeChoice;
-use gmnscope::ui::status_bar::thousands;
+use gmnscope::ui::app::commands::Command;
+use gmnscope::ui::app::state::ThemeChoice;
+use gmnscope::ui::app::status_bar::thousands;
 
 use crate::gui_support::{harness, settle};
 
@@ -131,8 +131,8 @@ fn binary_writes_a_screenshot_under_xvfb() {
 #[test]
 fn cka_explorer_hover_matches_the_reference_matrix() {
     use gmnscope::cka;
-    use gmnscope::ui::cka_data::{DEMO_EXAMPLES, demo_pair};
-    use gmnscope::ui::commands::Tab;
+    use gmnscope::ui::app::commands::Tab;
+    use gmnscope::ui::cka::data::{DEMO_EXAMPLES, demo_pair};
 
     let mut h = harness(ThemeChoice::Dark);
     h.state_mut().send(Command::ShowTab(Tab::Cka));
@@ -173,8 +173,8 @@ fn cka_explorer_hover_matches_the_reference_matrix() {
 #[test]
 fn cka_explorer_minibatch_and_light_snapshot() {
     use gmnscope::cka;
-    use gmnscope::ui::cka_data::{DEMO_EXAMPLES, demo_pair};
-    use gmnscope::ui::commands::Tab;
+    use gmnscope::ui::app::commands::Tab;
+    use gmnscope::ui::cka::data::{DEMO_EXAMPLES, demo_pair};
 
     let mut h = harness(ThemeChoice::Light);
     h.state_mut().send(Command::ShowTab(Tab::Cka));
@@ -207,8 +207,8 @@ fn cka_explorer_minibatch_and_light_snapshot() {
 /// coming quickly while the job runs, live curves fill, and the run ends as cancelled.
 #[test]
 fn gmn_training_starts_streams_curves_and_cancels() {
-    use gmnscope::ui::commands::Tab;
-    use gmnscope::ui::gmn_panel::RunStatus;
+    use gmnscope::ui::app::commands::Tab;
+    use gmnscope::ui::gmn::RunStatus;
 
     let run_dir = tempfile::tempdir().expect("temp dir");
     let mut h = harness(ThemeChoice::Dark);
@@ -260,11 +260,11 @@ fn gmn_training_starts_streams_curves_and_cancels() {
 #[test]
 fn cka_explorer_opens_activation_files_exports_and_reads_cli_results() {
     use gmnscope::cka;
-    use gmnscope::ui::cka_data::demo_pair;
+    use gmnscope::ui::cka::data::demo_pair;
 
     let dir = tempfile::tempdir().expect("temp dir");
     let pair = demo_pair(120);
-    let write = |name: &str, set: &gmnscope::ui::cka_data::LayerSet| {
+    let write = |name: &str, set: &gmnscope::ui::cka::data::LayerSet| {
         let path = dir.path().join(name);
         let mut npz = gmnscope::npz_writer::NpzWriter::create(&path).expect("create npz");
         for (layer, act) in set.names.iter().zip(&set.acts) {
@@ -318,7 +318,8 @@ fn cka_explorer_opens_activation_files_exports_and_reads_cli_results() {
             assert!((shown.matrix.get(i, j).unwrap() - debiased.get(i, j).unwrap()).abs() < 1e-9);
         }
     }
-    let errors: Vec<_> = h.state().toasts().texts().filter(|t| t.0 == gmnscope::ui::toasts::Level::Error).collect();
+    let errors: Vec<_> =
+        h.state().toasts().texts().filter(|t| t.0 == gmnscope::ui::widgets::toasts::Level::Error).collect();
     assert!(errors.is_empty(), "error toasts: {errors:?}");
 }
 

@@ -14,9 +14,9 @@ use gmnscope::study::reader::{self, RunPairMatrix};
 use gmnscope::study::training_cka;
 use gmnscope::study::{self, StudyConfig, StudyEvent};
 use gmnscope::train::GraphSet;
-use gmnscope::ui::commands::{Command, Tab};
-use gmnscope::ui::gmn_panel::RunStatus;
-use gmnscope::ui::state::ThemeChoice;
+use gmnscope::ui::app::commands::{Command, Tab};
+use gmnscope::ui::app::state::ThemeChoice;
+use gmnscope::ui::gmn::RunStatus;
 
 use crate::gui_support::{harness, settle};
 
@@ -133,8 +133,13 @@ fn run_study_fills_the_study_view_while_it_runs_then_opens_the_results() {
         std::thread::sleep(Duration::from_millis(5));
     }
     settle(&mut h);
-    let errors: Vec<_> =
-        h.state().toasts().texts().filter(|t| t.0 == gmnscope::ui::toasts::Level::Error).map(|t| t.1).collect();
+    let errors: Vec<_> = h
+        .state()
+        .toasts()
+        .texts()
+        .filter(|t| t.0 == gmnscope::ui::widgets::toasts::Level::Error)
+        .map(|t| t.1)
+        .collect();
     assert!(errors.is_empty(), "error toasts: {errors:?}");
     assert!(partial_seen, "no matrix was shown while the study ran");
     let view = h.state().cka().study().expect("the finished study is open");
@@ -159,7 +164,7 @@ fn study_events_deliver_every_matrix_and_the_final_summaries() {
     let mut delivered: Vec<(usize, RunPairMatrix)> = Vec::new();
     let mut last_partial = None;
     let mut lines = 0;
-    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let cancel = gmnscope::jobs::CancelToken::new();
     let results = study::run_with_events(&config, &out, &cancel, &mut |event| match event {
         StudyEvent::Message(_) => lines += 1,
         StudyEvent::RunFinished { run, done, total, accuracy } => {
@@ -177,7 +182,7 @@ fn study_events_deliver_every_matrix_and_the_final_summaries() {
     let labels: Vec<&str> = runs_done.iter().map(|(l, _)| l.as_str()).collect();
     assert_eq!(labels, ["gmn-s0", "gmn-s1", "mlp-s0", "mlp-s1", "cnn-s0", "cnn-s1"]);
     assert!(runs_done.iter().enumerate().all(|(i, (_, done))| *done == i + 1));
-    let data = reader::open(&out, &std::sync::atomic::AtomicBool::new(false)).expect("results read back");
+    let data = reader::open(&out, &gmnscope::jobs::CancelToken::new()).expect("results read back");
     assert_eq!(delivered.len(), data.matrices.len());
     for m in &data.matrices {
         let hits: Vec<&(usize, RunPairMatrix)> = delivered.iter().filter(|(_, d)| d.file == m.file).collect();

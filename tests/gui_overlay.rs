@@ -18,11 +18,11 @@ use gmnscope::analysis::node_colouring::{self, ColourRange, NodeFeatures};
 use gmnscope::models::{Gmn, GmnBatch, GmnConfig};
 use gmnscope::train::checkpoint::{self, RUN_FORMAT};
 use gmnscope::train::{RunInfo, Task, TrainConfig, TrainState};
-use gmnscope::ui::commands::{Command, Tab};
-use gmnscope::ui::gmn_run::Prediction;
-use gmnscope::ui::graph_view::overlay::{NodeOverlay, OverlayMode, OverlaySettings};
-use gmnscope::ui::state::ThemeChoice;
-use gmnscope::ui::toasts::Level;
+use gmnscope::ui::app::commands::{Command, Tab};
+use gmnscope::ui::app::state::ThemeChoice;
+use gmnscope::ui::gmn::trained::Prediction;
+use gmnscope::ui::model::graph_view::overlay::{NodeOverlay, OverlayMode, OverlaySettings};
+use gmnscope::ui::widgets::toasts::Level;
 use gmnscope::ui::{App, StartupOptions};
 
 const CLASSES: usize = 10;

@@ -17,9 +17,9 @@ use gmnscope::study::analysis::{self, FAMILIES, PairMatrix, Run};
 use gmnscope::study::files::ActivationSet;
 use gmnscope::study::{CkaResults, OutputFiles, Probe, Results, figures, reader};
 use gmnscope::ui::App;
-use gmnscope::ui::commands::{Command, Tab};
-use gmnscope::ui::state::ThemeChoice;
-use gmnscope::ui::toasts::Level;
+use gmnscope::ui::app::commands::{Command, Tab};
+use gmnscope::ui::app::state::ThemeChoice;
+use gmnscope::ui::widgets::toasts::Level;
 
 use crate::gui_support::{harness, settle};
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use egui_kittest::Harness;
-use gmnscope::ui::state::ThemeChoice;
+use gmnscope::ui::app::state::ThemeChoice;
 use gmnscope::ui::{App, StartupOptions};
 
 /// The app on its embedded workspace, 1280 x 800, rendered with wgpu (lavapipe without a GPU).

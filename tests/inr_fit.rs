@@ -2,12 +2,11 @@
 //! reader and reproduce the reported PSNR when evaluated in plain Rust, early stopping keeps the
 //! weights that reached the target, and an interrupted zoo resumes.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use burn::tensor::Device;
 use gmnscope::data::siren::{self, Siren};
 use gmnscope::data::{Split, Target, Zoo, ZooKind, procedural};
 use gmnscope::inr::{self, FitConfig, FitEngine, ZooFitConfig, ZooFitEvent, fit_batch, fit_batch_fused, fit_zoo};
+use gmnscope::jobs::CancelToken;
 
 /// The SIREN paper's initialisation (fits fast, so the mechanics tests stay short); the
 /// DWSNets recipe, the default, has its own test below.
@@ -21,7 +20,7 @@ fn fitting_improves_psnr_and_saved_inrs_reproduce_it() {
     let tmp = tempfile::tempdir().unwrap();
     let zoo_config = ZooFitConfig { fit: config(100, None), count: 8, batch: 8, split_seed: 3 };
     let mut steps_seen = 0;
-    let summary = fit_zoo(&images, tmp.path(), &zoo_config, &Device::flex(), &AtomicBool::new(false), &mut |e| {
+    let summary = fit_zoo(&images, tmp.path(), &zoo_config, &Device::flex(), &CancelToken::new(), &mut |e| {
         if let ZooFitEvent::Step { progress, .. } = e {
             steps_seen = steps_seen.max(progress.step);
         }
@@ -55,7 +54,7 @@ fn fitting_improves_psnr_and_saved_inrs_reproduce_it() {
     let pixels: Vec<Vec<f32>> = (0..8).map(|i| siren::intensities(images.image(i).unwrap())).collect();
     let indices: Vec<usize> = (0..8).collect();
     let fitted =
-        fit_batch(&pixels, &indices, 28, &config(100, None), &Device::flex(), &AtomicBool::new(false), &mut |_| {})
+        fit_batch(&pixels, &indices, 28, &config(100, None), &Device::flex(), &CancelToken::new(), &mut |_| {})
             .unwrap();
     for (k, f) in fitted.iter().enumerate() {
         assert!(f.psnr > f.initial_psnr + 8.0, "INR {k}: {:.2} dB -> {:.2} dB after 100 steps", f.initial_psnr, f.psnr);
@@ -69,9 +68,9 @@ fn fit_with(engine: FitEngine, pixels: &[Vec<f32>], config: &FitConfig) -> Vec<i
     let config = FitConfig { engine, ..config.clone() };
     match engine {
         FitEngine::Burn => {
-            fit_batch(pixels, &indices, 28, &config, &Device::flex(), &AtomicBool::new(false), &mut |_| {}).unwrap()
+            fit_batch(pixels, &indices, 28, &config, &Device::flex(), &CancelToken::new(), &mut |_| {}).unwrap()
         }
-        FitEngine::Cpu => fit_batch_fused(pixels, &indices, 28, &config, &AtomicBool::new(false), &mut |_| {}).unwrap(),
+        FitEngine::Cpu => fit_batch_fused(pixels, &indices, 28, &config, &CancelToken::new(), &mut |_| {}).unwrap(),
     }
 }
 
@@ -120,17 +119,17 @@ fn a_cancelled_zoo_resumes_where_it_stopped() {
     let images = procedural::generate(6, 1);
     let tmp = tempfile::tempdir().unwrap();
     let zoo_config = ZooFitConfig { fit: config(20, None), count: 6, batch: 2, split_seed: 1 };
-    let cancel = AtomicBool::new(false);
+    let cancel = CancelToken::new();
     let result = fit_zoo(&images, tmp.path(), &zoo_config, &Device::flex(), &cancel, &mut |e| {
         if let ZooFitEvent::BatchWritten { zoo_done: 4, .. } = e {
-            cancel.store(true, Ordering::Relaxed);
+            cancel.cancel();
         }
     });
     assert!(matches!(result, Err(inr::Error::Cancelled)), "{result:?}");
     assert_eq!(Zoo::open(tmp.path()).unwrap().len(), 4, "two whole batches were written before the cancel");
 
     let mut resumed = None;
-    let summary = fit_zoo(&images, tmp.path(), &zoo_config, &Device::flex(), &AtomicBool::new(false), &mut |e| {
+    let summary = fit_zoo(&images, tmp.path(), &zoo_config, &Device::flex(), &CancelToken::new(), &mut |e| {
         if let ZooFitEvent::Resumed { already } = e {
             resumed = Some(*already);
         }
@@ -150,7 +149,7 @@ fn a_cancelled_zoo_resumes_where_it_stopped() {
 
     // Other settings refuse to mix into the same zoo.
     let other = ZooFitConfig { fit: config(21, None), ..zoo_config };
-    let err = fit_zoo(&images, tmp.path(), &other, &Device::flex(), &AtomicBool::new(false), &mut |_| {}).unwrap_err();
+    let err = fit_zoo(&images, tmp.path(), &other, &Device::flex(), &CancelToken::new(), &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("other settings"), "{err}");
 }
 
@@ -160,7 +159,7 @@ fn a_shared_initialisation_starts_every_inr_from_the_same_weights() {
     let pixels: Vec<Vec<f32>> = (0..3).map(|i| siren::intensities(images.image(i).unwrap())).collect();
     let fit = |shared_init: bool, steps: usize| {
         let config = FitConfig { steps, target_psnr: None, shared_init, ..FitConfig::default() };
-        fit_batch(&pixels, &[0, 1, 2], 28, &config, &Device::flex(), &AtomicBool::new(false), &mut |_| {}).unwrap()
+        fit_batch(&pixels, &[0, 1, 2], 28, &config, &Device::flex(), &CancelToken::new(), &mut |_| {}).unwrap()
     };
     // After one step every INR has moved by one Adam step (about lr per weight) from its start,
     // so shared starts are within a few lr of each other and independent starts are not.
@@ -202,7 +201,7 @@ fn dwsnets_recipe_matches_the_literatures_mnist_inr_statistics() {
         let fit = FitConfig { recipe, steps: recipe.steps(), lr: recipe.lr(), ..FitConfig::default() };
         let pixels: Vec<Vec<f32>> = (0..images.len()).map(|i| siren::intensities(images.image(i).unwrap())).collect();
         let indices: Vec<usize> = (0..images.len()).collect();
-        let inrs = fit_batch_fused(&pixels, &indices, 28, &fit, &AtomicBool::new(false), &mut |_| {}).unwrap();
+        let inrs = fit_batch_fused(&pixels, &indices, 28, &fit, &CancelToken::new(), &mut |_| {}).unwrap();
         let std = |values: Vec<f32>| {
             let n = values.len() as f64;
             let mean = values.iter().map(|&v| v as f64).sum::<f64>() / n;

@@ -57,7 +57,6 @@ pub fn run(_args: &FitInrsArgs) -> anyhow::Result<()> {
 #[cfg(feature = "burn")]
 pub fn run(args: &FitInrsArgs) -> anyhow::Result<()> {
     use std::io::Write as _;
-    use std::sync::atomic::AtomicBool;
     use std::time::Instant;
 
     use anyhow::Context as _;
@@ -138,7 +137,7 @@ pub fn run(args: &FitInrsArgs) -> anyhow::Result<()> {
             std::io::stderr().flush().ok();
         }
     };
-    let cancel = AtomicBool::new(false);
+    let cancel = gmnscope::jobs::CancelToken::new();
     let summary = fit_zoo(&images, &args.out, &config, &device, &cancel, &mut on_event)
         .with_context(|| format!("fitting INRs into {}", args.out.display()))?;
     eprintln!();

@@ -16,8 +16,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use gmnscope::ui::commands::Tab;
-use gmnscope::ui::state::ThemeChoice;
+use gmnscope::ui::app::commands::Tab;
+use gmnscope::ui::app::state::ThemeChoice;
 use gmnscope::ui::{App, StartupOptions};
 
 pub fn run(

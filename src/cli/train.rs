@@ -202,7 +202,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
 
     use anyhow::Context as _;
     use gmnscope::jobs::JobEvent;
-    use gmnscope::train::{self, GraphSet, Task, TrainConfig, TrainRequest};
+    use gmnscope::train::{self, GraphSet, Task, TrainConfig, TrainProgress, TrainRequest};
 
     let config = TrainConfig {
         hidden: args.hidden,
@@ -281,24 +281,24 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let result = handle.wait(|event| match event {
         JobEvent::Started { .. } => {}
-        JobEvent::Progress(p) => {
-            let values: Vec<String> = p.values.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-            let rate = p.done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        JobEvent::Progress(TrainProgress::Batch(p)) => {
+            let values: Vec<String> = p.values().iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+            let rate = p.step as f64 / started.elapsed().as_secs_f64().max(1e-9);
             write!(
                 stderr,
                 "\r{} | step {}/{} | {} | {rate:.2} steps/s   ",
-                p.message,
-                p.done,
-                p.total,
+                p.position(),
+                p.step,
+                p.total_steps,
                 values.join(" ")
             )
             .ok();
         }
-        JobEvent::Metrics(m) => {
+        JobEvent::Progress(TrainProgress::Epoch(m)) => {
             let values: Vec<String> = m.values.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
             eprintln!("\repoch {}: {}", m.index, values.join("  "));
         }
-        JobEvent::CheckpointSaved { path, step } => {
+        JobEvent::Progress(TrainProgress::CheckpointSaved { path, step }) => {
             tracing::info!("checkpoint at step {step}: {}", path.display());
         }
         JobEvent::Finished(_) => {}

@@ -11,8 +11,6 @@
 //! and the reported PSNR is the PSNR of the saved weights. Leaving INRs are removed from every
 //! tensor (`select` on the batch axis), so the batch keeps shrinking.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::{Error, FitConfig, init};
@@ -77,7 +75,7 @@ pub fn fit_batch(
     side: usize,
     config: &FitConfig,
     device: &Device,
-    cancel: &AtomicBool,
+    cancel: &crate::jobs::CancelToken,
     progress: &mut dyn FnMut(&FitProgress),
 ) -> Result<Vec<FittedInr>, Error> {
     let n = images.len();
@@ -107,7 +105,7 @@ pub fn fit_batch(
     let target_mse = config.target_psnr.map(|db| 10f64.powf(-db / 10.0));
 
     for step in 0..=config.steps {
-        if cancel.load(Ordering::Relaxed) {
+        if cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
         let b = rows.len();

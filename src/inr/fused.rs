@@ -14,8 +14,6 @@
 //! from input `i` to output `o` (the transpose of PyTorch's `[out][in]`), so every inner loop
 //! runs over `h` contiguous outputs.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use super::batch::{BETA1, BETA2, FitProgress, FittedInr, psnr_of};
 use super::{Error, FitConfig, init};
 use crate::data::siren::{self, Dense};
@@ -134,7 +132,7 @@ pub fn fit_batch_fused(
     image_indices: &[usize],
     side: usize,
     config: &FitConfig,
-    cancel: &AtomicBool,
+    cancel: &crate::jobs::CancelToken,
     progress: &mut dyn FnMut(&FitProgress),
 ) -> Result<Vec<FittedInr>, Error> {
     let n = images.len();
@@ -174,7 +172,7 @@ pub fn fit_batch_fused(
     let mut scratch: Vec<Scratch> = (0..threads).map(|_| Scratch::new(pixels, &layout)).collect();
 
     for step in 0..=config.steps {
-        if cancel.load(Ordering::Relaxed) {
+        if cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
         let t = (step + 1) as i32;

@@ -11,7 +11,6 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use burn::tensor::Device;
@@ -74,7 +73,7 @@ pub fn fit_zoo(
     out: &Path,
     config: &ZooFitConfig,
     device: &Device,
-    cancel: &AtomicBool,
+    cancel: &crate::jobs::CancelToken,
     on_event: &mut dyn FnMut(&ZooFitEvent),
 ) -> Result<ZooFitSummary, Error> {
     if images.rows != images.cols || images.rows == 0 {

@@ -1,50 +1,59 @@
-//! Background jobs: a named worker thread, typed events over a bounded channel, cancellation.
+//! Background jobs, the one job system of the CLI and the app: a named worker thread, typed
+//! progress over a bounded channel, one cancel token, one `Cancelled` error.
 //!
-//! Owns: [`spawn`], [`JobHandle`], [`JobEvent`], [`CancelToken`], [`EventSender`], [`JobError`].
-//! Used by the CLI (`train`) and the GUI alike; it knows nothing about what a job computes, and it
-//! must not import burn, `ui` or any numeric module.
+//! Owns: [`spawn`] / [`spawn_with`] / [`Registry::spawn`], [`JobHandle`], [`Reporter`],
+//! [`JobEvent`], [`CancelToken`] and [`Cancelled`] (`cancel.rs`), [`JobError`], and the app's
+//! [`Registry`] of running jobs (`registry.rs`: the status bar's list, cancel-by-id, the waker).
+//! It knows nothing about what a job computes, and must not import burn, `ui` or a numeric module.
 //!
-//! A job is a closure run on its own named thread (`std::thread::Builder`). It reports through an
-//! [`EventSender`]: `Started` is sent for it, then any number of `Progress` / `Metrics` /
-//! `CheckpointSaved` events, and exactly one final `Finished(Result<T, JobError>)`, also when the
-//! job panics. The channel is bounded: frequent, disposable events (`Progress`) are dropped when
-//! the receiver lags; events that matter (`Metrics`, `CheckpointSaved`, `Finished`) wait for room.
+//! A job is a closure run on its own named thread (`std::thread::Builder`). It reports through a
+//! [`Reporter`]: `Started` is sent for it, then any number of `Progress(P)` events, typed per job
+//! (training batches and epochs, partial CKA matrices, study run pairs), and exactly one final
+//! `Finished(Result<T, JobError>)`, also when the job panics. The channel is bounded:
+//! [`Reporter::progress_lossy`] drops an event when the receiver lags (per-batch progress),
+//! [`Reporter::progress`] and `Finished` wait for room. What the job is doing now (a stage line and
+//! a fraction, [`Reporter::stage`]) is not an event but shared state the status bar reads.
 //!
-//! Cancellation is a shared flag ([`CancelToken`]) the job checks between steps (once per batch
-//! for training); a cancelled job ends with `Finished(Err(JobError::Cancelled))`. Dropping the
-//! receiver does not stop a job by itself: call [`JobHandle::cancel`] (dropping a `JobHandle`
-//! cancels its job).
+//! Every report calls the job's waker, if it has one (the app's [`Registry`] sets it to
+//! `ctx.request_repaint()`), so the UI repaints when a job has news instead of polling.
+//!
+//! Cancellation is a [`CancelToken`] the job checks between steps; library loops take a
+//! `&CancelToken` (child tokens for nested work) and stop with [`Cancelled`], which a job ends with
+//! as `Finished(Err(JobError::Cancelled))`. Dropping a [`JobHandle`] cancels its job.
 
-use std::path::PathBuf;
+mod cancel;
+mod registry;
+#[cfg(test)]
+mod tests;
+
+pub use cancel::{CancelToken, Cancelled};
+pub use registry::{JobSummary, Registry, Stage, Status, Waker};
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
-/// Room in a job's event channel; progress events beyond it are dropped, others wait.
+/// Room in a job's event channel; lossy progress beyond it is dropped, other events wait.
 pub const EVENT_CAPACITY: usize = 256;
 
-/// A shared cancellation flag: cheap to clone, checked by the job between steps.
-#[derive(Clone, Debug, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
+/// Events a UI reads per [`JobHandle::poll`], so a chatty worker cannot hold up a frame.
+const POLL_BUDGET: usize = 512;
 
-impl CancelToken {
-    pub fn new() -> Self {
-        Self::default()
+/// Identifies a job (the status bar, cancel-by-id); unique in the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(pub u64);
+
+impl JobId {
+    fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
     }
+}
 
-    /// Asks the job to stop at its next check.
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::Release);
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Acquire)
-    }
-
-    /// `Err(JobError::Cancelled)` once cancelled, for `?` in job loops.
-    pub fn check(&self) -> Result<(), JobError> {
-        if self.is_cancelled() { Err(JobError::Cancelled) } else { Ok(()) }
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "job {}", self.0)
     }
 }
 
@@ -64,116 +73,158 @@ impl JobError {
     pub fn failed(err: impl std::fmt::Display) -> Self {
         JobError::Failed(format!("{err:#}"))
     }
-}
 
-/// Where a job is: `done` of `total` units (steps), with a short description of the last one.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct Progress {
-    pub done: u64,
-    pub total: u64,
-    /// Optional scalars of the last unit (e.g. `loss`, `accuracy` of the last batch).
-    pub values: Vec<(String, f64)>,
-    pub message: String,
-}
+    /// `Cancelled` when `err` is (or was caused by) a [`Cancelled`], otherwise a failure with
+    /// `err`'s cause chain on one line.
+    pub fn from_error(err: &(dyn std::error::Error + 'static)) -> Self {
+        if Cancelled::is_in(err) {
+            return JobError::Cancelled;
+        }
+        let mut text = err.to_string();
+        let mut next = err.source();
+        while let Some(e) = next {
+            text.push_str(": ");
+            text.push_str(&e.to_string());
+            next = e.source();
+        }
+        JobError::Failed(text)
+    }
 
-/// A set of named metrics at one point of the job (e.g. the end of an epoch).
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct Metrics {
-    /// What the metrics summarise, e.g. `"epoch"`.
-    pub scope: String,
-    /// Epoch (or another counter) the metrics belong to.
-    pub index: u64,
-    /// The global step when they were taken.
-    pub step: u64,
-    pub values: Vec<(String, f64)>,
-}
+    /// Prefixes a failure's text (`"{context}: {text}"`); cancellation and panics stay as they are.
+    pub fn context(self, context: impl std::fmt::Display) -> Self {
+        match self {
+            JobError::Failed(text) => JobError::Failed(format!("{context}: {text}")),
+            other => other,
+        }
+    }
 
-impl Metrics {
-    pub fn get(&self, name: &str) -> Option<f64> {
-        self.values.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, JobError::Cancelled)
     }
 }
 
-/// What a job reports; `T` is the value a successful job ends with.
+impl From<Cancelled> for JobError {
+    fn from(_: Cancelled) -> Self {
+        JobError::Cancelled
+    }
+}
+
+/// A failure described in words (library code that reports errors as text); never cancellation.
+impl From<String> for JobError {
+    fn from(text: String) -> Self {
+        JobError::Failed(text)
+    }
+}
+
+impl From<anyhow::Error> for JobError {
+    fn from(err: anyhow::Error) -> Self {
+        if Cancelled::is_in(err.as_ref()) { JobError::Cancelled } else { JobError::failed(err) }
+    }
+}
+
+/// What a job sends; `T` is the value a successful job ends with, `P` its own progress type.
 #[derive(Debug)]
-pub enum JobEvent<T> {
+pub enum JobEvent<T, P = ()> {
     Started {
         id: u64,
         name: String,
     },
-    Progress(Progress),
-    Metrics(Metrics),
-    /// A checkpoint is complete on disk (written to a temp file, then renamed into place).
-    CheckpointSaved {
-        path: PathBuf,
-        step: u64,
-    },
+    /// Job-specific progress (e.g. `train::TrainProgress`, a partial CKA matrix, a study pair).
+    Progress(P),
     /// The last event of every job.
     Finished(Result<T, JobError>),
 }
 
-/// The job's end of the channel, with the cancellation flag.
-pub struct EventSender<T> {
-    tx: SyncSender<JobEvent<T>>,
-    cancel: CancelToken,
+/// The job's side: typed progress, its stage line, its cancel token and its waker.
+pub struct Reporter<T, P = ()> {
+    tx: SyncSender<JobEvent<T, P>>,
+    status: Arc<Status>,
+    waker: Option<Waker>,
 }
 
-impl<T> Clone for EventSender<T> {
+impl<T, P> Clone for Reporter<T, P> {
     fn clone(&self) -> Self {
-        Self { tx: self.tx.clone(), cancel: self.cancel.clone() }
+        Self { tx: self.tx.clone(), status: self.status.clone(), waker: self.waker.clone() }
     }
 }
 
-impl<T> EventSender<T> {
-    /// A sender not attached to a job thread (for running a job body inline, e.g. in tests);
-    /// returns the receiving end too.
-    pub fn detached(cancel: CancelToken) -> (Self, Receiver<JobEvent<T>>) {
+impl<T, P> Reporter<T, P> {
+    /// A reporter not attached to a job thread (running a job body inline: tests, measuring a
+    /// job's own allocations), cancelled through `cancel`; returns the receiving end too.
+    pub fn detached(cancel: CancelToken) -> (Self, Receiver<JobEvent<T, P>>) {
         let (tx, rx) = sync_channel(EVENT_CAPACITY);
-        (Self { tx, cancel }, rx)
+        let status = Arc::new(Status::new(JobId::next(), "inline".into(), cancel));
+        (Self { tx, status, waker: None }, rx)
     }
 
     pub fn cancel_token(&self) -> &CancelToken {
-        &self.cancel
+        &self.status.cancel
     }
 
-    /// `Err(Cancelled)` once the job was asked to stop.
-    pub fn check_cancelled(&self) -> Result<(), JobError> {
-        self.cancel.check()
+    /// True once the job was asked to stop.
+    pub fn is_cancelled(&self) -> bool {
+        self.status.cancel.is_cancelled()
     }
 
-    /// Disposable progress: dropped when the channel is full or nobody listens.
-    pub fn progress(&self, progress: Progress) {
+    /// `Err(Cancelled)` once the job was asked to stop, for `?` between steps.
+    pub fn check(&self) -> Result<(), Cancelled> {
+        self.status.cancel.check()
+    }
+
+    /// What the job is doing now, with its fraction done when known (the status bar's line).
+    pub fn stage(&self, text: impl Into<String>, fraction: Option<f32>) {
+        self.status.set_stage(Stage { text: text.into(), fraction });
+        self.wake();
+    }
+
+    /// Progress that matters (an epoch's metrics, a matrix): waits for room in the channel.
+    pub fn progress(&self, progress: P) {
+        self.tx.send(JobEvent::Progress(progress)).ok();
+        self.wake();
+    }
+
+    /// Disposable progress (a batch): dropped when the channel is full or nobody listens.
+    pub fn progress_lossy(&self, progress: P) {
         match self.tx.try_send(JobEvent::Progress(progress)) {
             Ok(()) | Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
         }
-    }
-
-    /// Metrics wait for room in the channel (a listener that went away is ignored).
-    pub fn metrics(&self, metrics: Metrics) {
-        self.tx.send(JobEvent::Metrics(metrics)).ok();
-    }
-
-    pub fn checkpoint_saved(&self, path: PathBuf, step: u64) {
-        self.tx.send(JobEvent::CheckpointSaved { path, step }).ok();
+        self.wake();
     }
 
     fn finish(&self, result: Result<T, JobError>) {
         self.tx.send(JobEvent::Finished(result)).ok();
+        self.wake();
+    }
+
+    fn wake(&self) {
+        if let Some(waker) = &self.waker {
+            waker();
+        }
     }
 }
 
-/// A running job: its id, its events and its cancellation flag.
-pub struct JobHandle<T> {
-    pub id: u64,
+/// A running job: its id, its events, its stage and its cancel token. Dropping it cancels the job.
+pub struct JobHandle<T, P = ()> {
+    pub id: JobId,
     pub name: String,
-    pub events: Receiver<JobEvent<T>>,
+    pub events: Receiver<JobEvent<T, P>>,
     pub cancel: CancelToken,
+    status: Arc<Status>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl<T> JobHandle<T> {
+impl<T, P> JobHandle<T, P> {
     pub fn cancel(&self) {
         self.cancel.cancel();
+    }
+
+    pub fn is_cancelling(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// The job's last reported stage.
+    pub fn stage(&self) -> Stage {
+        self.status.stage()
     }
 
     /// Whether the worker thread has exited (its `Finished` event is then in the channel).
@@ -181,9 +232,34 @@ impl<T> JobHandle<T> {
         self.thread.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
+    /// Non-blocking (a UI frame): hands pending progress to `on_progress` and returns the result
+    /// once the job is done. Reads a bounded number of events per call.
+    pub fn poll_with(&mut self, mut on_progress: impl FnMut(P)) -> Option<Result<T, JobError>> {
+        for _ in 0..POLL_BUDGET {
+            match self.events.try_recv() {
+                Ok(JobEvent::Started { .. }) => {}
+                Ok(JobEvent::Progress(p)) => on_progress(p),
+                Ok(JobEvent::Finished(result)) => {
+                    self.join();
+                    return Some(result);
+                }
+                Err(TryRecvError::Empty) => return None,
+                Err(TryRecvError::Disconnected) => {
+                    return Some(Err(JobError::Panicked(format!("{}: the worker stopped unexpectedly", self.name))));
+                }
+            }
+        }
+        None
+    }
+
+    /// [`Self::poll_with`] for jobs whose progress nobody reads.
+    pub fn poll(&mut self) -> Option<Result<T, JobError>> {
+        self.poll_with(|_| {})
+    }
+
     /// Blocks until the job ends, calling `on_event` for every event but the last, and returns
     /// the job's result.
-    pub fn wait(mut self, mut on_event: impl FnMut(&JobEvent<T>)) -> Result<T, JobError> {
+    pub fn wait(mut self, mut on_event: impl FnMut(&JobEvent<T, P>)) -> Result<T, JobError> {
         let result = loop {
             match self.events.recv() {
                 Ok(JobEvent::Finished(result)) => break result,
@@ -192,14 +268,18 @@ impl<T> JobHandle<T> {
                 Err(_) => break Err(JobError::Panicked("the job ended without reporting".into())),
             }
         };
+        self.join();
+        result
+    }
+
+    fn join(&mut self) {
         if let Some(thread) = self.thread.take() {
             thread.join().ok();
         }
-        result
     }
 }
 
-impl<T> Drop for JobHandle<T> {
+impl<T, P> Drop for JobHandle<T, P> {
     fn drop(&mut self) {
         // Nobody will read the events any more: let the job stop at its next check.
         if self.thread.is_some() {
@@ -208,25 +288,74 @@ impl<T> Drop for JobHandle<T> {
     }
 }
 
-static NEXT_JOB_ID: AtomicU64 = AtomicU64::new(1);
-
-/// Starts `job` on a new thread named `gmnscope-job-<name>`. The job reports through the
-/// [`EventSender`] it receives; its return value (or a panic) becomes the `Finished` event.
-pub fn spawn<T, F>(name: &str, job: F) -> std::io::Result<JobHandle<T>>
+/// Starts `job` on a new thread named `gmnscope-job-<name>`, unlisted and without a waker (the
+/// CLI, jobs inside jobs). Its return value (or a panic) becomes the `Finished` event.
+pub fn spawn<T, P, F>(name: &str, job: F) -> std::io::Result<JobHandle<T, P>>
 where
     T: Send + 'static,
-    F: FnOnce(&EventSender<T>) -> Result<T, JobError> + Send + 'static,
+    P: Send + 'static,
+    F: FnOnce(&Reporter<T, P>) -> Result<T, JobError> + Send + 'static,
 {
-    let id = NEXT_JOB_ID.fetch_add(1, Ordering::Relaxed);
-    let cancel = CancelToken::new();
-    let (sender, events) = EventSender::detached(cancel.clone());
-    sender.tx.send(JobEvent::Started { id, name: name.to_string() }).ok();
-    let thread = std::thread::Builder::new().name(format!("gmnscope-job-{name}")).spawn(move || {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&sender)));
+    start(name, CancelToken::new(), None, job)
+}
+
+/// [`spawn`] with a given cancel token, e.g. a child of the caller's (nested work).
+pub fn spawn_with<T, P, F>(name: &str, cancel: CancelToken, job: F) -> std::io::Result<JobHandle<T, P>>
+where
+    T: Send + 'static,
+    P: Send + 'static,
+    F: FnOnce(&Reporter<T, P>) -> Result<T, JobError> + Send + 'static,
+{
+    start(name, cancel, None, job)
+}
+
+impl Registry {
+    /// Starts `job` listed in this registry, waking its waker whenever it reports.
+    pub fn spawn<T, P, F>(&self, name: impl Into<String>, job: F) -> std::io::Result<JobHandle<T, P>>
+    where
+        T: Send + 'static,
+        P: Send + 'static,
+        F: FnOnce(&Reporter<T, P>) -> Result<T, JobError> + Send + 'static,
+    {
+        start(&name.into(), CancelToken::new(), Some(self), job)
+    }
+}
+
+fn start<T, P, F>(
+    name: &str,
+    cancel: CancelToken,
+    registry: Option<&Registry>,
+    job: F,
+) -> std::io::Result<JobHandle<T, P>>
+where
+    T: Send + 'static,
+    P: Send + 'static,
+    F: FnOnce(&Reporter<T, P>) -> Result<T, JobError> + Send + 'static,
+{
+    let id = JobId::next();
+    let status = Arc::new(Status::new(id, name.to_string(), cancel.clone()));
+    let (tx, events) = sync_channel(EVENT_CAPACITY);
+    let reporter = Reporter { tx, status: status.clone(), waker: registry.and_then(|r| r.waker().cloned()) };
+    reporter.tx.send(JobEvent::Started { id: id.0, name: name.to_string() }).ok();
+    let thread_name = format!("gmnscope-job-{}", name.split_whitespace().next().unwrap_or("job"));
+    let thread = std::thread::Builder::new().name(thread_name).spawn(move || {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&reporter)));
         let result = result.unwrap_or_else(|panic| Err(JobError::Panicked(panic_message(panic.as_ref()))));
-        sender.finish(result);
+        reporter.finish(result);
     })?;
-    Ok(JobHandle { id, name: name.to_string(), events, cancel, thread: Some(thread) })
+    if let Some(registry) = registry {
+        registry.add(&status);
+    }
+    Ok(JobHandle { id, name: name.to_string(), events, cancel, status, thread: Some(thread) })
+}
+
+/// Runs a job body on the calling thread (tests, measuring a job's own allocations): progress
+/// goes nowhere and the job is never cancelled.
+pub fn run_here<T, P>(job: impl FnOnce(&Reporter<T, P>) -> Result<T, JobError>) -> Result<T, JobError> {
+    let (reporter, events) = Reporter::detached(CancelToken::new());
+    // No reader: waiting progress must fail at once instead of filling the channel.
+    drop(events);
+    job(&reporter)
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -236,80 +365,5 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "unknown panic payload".to_string()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn events_arrive_in_order_and_finish_carries_the_result() {
-        let handle = spawn("count", |tx: &EventSender<u32>| {
-            for i in 0..3 {
-                tx.metrics(Metrics {
-                    scope: "epoch".into(),
-                    index: i,
-                    step: i * 10,
-                    values: vec![("loss".into(), 1.0)],
-                });
-            }
-            tx.checkpoint_saved(PathBuf::from("/tmp/x"), 30);
-            Ok(42)
-        })
-        .unwrap();
-        let first = handle.events.recv().unwrap();
-        assert!(matches!(first, JobEvent::Started { ref name, .. } if name == "count"));
-        let mut seen = Vec::new();
-        let result = handle.wait(|e| match e {
-            JobEvent::Metrics(m) => seen.push(m.index),
-            JobEvent::CheckpointSaved { step, .. } => seen.push(1000 + step),
-            _ => {}
-        });
-        assert_eq!(result, Ok(42));
-        assert_eq!(seen, vec![0, 1, 2, 1030]);
-    }
-
-    #[test]
-    fn cancellation_is_seen_between_steps() {
-        let handle = spawn("spin", |tx: &EventSender<()>| {
-            for _ in 0..10_000 {
-                tx.check_cancelled()?;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err(JobError::Failed("was never cancelled".into()))
-        })
-        .unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-        handle.cancel();
-        assert_eq!(handle.wait(|_| {}), Err(JobError::Cancelled));
-    }
-
-    #[test]
-    fn a_panicking_job_still_finishes() {
-        let handle = spawn("boom", |_tx: &EventSender<()>| -> Result<(), JobError> { panic!("bad input") }).unwrap();
-        assert_eq!(handle.wait(|_| {}), Err(JobError::Panicked("bad input".into())));
-    }
-
-    #[test]
-    fn progress_never_blocks_a_job_whose_listener_lags() {
-        let loop_done = Arc::new(AtomicBool::new(false));
-        let flag = loop_done.clone();
-        let handle = spawn("chatty", move |tx: &EventSender<usize>| {
-            for i in 0..(EVENT_CAPACITY * 4) {
-                tx.progress(Progress { done: i as u64, total: 0, values: Vec::new(), message: String::new() });
-            }
-            flag.store(true, Ordering::Release);
-            Ok(7)
-        })
-        .unwrap();
-        // Read nothing until the loop is over: progress must not have waited for the full channel.
-        let start = std::time::Instant::now();
-        while !loop_done.load(Ordering::Acquire) {
-            assert!(start.elapsed() < Duration::from_secs(10), "progress blocked the job");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(handle.wait(|_| {}), Ok(7));
     }
 }

@@ -9,7 +9,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context as _, anyhow};
 use burn::tensor::Device;
@@ -17,22 +16,22 @@ use burn::tensor::Device;
 use super::baselines::to_vec;
 use super::files::{ActivationSet, write_bytes};
 use crate::graph::NodeType;
-use crate::jobs::{JobError, JobEvent};
+use crate::jobs::{CancelToken, Cancelled, JobError, JobEvent};
 use crate::models::{Gmn, GmnBatch};
-use crate::train::{DeviceChoice, GraphSet, TrainConfig, TrainRequest};
+use crate::train::{DeviceChoice, GraphSet, TrainConfig, TrainProgress, TrainRequest};
 
 /// Marker written once a GMN run finished (a run directory without it is resumed).
 const DONE: &str = "study-done";
 
 /// Trains (or resumes, or reuses) the GMN of one seed in `run_dir`. Setting `cancel` stops the
-/// training at its next batch (its checkpoint is kept, so a rerun resumes) with the error
-/// [`super::CANCELLED`].
+/// training at its next batch (its checkpoint is kept, so a rerun resumes) with a [`Cancelled`]
+/// error: the training job runs on a child of `cancel`.
 pub fn train(
     data: &Arc<GraphSet>,
     config: TrainConfig,
     run_dir: &Path,
     zoo: &Path,
-    cancel: &AtomicBool,
+    cancel: &CancelToken,
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<()> {
     if run_dir.join(DONE).is_file() {
@@ -46,14 +45,10 @@ pub fn train(
         resume,
         zoo: Some(zoo.to_path_buf()),
     };
-    let handle = crate::train::spawn(request).with_context(|| "cannot start the GMN training thread")?;
-    let token = handle.cancel.clone();
+    let handle =
+        crate::train::spawn_with(request, cancel.child()).with_context(|| "cannot start the GMN training thread")?;
     let result = handle.wait(|event| {
-        // Progress arrives once per batch: often enough to pass a cancel request on.
-        if cancel.load(Ordering::Relaxed) {
-            token.cancel();
-        }
-        if let JobEvent::Metrics(m) = event
+        if let JobEvent::Progress(TrainProgress::Epoch(m)) = event
             && m.scope == "epoch"
         {
             let val = m.get("val_accuracy").map_or("--".into(), |v| format!("{v:.3}"));
@@ -62,7 +57,7 @@ pub fn train(
     });
     match result {
         Ok(_) => {}
-        Err(JobError::Cancelled) => return Err(anyhow!(super::CANCELLED)),
+        Err(JobError::Cancelled) => return Err(anyhow::Error::new(Cancelled)),
         Err(e) => return Err(anyhow!("{}: GMN training failed: {e}", run_dir.display())),
     }
     write_bytes(&run_dir.join(DONE), b"finished\n")

@@ -59,7 +59,6 @@ pub use config::StudyConfig;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context as _, anyhow, bail};
 use burn::tensor::Device;
@@ -68,6 +67,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::zoo::native::ZooIndex;
 use crate::data::{ImageSet, Split, procedural};
 use crate::inr::{FitConfig, ZooFitConfig, ZooFitEvent};
+use crate::jobs::{CancelToken, Cancelled};
 use crate::models::image::{ImageCnn, ImageMlp};
 use crate::train::GraphSet;
 use analysis::{Agreement, FAMILIES, FamilyPairSummary, FamilySummary, PairMatrix, Run};
@@ -113,9 +113,6 @@ pub struct OutputFiles {
     pub figures: Vec<String>,
 }
 
-/// The error text of a study stopped through its cancel flag.
-pub const CANCELLED: &str = "cancelled";
-
 /// What a running study reports, in order. The CLI prints the messages; the app also draws the
 /// runs and matrices as they arrive.
 #[derive(Clone, Debug)]
@@ -132,8 +129,7 @@ pub enum StudyEvent {
 
 /// Runs (or resumes) the study into `out`; `progress` receives one line per event.
 pub fn run(config: &StudyConfig, out: &Path, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Results> {
-    let never = AtomicBool::new(false);
-    run_with_events(config, out, &never, &mut |event| {
+    run_with_events(config, out, &CancelToken::new(), &mut |event| {
         if let StudyEvent::Message(line) = event {
             progress(&line);
         }
@@ -141,16 +137,17 @@ pub fn run(config: &StudyConfig, out: &Path, progress: &mut dyn FnMut(&str)) -> 
 }
 
 /// Runs (or resumes) the study into `out`, reporting through `on_event`. Setting `cancel` stops
-/// it at the next check (between runs, INR batches and GMN batches) with the error [`CANCELLED`];
+/// it at the next check (between runs, INR batches and GMN batches) with a [`Cancelled`] error
+/// (`Cancelled::is_in` finds it under any context);
 /// everything finished so far stays on disk, so a rerun resumes.
 pub fn run_with_events(
     config: &StudyConfig,
     out: &Path,
-    cancel: &AtomicBool,
+    cancel: &CancelToken,
     on_event: &mut dyn FnMut(StudyEvent),
 ) -> anyhow::Result<Results> {
     let say = |on_event: &mut dyn FnMut(StudyEvent), line: String| on_event(StudyEvent::Message(line));
-    let check = || if cancel.load(Ordering::Relaxed) { Err(anyhow!(CANCELLED)) } else { Ok(()) };
+    let check = || cancel.check().map_err(anyhow::Error::new);
     config.validate().map_err(|e| anyhow!(e))?;
     for sub in ["", "runs", "acts", "cka", "figures"] {
         let dir = out.join(sub);
@@ -433,7 +430,7 @@ fn fit_zoo(
     images: &ImageSet,
     zoo_dir: &Path,
     device: &Device,
-    cancel: &AtomicBool,
+    cancel: &CancelToken,
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<()> {
     let zoo_config = ZooFitConfig {
@@ -465,7 +462,7 @@ fn fit_zoo(
         }
     };
     crate::inr::fit_zoo(images, zoo_dir, &zoo_config, device, cancel, &mut on_event).map_err(|e| match e {
-        crate::inr::Error::Cancelled => anyhow!(CANCELLED),
+        crate::inr::Error::Cancelled => anyhow::Error::new(Cancelled),
         e => anyhow!("{}: fitting the INR zoo: {e}", zoo_dir.display()),
     })?;
     Ok(())

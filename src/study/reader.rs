@@ -11,7 +11,6 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{anyhow, bail};
 
@@ -194,8 +193,8 @@ pub fn read_matrix_csv(path: &Path) -> anyhow::Result<crate::cka::csv::MatrixTab
 }
 
 /// Reads a study: `path` is the directory or its `results.json`. `cancel` is checked between files
-/// (returns the error `cancelled`).
-pub fn open(path: &Path, cancel: &AtomicBool) -> anyhow::Result<StudyData> {
+/// (returns a [`crate::jobs::Cancelled`] error).
+pub fn open(path: &Path, cancel: &crate::jobs::CancelToken) -> anyhow::Result<StudyData> {
     let dir = study_dir_of(path).ok_or_else(|| {
         let file = if path.is_dir() { path.join(RESULTS_FILE) } else { path.to_path_buf() };
         anyhow!("{}: no study results here (a study directory holds {RESULTS_FILE})", file.display())
@@ -204,9 +203,7 @@ pub fn open(path: &Path, cancel: &AtomicBool) -> anyhow::Result<StudyData> {
     let mut matrices = Vec::new();
     let mut problems = Vec::new();
     for rel in &results.files.matrices {
-        if cancel.load(Ordering::Relaxed) {
-            bail!("cancelled");
-        }
+        cancel.check()?;
         let Some((a, b)) = parse_pair_file(rel) else { continue };
         let file = dir.join(rel);
         match read_pair(&file, rel, a, b, &results) {
@@ -468,7 +465,7 @@ mod tests {
     fn a_written_study_reads_back_with_every_pair_matrix() {
         let dir = tempfile::tempdir().unwrap();
         let written = write_sample(dir.path());
-        let cancel = AtomicBool::new(false);
+        let cancel = crate::jobs::CancelToken::new();
         let study = open(&dir.path().join(RESULTS_FILE), &cancel).unwrap();
         assert_eq!(study.dir, dir.path());
         assert!(study.problems.is_empty(), "{:?}", study.problems);
@@ -526,7 +523,7 @@ mod tests {
     #[test]
     fn bad_files_give_errors_naming_them() {
         let dir = tempfile::tempdir().unwrap();
-        let cancel = AtomicBool::new(false);
+        let cancel = crate::jobs::CancelToken::new();
         let missing = open(dir.path(), &cancel).unwrap_err().to_string();
         assert!(missing.contains("results.json") && missing.contains("no study results"), "{missing}");
         write_sample(dir.path());
@@ -553,7 +550,7 @@ mod tests {
             let e = open(dir.path(), &cancel).unwrap_err().to_string();
             assert!(e.contains("results.json") && e.contains(expected), "{e}");
         }
-        cancel.store(true, Ordering::Relaxed);
+        cancel.cancel();
         std::fs::write(&results, &text).unwrap();
         assert_eq!(open(dir.path(), &cancel).unwrap_err().to_string(), "cancelled");
     }

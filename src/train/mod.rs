@@ -12,6 +12,7 @@
 //!   gradient-norm clipping.
 //! - [`trainer`]: epochs, AdamW (decoupled weight decay) with linear warm-up, evaluation, events,
 //!   cancellation, checkpoints, resume, NaN detection.
+//! - [`progress`]: the job's typed events (batch progress, epoch metrics, checkpoints).
 //! - [`checkpoint`]: `RUN/` layout; temp directory + rename, then the `latest` pointer.
 //!
 //! Resume restores the model, the AdamW moments (burnpack keeps parameter ids, which key the
@@ -26,10 +27,12 @@ pub mod dataset;
 pub mod device;
 pub mod fused;
 pub mod metrics;
+pub mod progress;
 pub mod step;
 pub mod trainer;
 
 pub use checkpoint::{RunInfo, TrainState};
 pub use config::{DeviceChoice, Schedule, TrainConfig};
 pub use dataset::{GraphSet, Sample, Task};
-pub use trainer::{TrainOutcome, TrainRequest, Which, load_run, load_run_at, run, spawn};
+pub use progress::{BatchProgress, Metrics, TrainProgress};
+pub use trainer::{TrainOutcome, TrainReporter, TrainRequest, Which, load_run, load_run_at, run, spawn, spawn_with};

@@ -14,9 +14,10 @@ use super::config::{Schedule, TrainConfig};
 use super::dataset::{GraphSet, Task};
 use super::fused::FusedEngine;
 use super::metrics::{MetricsLog, kendall_tau};
+use super::progress::{BatchProgress, Metrics, TrainProgress};
 use super::step::{self, StepInput, Targets, to_vec};
 use crate::data::{Split, Target};
-use crate::jobs::{self, EventSender, JobError, JobHandle, Metrics, Progress};
+use crate::jobs::{self, JobError, JobHandle, Reporter};
 use crate::models::probe::{ProbeActivation, ProbeConfig};
 use crate::models::{BatchTopology, Gmn};
 use crate::rng::SplitMix64;
@@ -47,13 +48,24 @@ pub struct TrainOutcome {
     pub test_at_best_val: Option<f64>,
 }
 
-/// Starts training on a named worker thread.
-pub fn spawn(request: TrainRequest) -> std::io::Result<JobHandle<TrainOutcome>> {
+/// The reporter of a training job.
+pub type TrainReporter = Reporter<TrainOutcome, TrainProgress>;
+
+/// Starts training on a named worker thread (unlisted; the app starts [`run`] in its registry).
+pub fn spawn(request: TrainRequest) -> std::io::Result<JobHandle<TrainOutcome, TrainProgress>> {
     jobs::spawn("train", move |events| run(&request, events))
 }
 
-/// The job body (also callable inline, e.g. from tests with [`EventSender::detached`]).
-pub fn run(request: &TrainRequest, events: &EventSender<TrainOutcome>) -> Result<TrainOutcome, JobError> {
+/// [`spawn`] cancelled with `cancel` (a child of the caller's token for nested work).
+pub fn spawn_with(
+    request: TrainRequest,
+    cancel: jobs::CancelToken,
+) -> std::io::Result<JobHandle<TrainOutcome, TrainProgress>> {
+    jobs::spawn_with("train", cancel, move |events| run(&request, events))
+}
+
+/// The job body (also callable inline, e.g. from tests with [`Reporter::detached`]).
+pub fn run(request: &TrainRequest, events: &TrainReporter) -> Result<TrainOutcome, JobError> {
     request.config.validate().map_err(JobError::Failed)?;
     super::alloc::tune_for_training();
     let mut trainer = Trainer::start(request)?;
@@ -239,7 +251,7 @@ impl<'a> Trainer<'a> {
         order
     }
 
-    fn train(&mut self, events: &EventSender<TrainOutcome>) -> Result<TrainOutcome, JobError> {
+    fn train(&mut self, events: &TrainReporter) -> Result<TrainOutcome, JobError> {
         let config = self.request.config.clone();
         let data = self.data.clone();
         let run_dir = self.request.run_dir.clone();
@@ -254,7 +266,7 @@ impl<'a> Trainer<'a> {
             let mut epoch_stats =
                 step::StepStats { loss_sum: sums.loss_sum, correct: sums.correct, count: sums.count, grad_norm: 0.0 };
             for (b, chunk) in order.chunks(config.batch_size).enumerate().skip(self.state.batch_in_epoch) {
-                if events.cancel_token().is_cancelled() {
+                if events.is_cancelled() {
                     self.save(events)?;
                     return Err(JobError::Cancelled);
                 }
@@ -319,32 +331,36 @@ impl<'a> Trainer<'a> {
                     correct: epoch_stats.correct,
                     count: epoch_stats.count,
                 };
-                let mut values =
-                    vec![("loss".to_string(), loss), ("lr".to_string(), lr), ("grad_norm".to_string(), grad_norm)];
-                if let Task::Classification { .. } = data.task {
-                    values.push(("accuracy".to_string(), stats.correct as f64 / stats.count.max(1) as f64));
-                }
+                let batch = BatchProgress {
+                    step: self.state.step,
+                    total_steps,
+                    epoch: epoch + 1,
+                    epochs: config.epochs,
+                    batch: b + 1,
+                    batches: per_epoch,
+                    loss,
+                    lr,
+                    grad_norm,
+                    accuracy: matches!(data.task, Task::Classification { .. })
+                        .then(|| stats.correct as f64 / stats.count.max(1) as f64),
+                };
                 if config.log_every > 0 && self.state.step.is_multiple_of(config.log_every) {
                     let mut record = serde_json::json!({"kind": "step", "step": self.state.step, "epoch": epoch + 1});
-                    for (k, v) in &values {
+                    for (k, v) in &batch.values() {
                         record[k] = serde_json::json!(v);
                     }
                     self.log
                         .append(&record)
                         .map_err(|e| JobError::Failed(format!("{}: {e}", self.log.path().display())))?;
                 }
-                events.progress(Progress {
-                    done: self.state.step,
-                    total: total_steps,
-                    values,
-                    message: format!("epoch {}/{} batch {}/{per_epoch}", epoch + 1, config.epochs, b + 1),
-                });
+                events.stage(batch.position(), Some(batch.step as f32 / total_steps.max(1) as f32));
+                events.progress_lossy(TrainProgress::Batch(batch));
                 if config.checkpoint_every > 0 && self.state.step.is_multiple_of(config.checkpoint_every) {
                     self.save(events)?;
                 }
             }
             let metrics = self.end_epoch(epoch, &epoch_stats)?;
-            events.metrics(metrics.clone());
+            events.progress(TrainProgress::Epoch(metrics.clone()));
             last = Some(metrics);
             self.save(events)?;
         }
@@ -444,10 +460,10 @@ impl<'a> Trainer<'a> {
         }))
     }
 
-    fn save(&self, events: &EventSender<TrainOutcome>) -> Result<(), JobError> {
+    fn save(&self, events: &TrainReporter) -> Result<(), JobError> {
         let dir = checkpoint::save(&self.request.run_dir, &self.model, Some(&self.optim), &self.state)
             .map_err(JobError::failed)?;
-        events.checkpoint_saved(dir, self.state.step);
+        events.progress(TrainProgress::CheckpointSaved { path: dir, step: self.state.step });
         Ok(())
     }
 }

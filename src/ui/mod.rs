@@ -1,55 +1,35 @@
-//! The desktop app (feature `gui`): eframe/egui panels over the core library. Holds no numerics:
-//! it renders state and sends commands; the work runs in background jobs that call the core.
+//! The desktop app (feature `gui`): eframe/egui panels over the core library, one folder per tab.
+//! Holds no numerics: it renders state and sends commands; the work runs in `crate::jobs` jobs
+//! that call the core.
 //!
-//! Brief overview:
-//! - [`app::App`]: owns runtime state (open models, jobs, caches) and the persisted
-//!   [`state::AppState`]; `logic` drains jobs and applies [`commands::Command`]s, `ui` lays out.
-//! - One panel per file: [`menu`], [`layer_tree`], [`graph_view`] (custom WGSL through an
-//!   egui-wgpu paint callback, see [`graph_view::renderer`]), [`details`], [`status_bar`],
-//!   [`toasts`], [`dialogs`].
-//! - [`jobs`]: named worker threads with typed events over bounded channels and a cancel flag;
-//!   [`loader`] is the open-model job.
-//! - [`cka_explorer`]: the CKA tab ([`heatmap`] draws the matrix, [`cka_data`] loads and computes;
-//!   `study_view`, feature `burn`: a `gmnscope study` directory's matrices and summary charts).
-//! - `gmn_panel` (feature `burn`): the GMN training tab with live curves and cancel; `gmn_run`
-//!   loads a trained GMN, runs it on the open model and feeds the graph view's activation overlay;
-//!   `live_cka` computes each epoch's block CKA against initialisation for the CKA explorer.
-//! - `study_run` (feature `burn`): "Run study…", a seed study as a job whose matrices stream
-//!   into the study view.
-//! - [`automation`]: `--screenshot` / `--quit-after-frames` for scripted runs; `startup_gmn`
-//!   (feature `burn`): `--gmn RUN` loads a GMN, runs it and shows its overlay at start-up.
+//! - [`app`]: the shell. [`app::App`] owns runtime state (open models, the job registry, panels)
+//!   and the persisted [`app::state::AppState`]; split as `mod` (state), `logic` (jobs, once per
+//!   frame), `command_handling` ([`app::commands::Command`]s and shortcuts) and `ui` (layout).
+//!   Also the menu, status bar, dialogs and `--screenshot` automation.
+//! - [`model`]: the model tab: the open-model job ([`model::loader`]), layer tree, details panel,
+//!   and the graph view (custom WGSL through an egui-wgpu paint callback,
+//!   [`model::graph_view::renderer`]).
+//! - `gmn` (feature `burn`): the GMN training tab (live curves, cancel), the trained GMN and its
+//!   activation overlay (`gmn::trained`), the live training CKA (`gmn::live_cka`) and `--gmn RUN`
+//!   at start-up (`gmn::startup`).
+//! - [`cka`]: the CKA explorer tab (data and jobs in [`cka::data`]); it hosts the study view.
+//! - [`study`]: a seed study's view (`study::view`, feature `burn`) and "Run study…"
+//!   (`study::run`).
+//! - [`widgets`]: pieces several tabs draw with: the heatmap, colour maps, toasts, the
+//!   [`widgets::PanelContext`] every panel reads.
 //!
-//! Extension points for the views to come: add a [`commands::Tab`] variant and its panel file;
-//! long computations become a [`jobs::spawn`] closure whose result the app stores in `logic`.
+//! Jobs: the app owns a `jobs::Registry` (the status bar's list, cancel-by-id, the repaint waker);
+//! each panel keeps its jobs' typed handles and takes their results in its `logic`.
+//!
+//! Extension points: a new tab is a [`app::commands::Tab`] variant and a folder here; a long
+//! computation is a `jobs::Registry::spawn` closure whose result its panel takes in `logic`.
 
 pub mod app;
-pub mod automation;
-pub mod cka_data;
-pub mod cka_explorer;
-pub mod colormap;
-pub mod commands;
-pub mod details;
-pub mod dialogs;
+pub mod cka;
 #[cfg(feature = "burn")]
-pub mod gmn_panel;
-#[cfg(feature = "burn")]
-pub mod gmn_run;
-pub mod graph_view;
-pub mod heatmap;
-pub mod jobs;
-pub mod layer_tree;
-#[cfg(feature = "burn")]
-pub mod live_cka;
-pub mod loader;
-pub mod menu;
-#[cfg(feature = "burn")]
-pub mod startup_gmn;
-pub mod state;
-pub mod status_bar;
-#[cfg(feature = "burn")]
-pub mod study_run;
-#[cfg(feature = "burn")]
-pub mod study_view;
-pub mod toasts;
+pub mod gmn;
+pub mod model;
+pub mod study;
+pub mod widgets;
 
 pub use app::{App, StartupOptions};

@@ -2,16 +2,16 @@
 //! TOML file) and an output directory, and the background job that runs
 //! `study::run_with_events` there. The job forwards the study's structured events: messages and
 //! finished runs become the job's stage and progress fraction; every run-pair matrix (with the
-//! study's summaries so far) goes to an inbox that [`StudyRun::take_update`] empties once per
-//! frame, so the explorer's study view fills in matrix by matrix. Nothing is computed here.
+//! study's summaries so far) is the job's typed progress ([`StudyPair`]), which
+//! [`StudyRun::poll`] drains once per frame, so the explorer's study view fills in matrix
+//! by matrix. Nothing is computed here.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
+use crate::jobs::{JobError, JobHandle, Registry, Reporter};
 use crate::study::reader::{RunPairMatrix, StudyData};
 use crate::study::{Results, StudyConfig, StudyEvent};
-use crate::ui::commands::{Command, CommandQueue};
-use crate::ui::jobs::{self, JobHandle, Reporter, Waker};
+use crate::ui::app::commands::{Command, CommandQueue};
 
 /// The "Run study…" window's fields.
 pub struct RunStudyForm {
@@ -54,7 +54,7 @@ pub fn default_out_dir(name: &str) -> PathBuf {
 
 impl RunStudyForm {
     /// The window; `false` once it is closed (run or dismissed).
-    pub fn ui(&mut self, ctx: &egui::Context, commands: &mut CommandQueue) -> bool {
+    pub fn ui(&mut self, ctx: &egui::Context, commands: &mut CommandQueue, jobs: &Registry) -> bool {
         self.poll_browse();
         let (mut open, mut run) = (true, false);
         egui::Window::new("Run study")
@@ -75,7 +75,7 @@ impl RunStudyForm {
                                 .desired_width(340.0),
                         );
                         if ui.add_enabled(self.browse_job.is_none(), egui::Button::new("Browse…")).clicked() {
-                            self.browse(Field::Config);
+                            self.browse(Field::Config, jobs);
                         }
                     });
                 });
@@ -84,7 +84,7 @@ impl RunStudyForm {
                 ui.horizontal(|ui| {
                     ui.add(egui::TextEdit::singleline(&mut self.out).desired_width(340.0));
                     if ui.add_enabled(self.browse_job.is_none(), egui::Button::new("Browse…")).clicked() {
-                        self.browse(Field::Out);
+                        self.browse(Field::Out, jobs);
                     }
                 });
                 ui.add_space(8.0);
@@ -100,7 +100,7 @@ impl RunStudyForm {
     }
 
     /// The native dialog blocks its caller, so it runs on a worker; without one the fields work.
-    fn browse(&mut self, field: Field) {
+    fn browse(&mut self, field: Field, jobs: &Registry) {
         let pick = move |_: &Reporter<Option<PathBuf>>| {
             let dialog = rfd::FileDialog::new();
             Ok(match field {
@@ -108,7 +108,7 @@ impl RunStudyForm {
                 Field::Out => dialog.set_title("Study output directory").pick_folder(),
             })
         };
-        self.browse_job = jobs::spawn("file dialog", Arc::new(|| {}), pick).ok().map(|j| (j, field));
+        self.browse_job = jobs.spawn("file dialog", pick).ok().map(|j| (j, field));
     }
 
     fn poll_browse(&mut self) {
@@ -126,45 +126,45 @@ impl RunStudyForm {
     }
 }
 
-/// What the job has received but the UI has not taken yet.
-#[derive(Default)]
-struct Inbox {
-    matrices: Vec<RunPairMatrix>,
-    partial: Option<Box<Results>>,
+/// A study job's progress: one run-pair matrix and the study's summaries so far.
+pub struct StudyPair {
+    pub matrix: RunPairMatrix,
+    pub partial: Box<Results>,
 }
 
 /// A study running in the background.
 pub struct StudyRun {
     pub out: PathBuf,
-    pub job: JobHandle<PathBuf>,
-    inbox: Arc<Mutex<Inbox>>,
+    pub job: JobHandle<PathBuf, StudyPair>,
     /// Every matrix received so far, in arrival order.
     matrices: Vec<RunPairMatrix>,
 }
 
 impl StudyRun {
     /// Starts the study of `config` (`None`: the demo) into `out`.
-    pub fn start(config: Option<PathBuf>, out: PathBuf, waker: &Waker) -> std::io::Result<Self> {
-        let inbox = Arc::new(Mutex::new(Inbox::default()));
-        let (job_inbox, job_out) = (inbox.clone(), out.clone());
-        let work = move |r: &Reporter<PathBuf>| run_job(config.as_deref(), &job_out, &job_inbox, r);
-        let job = jobs::spawn("study", waker.clone(), work)?;
-        Ok(Self { out, job, inbox, matrices: Vec::new() })
+    pub fn start(config: Option<PathBuf>, out: PathBuf, jobs: &Registry) -> std::io::Result<Self> {
+        let job_out = out.clone();
+        let work = move |r: &Reporter<PathBuf, StudyPair>| run_job(config.as_deref(), &job_out, r);
+        let job = jobs.spawn("study", work)?;
+        Ok(Self { out, job, matrices: Vec::new() })
     }
 
-    /// The study as far as it got, when new matrices arrived since the last call.
-    pub fn take_update(&mut self) -> Option<StudyData> {
-        let (matrices, partial) = {
-            let mut inbox = self.inbox.lock().ok()?;
-            (std::mem::take(&mut inbox.matrices), inbox.partial.take()?)
-        };
-        self.matrices.extend(matrices);
-        Some(StudyData {
+    /// Polls the job: the study as far as it got (when new matrices arrived since the last
+    /// call), and the job's result once it ended.
+    pub fn poll(&mut self) -> (Option<StudyData>, Option<Result<PathBuf, JobError>>) {
+        let mut partial = None;
+        let matrices = &mut self.matrices;
+        let done = self.job.poll_with(|pair| {
+            matrices.push(pair.matrix);
+            partial = Some(pair.partial);
+        });
+        let update = partial.map(|partial| StudyData {
             dir: self.out.clone(),
             results: *partial,
             matrices: self.matrices.clone(),
             problems: Vec::new(),
-        })
+        });
+        (update, done)
     }
 
     /// Matrices received so far.
@@ -174,32 +174,26 @@ impl StudyRun {
 }
 
 /// The job body: loads the config, runs the study, forwards its events.
-fn run_job(config: Option<&Path>, out: &Path, inbox: &Mutex<Inbox>, r: &Reporter<PathBuf>) -> Result<PathBuf, String> {
+fn run_job(config: Option<&Path>, out: &Path, r: &Reporter<PathBuf, StudyPair>) -> Result<PathBuf, JobError> {
     let config = match config {
         None => StudyConfig::load("demo"),
         Some(path) => StudyConfig::load(&path.display().to_string()),
-    }?;
-    r.progress(format!("study '{}' -> {}", config.name, out.display()), Some(0.0));
+    }
+    .map_err(JobError::Failed)?;
+    r.stage(format!("study '{}' -> {}", config.name, out.display()), Some(0.0));
     let mut fraction = 0.0f32;
     let mut on_event = |event: StudyEvent| match event {
-        StudyEvent::Message(line) => r.progress(line, Some(fraction)),
+        StudyEvent::Message(line) => r.stage(line, Some(fraction)),
         StudyEvent::RunFinished { run, done, total, .. } => {
             fraction = done as f32 / total.max(1) as f32;
-            r.progress(format!("{} ready ({done}/{total} runs)", run.label()), Some(fraction));
+            r.stage(format!("{} ready ({done}/{total} runs)", run.label()), Some(fraction));
         }
         StudyEvent::Pair { matrix, partial } => {
-            let label = format!("CKA {} vs {}", matrix.a.label(), matrix.b.label());
-            if let Ok(mut inbox) = inbox.lock() {
-                inbox.matrices.push(matrix);
-                inbox.partial = Some(partial);
-            }
-            // Also wakes the UI to take the matrix.
-            r.progress(label, Some(fraction));
+            r.stage(format!("CKA {} vs {}", matrix.a.label(), matrix.b.label()), Some(fraction));
+            r.progress(StudyPair { matrix, partial });
         }
     };
-    crate::study::run_with_events(&config, out, r.cancel_flag(), &mut on_event).map_err(|e| {
-        let text = format!("{e:#}");
-        if text == crate::study::CANCELLED { jobs::CANCELLED.to_string() } else { format!("study: {text}") }
-    })?;
+    crate::study::run_with_events(&config, out, r.cancel_token(), &mut on_event)
+        .map_err(|e| JobError::from(e).context("study"))?;
     Ok(out.to_path_buf())
 }

@@ -4,7 +4,7 @@
 //! column: the seed-comparison plot (same-layer cross-seed CKA against layer depth, per family:
 //! mean line and min-max band), the cross-family CKA bars, the prediction-agreement bars and the
 //! accuracy table. Every number comes from the study files or the core reader; nothing is
-//! computed here. A study still running (`study_run`) is shown the same way from its partial
+//! computed here. A study still running (`super::run`) is shown the same way from its partial
 //! results, [`StudyView::update`]d as matrices arrive.
 
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use egui_plot::{
 use crate::cka::Matrix;
 use crate::study::figures::family_colour;
 use crate::study::reader::{self, AccuracyRow, CrossFamily, RunId, SeedCurve, StudyData};
-use crate::ui::cka_data::CkaResult;
+use crate::ui::cka::data::CkaResult;
 
 /// Which matrix the heatmap shows: rows of family `rows`, columns of family `cols`, and either one
 /// seed pair or (`None`) the mean over seed pairs.

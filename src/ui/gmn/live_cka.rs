@@ -15,12 +15,11 @@ use std::sync::Arc;
 
 use burn::tensor::Device;
 
+use crate::jobs::{JobError, JobHandle, Registry, Reporter};
 use crate::study::files::ActivationSet;
 use crate::study::training_cka::{self, PROBE_GRAPHS};
 use crate::train::{GraphSet, RunInfo};
-use crate::ui::cka_data::{CkaResult, TrainingCka};
-use crate::ui::jobs::{self, CANCELLED, JobHandle, Reporter, Waker};
-use crate::ui::status_bar::JobSummary;
+use crate::ui::cka::data::{CkaResult, TrainingCka};
 
 /// The GMN at initialisation, as the columns of every matrix of a run.
 struct Reference {
@@ -100,16 +99,8 @@ impl LiveTrainingCka {
         self.job.is_some() || self.pending.is_some()
     }
 
-    pub fn cancel_job(&self, id: jobs::JobId) {
-        self.job.iter().filter(|j| j.id == id).for_each(JobHandle::cancel);
-    }
-
-    pub fn job_summaries(&self, out: &mut Vec<JobSummary>) {
-        out.extend(self.job.iter().map(JobSummary::of));
-    }
-
     /// Polls the job and starts the next one (call once per frame).
-    pub fn logic(&mut self, waker: &Waker) {
+    pub fn logic(&mut self, jobs: &Registry) {
         if !self.enabled {
             self.stop();
         }
@@ -131,26 +122,26 @@ impl LiveTrainingCka {
                         self.error = None;
                     }
                 }
-                Err(e) if e == CANCELLED => {}
-                Err(e) => self.error = Some(e),
+                Err(JobError::Cancelled) => {}
+                Err(e) => self.error = Some(e.to_string()),
             }
         }
         if self.job.is_none()
             && let Some(dir) = self.pending.take()
         {
-            self.start(dir, waker);
+            self.start(dir, jobs);
         }
     }
 
-    fn start(&mut self, checkpoint: PathBuf, waker: &Waker) {
+    fn start(&mut self, checkpoint: PathBuf, jobs: &Registry) {
         let Some(f) = &self.followed else { return };
         let (run_dir, data, probe, reference) =
             (f.run_dir.clone(), f.data.clone(), f.probe.clone(), f.reference.clone());
         let work = move |r: &Reporter<Computed>| {
             compute(&run_dir, &checkpoint, &data, &probe, reference, r)
-                .map_err(|e| if r.is_cancelled() { CANCELLED.to_string() } else { format!("live training CKA: {e:#}") })
+                .map_err(|e| JobError::from(e).context("live training CKA"))
         };
-        match jobs::spawn("live training CKA", waker.clone(), work) {
+        match jobs.spawn("live training CKA", work) {
             Ok(job) => self.job = Some(job),
             Err(e) => self.error = Some(format!("cannot start a worker thread: {e}")),
         }
@@ -170,14 +161,14 @@ fn compute(
     let reference = match reference {
         Some(reference) => reference,
         None => {
-            r.progress("representations at initialisation", Some(0.1));
+            r.stage("representations at initialisation", Some(0.1));
             let info = training_cka::run_info(run_dir)?;
             let acts = training_cka::initial(&info, data, probe, &device)?;
             Arc::new(Reference { info, acts })
         }
     };
-    r.check().map_err(|e| anyhow::anyhow!(e))?;
-    r.progress("representations at the checkpoint", Some(0.5));
+    r.check()?;
+    r.stage("representations at the checkpoint", Some(0.5));
     // The trainer deletes a checkpoint once it saved the next one: then the newest one is the
     // one to show anyway.
     let at = |dir: &std::path::Path| training_cka::at_checkpoint(dir, &reference.info, data, probe, &device);
@@ -188,8 +179,8 @@ fn compute(
             _ => return Err(first),
         },
     };
-    r.check().map_err(|e| anyhow::anyhow!(e))?;
-    r.progress("CKA", Some(0.9));
+    r.check()?;
+    r.stage("CKA", Some(0.9));
     let matrix = training_cka::block_cka(&acts, &reference.acts)?;
     let label = training_cka::position_label(&state);
     let result = CkaResult {
@@ -235,9 +226,9 @@ mod tests {
     }
 
     fn settle(live: &mut LiveTrainingCka) {
-        let waker: Waker = Arc::new(|| {});
+        let jobs = Registry::default();
         for _ in 0..2000 {
-            live.logic(&waker);
+            live.logic(&jobs);
             if !live.is_busy() {
                 return;
             }

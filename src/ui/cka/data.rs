@@ -1,15 +1,14 @@
 //! What the CKA explorer computes on and shows, and the jobs that produce it: activation files
 //! (one tensor per layer, first dimension = examples) read through `checkpoint::open`, the
-//! built-in demo pair, the matrix computation (whole-set or streaming minibatch, which publishes
-//! every intermediate estimate to a [`LiveSlot`]), results files written by `gmnscope cka --json`,
+//! built-in demo pair, the matrix computation (whole-set or streaming minibatch, which reports
+//! every intermediate estimate as the job's progress), results files written by `gmnscope cka --json`,
 //! and CSV export. The CKA numerics are the core's (`cka::cka_matrix`, `cka::MinibatchCka`); the
 //! panel never calls them itself.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use crate::cka::{self, Activations, ActivationsView, Estimator, Kernel, Matrix, MinibatchCka, Options};
-use crate::ui::jobs::Reporter;
+use crate::jobs::{JobError, Reporter};
 
 /// One network's layers: names in file order and their `examples x features` activations.
 #[derive(Clone, Debug)]
@@ -113,8 +112,8 @@ pub struct TrainingCka {
     pub version: u64,
 }
 
-/// Where a running minibatch job leaves its latest estimate for the UI to pick up.
-pub type LiveSlot = Arc<Mutex<Option<CkaResult>>>;
+/// The reporter of a CKA matrix job: its progress is the latest (partial) matrix.
+pub type CkaReporter = Reporter<CkaResult, CkaResult>;
 
 /// Reads every tensor of an activation file as an `examples x features` matrix
 /// (`activations::load`: f64 tensors stay f64).
@@ -144,15 +143,11 @@ pub fn load_pair(a: &Path, b: &Path) -> Result<LayerPair, String> {
 }
 
 /// Computes the matrix for `pair`. With a minibatch size, batches stream through
-/// [`MinibatchCka`] and every intermediate estimate goes to `live`, so the heatmap fills in.
-pub fn compute(
-    pair: &LayerPair,
-    settings: &CkaSettings,
-    live: &LiveSlot,
-    r: &Reporter<CkaResult>,
-) -> Result<CkaResult, String> {
+/// [`MinibatchCka`] and every intermediate estimate is reported as progress, so the heatmap
+/// fills in.
+pub fn compute(pair: &LayerPair, settings: &CkaSettings, r: &CkaReporter) -> Result<CkaResult, JobError> {
     let n = pair.a.n();
-    let options = settings.options(n)?;
+    let options = settings.options(n).map_err(JobError::Failed)?;
     let (va, vb) = (pair.a.views(), pair.b.views());
     let result = |matrix: Matrix, batches| CkaResult {
         matrix,
@@ -166,8 +161,8 @@ pub fn compute(
         batches,
     };
     let Some(m) = settings.minibatch else {
-        r.progress("computing CKA matrix", None);
-        let matrix = cka::cka_matrix(&va, &vb, &options).map_err(|e| describe(e, pair))?;
+        r.stage("computing CKA matrix", None);
+        let matrix = cka::cka_matrix(&va, &vb, &options).map_err(|e| JobError::Failed(describe(e, pair)))?;
         return Ok(result(matrix, None));
     };
     let total = n / m;
@@ -175,22 +170,21 @@ pub fn compute(
     for k in 0..total {
         r.check()?;
         let (ba, bb) = (batch(&va, k * m, m)?, batch(&vb, k * m, m)?);
-        acc.push(&ba, &bb).map_err(|e| describe(e, pair))?;
+        acc.push(&ba, &bb).map_err(|e| JobError::Failed(describe(e, pair)))?;
         // Undefined entries are fine mid-stream (a batch can be degenerate); publish what there is.
-        if let Ok(matrix) = acc.estimate()
-            && let Ok(mut slot) = live.lock()
-        {
-            *slot = Some(result(matrix, Some((k + 1, total))));
+        // A newer estimate supersedes one the UI has not taken yet, so these may be dropped.
+        if let Ok(matrix) = acc.estimate() {
+            r.progress_lossy(result(matrix, Some((k + 1, total))));
         }
-        r.progress(format!("minibatch {}/{total}", k + 1), Some((k + 1) as f32 / total as f32));
+        r.stage(format!("minibatch {}/{total}", k + 1), Some((k + 1) as f32 / total as f32));
     }
-    let matrix = acc.estimate().map_err(|e| describe(e, pair))?;
+    let matrix = acc.estimate().map_err(|e| JobError::Failed(describe(e, pair)))?;
     Ok(result(matrix, Some((total, total))))
 }
 
 /// Examples `start..start + m` of every layer.
-fn batch<'a>(views: &[ActivationsView<'a>], start: usize, m: usize) -> Result<Vec<ActivationsView<'a>>, String> {
-    views.iter().map(|v| v.rows(start, start + m).map_err(|e| e.to_string())).collect()
+fn batch<'a>(views: &[ActivationsView<'a>], start: usize, m: usize) -> Result<Vec<ActivationsView<'a>>, JobError> {
+    views.iter().map(|v| v.rows(start, start + m).map_err(JobError::failed)).collect()
 }
 
 pub fn kernel_label(kernel: Kernel) -> String {

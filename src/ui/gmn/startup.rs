@@ -9,9 +9,9 @@
 
 use std::path::PathBuf;
 
-use crate::ui::commands::{Command, CommandQueue, Tab};
-use crate::ui::gmn_run::TrainedGmn;
-use crate::ui::graph_view::overlay::OverlaySettings;
+use crate::ui::app::commands::{Command, CommandQueue, Tab};
+use crate::ui::gmn::trained::TrainedGmn;
+use crate::ui::model::graph_view::overlay::OverlaySettings;
 
 /// Where the sequence stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,31 +3,9 @@
 
 use egui::RichText;
 
-use crate::ui::commands::{Command, CommandQueue};
-use crate::ui::jobs::JobId;
-use crate::ui::loader::LoadedModel;
-
-/// A running job as the status bar shows it.
-pub struct JobSummary {
-    pub id: JobId,
-    pub name: String,
-    pub stage: String,
-    pub fraction: Option<f32>,
-    pub cancelling: bool,
-}
-
-impl JobSummary {
-    /// The status-bar line of a running job.
-    pub fn of<T>(h: &crate::ui::jobs::JobHandle<T>) -> Self {
-        Self {
-            id: h.id,
-            name: h.name.clone(),
-            stage: h.stage.clone(),
-            fraction: h.fraction,
-            cancelling: h.is_cancelling(),
-        }
-    }
-}
+use crate::jobs::JobSummary;
+use crate::ui::app::commands::Command;
+use crate::ui::widgets::PanelContext;
 
 /// "GPU: <adapter>" or "CPU (software: llvmpipe)" for Mesa's software rasterisers.
 pub fn device_label(info: Option<&egui_wgpu::wgpu::AdapterInfo>) -> String {
@@ -45,16 +23,12 @@ pub fn device_label(info: Option<&egui_wgpu::wgpu::AdapterInfo>) -> String {
     }
 }
 
-pub fn ui(
-    ui: &mut egui::Ui,
-    device: &str,
-    jobs: &[JobSummary],
-    model: Option<&LoadedModel>,
-    commands: &mut CommandQueue,
-) {
+pub fn ui(ui: &mut egui::Ui, cx: &mut PanelContext<'_>, device: &str) {
+    let jobs: Vec<JobSummary> = cx.jobs.summaries();
+    let (model, commands) = (cx.model, &mut *cx.commands);
     ui.horizontal_centered(|ui| {
         ui.label(RichText::new(device).small());
-        for job in jobs {
+        for job in &jobs {
             ui.separator();
             ui.spinner();
             ui.label(RichText::new(&job.name).small().strong());

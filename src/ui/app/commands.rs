@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use crate::ui::graph_view::overlay::OverlaySettings;
-use crate::ui::jobs::JobId;
-use crate::ui::state::{ColourScale, EdgeMode, ThemeChoice};
+use crate::jobs::JobId;
+use crate::ui::app::state::{ColourScale, EdgeMode, ThemeChoice};
+use crate::ui::model::graph_view::overlay::OverlaySettings;
 
 /// The app's views, one tab each in the top bar (each a panel file).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

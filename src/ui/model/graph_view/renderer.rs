@@ -4,6 +4,10 @@
 //! call for the edges (neuron-level lines, or block bands at overview zoom), ONE for the nodes.
 //! The GMN activation overlay rewrites the node buffer alone (never the edges), and only when the
 //! overlay changes (its key), not per frame.
+//!
+//! Over ~450 lines on purpose: the instance structs, their vertex layouts, the uniform block and
+//! the two WGSL files must agree byte for byte; kept in one file they are checked against each
+//! other in one read.
 
 use std::sync::Arc;
 
@@ -13,7 +17,7 @@ use wgpu::util::DeviceExt as _;
 use super::overlay::NodeOverlay;
 use crate::graph::ParamGraph;
 use crate::layout::{BlockQuad, EdgeSegment, GraphLayout};
-use crate::ui::colormap;
+use crate::ui::widgets::colormap;
 
 /// One neuron-level edge: endpoints in world units, the weight, and the weight relative to its
 /// tensor's scale (the per-layer colour scale).
@@ -238,11 +242,11 @@ impl GraphRenderer {
     fn new(device: &wgpu::Device, target: wgpu::TextureFormat) -> Self {
         let edges_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("gmnscope edges.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(include_str!("../../../shaders/edges.wgsl").into()),
+            source: wgpu::ShaderSource::Wgsl(include_str!("../../../../shaders/edges.wgsl").into()),
         });
         let nodes_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("gmnscope nodes.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(include_str!("../../../shaders/nodes.wgsl").into()),
+            source: wgpu::ShaderSource::Wgsl(include_str!("../../../../shaders/nodes.wgsl").into()),
         });
         let uniforms = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("gmnscope graph view uniforms"),

@@ -15,7 +15,7 @@ use super::Camera;
 use crate::graph::{NodeRole, ParamGraph};
 use crate::layout::GraphLayout;
 use crate::text::shown;
-use crate::ui::loader::LayerSummary;
+use crate::ui::model::loader::LayerSummary;
 
 /// Narrowest caption shown (points): when columns are narrower, captions of some columns are
 /// skipped rather than every caption elided to a few letters.

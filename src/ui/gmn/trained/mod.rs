@@ -9,25 +9,23 @@
 //! (`analysis::node_colouring`). Switching layer or colouring afterwards is O(nodes) on the UI
 //! thread: it picks precomputed values and normalises them.
 
+mod ui;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use burn::tensor::Device;
-use egui::RichText;
-use egui_plot::{Bar, BarChart, Plot};
 
 use crate::analysis::node_alignment::{self, check_alignment, check_weight_layers, weight_layer_count};
 use crate::analysis::node_colouring::{self, ColourRange, NodeFeatures, PrincipalComponent};
 use crate::checkpoint::TensorStore;
+use crate::jobs::{JobError, JobHandle, Registry, Reporter};
 use crate::models::{Gmn, GmnBatch, Topology};
 use crate::train::{RunInfo, Task};
-use crate::ui::commands::{Command, CommandQueue, Tab};
-use crate::ui::graph_view::overlay::{NodeOverlay, OverlayMode, OverlaySettings};
-use crate::ui::jobs::{self, JobHandle, Reporter, Waker};
-use crate::ui::loader::LoadedModel;
-use crate::ui::status_bar::JobSummary;
-use crate::ui::toasts::Toasts;
+use crate::ui::model::graph_view::overlay::{NodeOverlay, OverlayMode, OverlaySettings};
+use crate::ui::model::loader::LoadedModel;
+use crate::ui::widgets::toasts::Toasts;
 
 /// A trained GMN, loaded on the CPU device.
 pub struct LoadedGmn {
@@ -93,29 +91,29 @@ impl TrainedGmn {
     }
 
     /// Asks for a run directory with the native folder dialog, on a worker thread.
-    pub fn show_dialog(&mut self, waker: &Waker, toasts: &mut Toasts) {
+    pub fn show_dialog(&mut self, jobs: &Registry, toasts: &mut Toasts) {
         if self.dialog_job.is_some() {
             return;
         }
         let pick = |_: &Reporter<Option<PathBuf>>| {
             Ok(rfd::FileDialog::new().set_title("Load a trained GMN (its run directory)").pick_folder())
         };
-        match jobs::spawn("folder dialog", waker.clone(), pick) {
+        match jobs.spawn("folder dialog", pick) {
             Ok(job) => self.dialog_job = Some(job),
             Err(e) => toasts.error(format!("cannot start a worker thread: {e}")),
         }
     }
 
     /// Loads the run in `dir` (run.json and its latest checkpoint) in a job.
-    pub fn load(&mut self, dir: PathBuf, waker: &Waker, toasts: &mut Toasts) {
+    pub fn load(&mut self, dir: PathBuf, jobs: &Registry, toasts: &mut Toasts) {
         if self.load_job.is_some() {
             return;
         }
         self.path = dir.display().to_string();
         let work = move |r: &Reporter<LoadedGmn>| {
-            r.progress("reading the run", None);
+            r.stage("reading the run", None);
             let device = Device::flex();
-            let (info, model) = crate::train::load_run(&dir, &device).map_err(|e| e.to_string())?;
+            let (info, model) = crate::train::load_run(&dir, &device).map_err(JobError::failed)?;
             let checkpoint = crate::train::checkpoint::latest(&dir)
                 .ok()
                 .flatten()
@@ -123,14 +121,14 @@ impl TrainedGmn {
                 .unwrap_or_default();
             Ok(LoadedGmn { run_dir: dir, info, checkpoint, model, device })
         };
-        match jobs::spawn("load GMN", waker.clone(), work) {
+        match jobs.spawn("load GMN", work) {
             Ok(job) => self.load_job = Some(job),
             Err(e) => toasts.error(format!("cannot start a worker thread: {e}")),
         }
     }
 
     /// Runs the loaded GMN on `model` (the active model) in a job.
-    pub fn run_on(&mut self, model: Option<&LoadedModel>, waker: &Waker, toasts: &mut Toasts) {
+    pub fn run_on(&mut self, model: Option<&LoadedModel>, jobs: &Registry, toasts: &mut Toasts) {
         if self.infer_job.is_some() {
             return;
         }
@@ -159,7 +157,7 @@ impl TrainedGmn {
             model_id: model.id,
             model_title: model.title(),
         };
-        match jobs::spawn("run GMN", waker.clone(), move |r| job.run(r)) {
+        match jobs.spawn("run GMN", move |r| job.run(r)) {
             Ok(handle) => {
                 self.infer_job = Some(handle);
                 self.error = None;
@@ -179,26 +177,14 @@ impl TrainedGmn {
         self.overlay.as_ref().filter(|o| o.model_id == model_id)
     }
 
-    pub fn cancel_job(&self, id: jobs::JobId) {
-        self.load_job.iter().filter(|j| j.id == id).for_each(JobHandle::cancel);
-        self.infer_job.iter().filter(|j| j.id == id).for_each(JobHandle::cancel);
-        self.dialog_job.iter().filter(|j| j.id == id).for_each(JobHandle::cancel);
-    }
-
-    pub fn job_summaries(&self, out: &mut Vec<JobSummary>) {
-        out.extend(self.dialog_job.iter().map(JobSummary::of));
-        out.extend(self.load_job.iter().map(JobSummary::of));
-        out.extend(self.infer_job.iter().map(JobSummary::of));
-    }
-
     /// Polls the dialog, load and inference jobs.
-    pub fn logic(&mut self, waker: &Waker, toasts: &mut Toasts) {
+    pub fn logic(&mut self, jobs: &Registry, toasts: &mut Toasts) {
         if let Some(job) = &mut self.dialog_job
             && let Some(done) = job.poll()
         {
             self.dialog_job = None;
             match done {
-                Ok(Some(dir)) => self.load(dir, waker, toasts),
+                Ok(Some(dir)) => self.load(dir, jobs, toasts),
                 Ok(None) => {
                     toasts.info("No directory chosen. Without a folder dialog, type the run directory and press Load")
                 }
@@ -217,7 +203,7 @@ impl TrainedGmn {
                     self.loaded = Some(gmn);
                     self.error = None;
                 }
-                Err(e) => self.fail(e, toasts),
+                Err(e) => self.fail(e.to_string(), toasts),
             }
         }
         if let Some(job) = &mut self.infer_job
@@ -231,8 +217,8 @@ impl TrainedGmn {
                     self.inference = Some(inference);
                     self.rebuild_overlay();
                 }
-                Err(e) if e == jobs::CANCELLED => {}
-                Err(e) => self.fail(e, toasts),
+                Err(JobError::Cancelled) => {}
+                Err(e) => self.fail(e.to_string(), toasts),
             }
         }
     }
@@ -244,139 +230,6 @@ impl TrainedGmn {
 
     fn rebuild_overlay(&mut self) {
         self.overlay = self.inference.as_ref().and_then(|inf| overlay_of(inf, self.settings)).map(Arc::new);
-    }
-
-    /// The section's contents (the GMN tab's right-hand panel).
-    pub fn ui(&mut self, ui: &mut egui::Ui, commands: &mut CommandQueue) {
-        ui.add_space(6.0);
-        ui.heading("Trained GMN");
-        ui.add(egui::TextEdit::singleline(&mut self.path).hint_text("/path/to/run").desired_width(f32::INFINITY));
-        ui.horizontal(|ui| {
-            let idle = self.load_job.is_none() && self.dialog_job.is_none();
-            if ui
-                .add_enabled(idle, egui::Button::new("Load trained GMN…"))
-                .on_hover_text("Choose a run directory")
-                .clicked()
-            {
-                commands.send(Command::ShowLoadGmnDialog);
-            }
-            let typed = !self.path.trim().is_empty();
-            if ui
-                .add_enabled(idle && typed, egui::Button::new("Load"))
-                .on_hover_text("Load the directory typed above")
-                .clicked()
-            {
-                commands.send(Command::LoadGmn(PathBuf::from(self.path.trim())));
-            }
-            if !idle {
-                ui.spinner();
-            }
-        });
-        if let Some(gmn) = &self.loaded {
-            ui.add_space(4.0);
-            config_grid(ui, gmn);
-            ui.add_space(6.0);
-            ui.horizontal(|ui| {
-                let can_run = self.infer_job.is_none();
-                if ui.add_enabled(can_run, egui::Button::new("Run on open model")).clicked() {
-                    commands.send(Command::RunGmnOnModel);
-                }
-                if let Some(job) = &self.infer_job {
-                    ui.spinner();
-                    ui.label(RichText::new(&job.stage).weak());
-                }
-            });
-        }
-        if let Some(e) = &self.error {
-            ui.add_space(4.0);
-            ui.colored_label(ui.visuals().error_fg_color, crate::text::shown_message(e).to_string());
-        }
-        if let Some(inf) = &self.inference {
-            ui.add_space(8.0);
-            prediction_ui(ui, inf);
-            ui.add_space(6.0);
-            if ui.button("Show the activation overlay on the graph").clicked() {
-                if !self.settings.enabled {
-                    commands.send(Command::SetNodeOverlay(OverlaySettings { enabled: true, ..self.settings }));
-                }
-                commands.send(Command::ShowTab(Tab::Model));
-            }
-        }
-    }
-}
-
-fn config_grid(ui: &mut egui::Ui, gmn: &LoadedGmn) {
-    let c = &gmn.info.gmn;
-    let (task, classes) = match gmn.info.task {
-        Task::Classification { classes } => ("classification", classes.to_string()),
-        Task::Regression => ("regression", "–".to_string()),
-    };
-    egui::Grid::new("trained_gmn_config").num_columns(2).spacing([12.0, 4.0]).show(ui, |ui| {
-        let rows = [
-            ("Run directory", gmn.run_dir.display().to_string()),
-            ("Checkpoint", gmn.checkpoint.clone()),
-            ("Hidden width", c.hidden.to_string()),
-            ("GMN layers", c.layers.to_string()),
-            ("Task", task.to_string()),
-            ("Classes", classes),
-            ("Readout", format!("{:?}", c.readout).to_lowercase()),
-            ("Graph", if c.undirected { "undirected" } else { "directed" }.to_string()),
-            ("Weight layers", c.trained_weight_layers().to_string()),
-            (
-                "Aggregation",
-                if c.aggregation == crate::models::Aggregation::Pna { "PNA" } else { "mean (EdgeMPNN)" }.to_string(),
-            ),
-            (
-                "Inputs",
-                match c.probe {
-                    Some(p) => format!("weights + {} probe points", p.points),
-                    None => "weights only".to_string(),
-                },
-            ),
-        ];
-        for (k, v) in rows {
-            ui.label(RichText::new(k).weak());
-            ui.add(egui::Label::new(v).wrap());
-            ui.end_row();
-        }
-    });
-}
-
-fn prediction_ui(ui: &mut egui::Ui, inf: &Inference) {
-    ui.label(RichText::new(format!("On {} ({} nodes) in {:.2} s", inf.model_title, inf.nodes, inf.secs)).weak());
-    match &inf.prediction {
-        Prediction::Value(v) => {
-            ui.label(RichText::new(format!("Prediction: {v:.4}")).strong());
-        }
-        Prediction::Class { class, probabilities } => {
-            let p = probabilities.get(*class).copied().unwrap_or(f32::NAN);
-            ui.label(RichText::new(format!("Prediction: class {class} (p = {p:.3})")).strong());
-            let accent = ui.visuals().selection.bg_fill;
-            let muted = ui.visuals().widgets.inactive.bg_fill;
-            let bars = probabilities
-                .iter()
-                .enumerate()
-                .map(|(i, &p)| {
-                    Bar::new(i as f64, f64::from(p)).width(0.7).name(format!("class {i}")).fill(if i == *class {
-                        accent
-                    } else {
-                        muted
-                    })
-                })
-                .collect();
-            Plot::new("gmn_probabilities")
-                .height(140.0)
-                .include_x(-0.5)
-                .include_x(probabilities.len() as f64 - 0.5)
-                .include_y(0.0)
-                .include_y(1.0)
-                .x_axis_label("class")
-                .y_axis_label("probability")
-                .allow_drag(false)
-                .allow_zoom(false)
-                .allow_scroll(false)
-                .show(ui, |plot| plot.bar_chart(BarChart::new("probability", bars)));
-        }
     }
 }
 
@@ -423,15 +276,15 @@ struct InferJob {
 }
 
 impl InferJob {
-    fn run(self, r: &Reporter<Inference>) -> Result<Inference, String> {
+    fn run(self, r: &Reporter<Inference>) -> Result<Inference, JobError> {
         let started = Instant::now();
         let title = &self.model_title;
-        r.progress("building the GMN input", Some(0.05));
+        r.stage("building the GMN input", Some(0.05));
         let arch = crate::arch::recover(&self.store);
         let graph = crate::graph::build(&arch, &self.store)
             .map_err(|e| format!("{title}: cannot build its parameter graph: {e}"))?;
         if graph.num_edges() == 0 {
-            return Err(format!("{title}: no parameters the parameter graph can encode"));
+            return Err(format!("{title}: no parameters the parameter graph can encode").into());
         }
         node_alignment::node_order(&graph).map_err(|e| format!("{title}: {e}"))?;
         // The CLI's limit on GMN features (`infer --max-gmn-bytes`), at its default.
@@ -443,7 +296,7 @@ impl InferJob {
         crate::train::dataset::check_finite(&self.store).map_err(|e| format!("{title}: {e}"))?;
         check_alignment(&topology.node_features, &self.drawn).map_err(|e| format!("{title}: {e}"))?;
         r.check()?;
-        r.progress("running the GMN", Some(0.2));
+        r.stage("running the GMN", Some(0.2));
         let batch_topology = self.model.topology(&[&topology], &self.device)?;
         let weights = self.info.gmn.input_weights(&topology, &weights);
         let batch = GmnBatch::shared(Arc::new(batch_topology), &[weights.as_ref()], &self.device)?;
@@ -464,12 +317,13 @@ impl InferJob {
         let mut layers = Vec::with_capacity(total);
         for (l, state) in out.node_states.into_iter().enumerate() {
             r.check()?;
-            r.progress(format!("node features, GMN layer {l}"), Some(0.5 + 0.5 * l as f32 / total.max(1) as f32));
+            r.stage(format!("node features, GMN layer {l}"), Some(0.5 + 0.5 * l as f32 / total.max(1) as f32));
             let dims = state.dims();
             if dims != [nodes, 1, channels] {
                 return Err(format!(
                     "GMN layer {l} returned node features of shape {dims:?}, expected [{nodes}, 1, {channels}]"
-                ));
+                )
+                .into());
             }
             let values = crate::train::step::to_vec(state);
             let features = NodeFeatures::new(&values, nodes, channels)?;

@@ -11,10 +11,10 @@ use std::time::Instant;
 use crate::arch::{self, Architecture};
 use crate::checkpoint::{self, Format, TensorStore};
 use crate::graph::{self, ParamGraph};
+use crate::jobs::{JobError, Reporter};
 use crate::layout::{self, BlockQuad, EdgeSegment, GraphLayout, Histogram, SpatialGrid, StatsAccumulator, WeightStats};
-use crate::ui::graph_view::captions::Annotations;
-use crate::ui::graph_view::renderer::GpuGeometry;
-use crate::ui::jobs::Reporter;
+use crate::ui::model::graph_view::captions::Annotations;
+use crate::ui::model::graph_view::renderer::GpuGeometry;
 
 /// Graphs with more edges than this keep their edges implicit: only layer bands are drawn.
 pub const EXPLICIT_EDGE_CAP: usize = 2_000_000;
@@ -122,23 +122,23 @@ fn next_id() -> u64 {
 }
 
 /// The job body: opens `source` and prepares it for drawing, reporting progress between stages.
-pub fn load(source: ModelSource, reporter: &Reporter<LoadedModel>) -> Result<LoadedModel, String> {
+pub fn load(source: ModelSource, reporter: &Reporter<LoadedModel>) -> Result<LoadedModel, JobError> {
     let started = Instant::now();
-    reporter.progress("reading tensors", Some(0.02));
+    reporter.stage("reading tensors", Some(0.02));
     let store = match &source {
         ModelSource::Demo(name) => crate::demo::open(name),
         ModelSource::File(path) => checkpoint::open(path),
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(JobError::failed)?;
     reporter.check()?;
-    reporter.progress("recovering architecture", Some(0.08));
+    reporter.stage("recovering architecture", Some(0.08));
     let arch = arch::recover(&store);
     reporter.check()?;
     let stats_deferred = store.num_parameters() > DEFERRED_STATS_PARAMETERS;
     let (layers, sample) = summarise_layers(&arch, &store, !stats_deferred, reporter)?;
     let unrecognized =
         arch.unrecognized.iter().filter_map(|name| store.get(name)).map(|t| tensor_summary(t, false)).collect();
-    reporter.progress("building parameter graph", Some(0.45));
+    reporter.stage("building parameter graph", Some(0.45));
     let id = next_id();
     let graph = match graph::build(&arch, &store) {
         Ok(graph) => Ok(prepare_graph(id, graph, &layers, &sample, !stats_deferred, reporter)?),
@@ -172,7 +172,7 @@ fn summarise_layers(
     store: &TensorStore,
     read_values: bool,
     reporter: &Reporter<LoadedModel>,
-) -> Result<(Vec<LayerSummary>, Vec<f32>), String> {
+) -> Result<(Vec<LayerSummary>, Vec<f32>), JobError> {
     let mut out = Vec::with_capacity(arch.layers.len());
     let stride = (store.num_parameters() / 200_000).max(1);
     let mut sample = Vec::new();
@@ -180,7 +180,7 @@ fn summarise_layers(
     for (i, layer) in arch.layers.iter().enumerate() {
         reporter.check()?;
         if read_values {
-            reporter.progress(format!("weight statistics: {}", layer.name), Some(0.1 + 0.35 * i as f32 / n));
+            reporter.stage(format!("weight statistics: {}", layer.name), Some(0.1 + 0.35 * i as f32 / n));
         }
         let params = layer.kind.parameter_tensors();
         let param_tensors: Vec<&checkpoint::TensorInfo> = params.iter().filter_map(|name| store.get(name)).collect();
@@ -265,27 +265,27 @@ fn prepare_graph(
     sample: &[f32],
     read_values: bool,
     reporter: &Reporter<LoadedModel>,
-) -> Result<GraphData, String> {
-    reporter.progress("layout", Some(0.5));
+) -> Result<GraphData, JobError> {
+    reporter.stage("layout", Some(0.5));
     let layout = layout::compute(&graph, &layout::LayoutOptions::default());
     reporter.check()?;
     let grid = SpatialGrid::new(&layout.positions, layout.bounds, 1.0);
-    reporter.progress("layer bands", Some(0.6));
+    reporter.stage("layer bands", Some(0.6));
     let quads =
         if read_values { layout::block_quads(&graph, &layout) } else { layout::block_quads_unvalued(&graph, &layout) };
     reporter.check()?;
     let edges = layout::explicit_edges(&graph, EXPLICIT_EDGE_CAP, |f| {
-        reporter.progress("neuron edges", Some(0.7 + 0.2 * f));
+        reporter.stage("neuron edges", Some(0.7 + 0.2 * f));
         reporter.is_cancelled()
     });
     reporter.check()?;
-    reporter.progress("colour scale", Some(0.92));
+    reporter.stage("colour scale", Some(0.92));
     let edge_block_scales = edges.as_deref().map(|e| layout::block_scales(&graph, e, 0.98)).unwrap_or_default();
     let weight_scale = layout::abs_quantile([sample], 0.98, usize::MAX).unwrap_or(1.0);
     let block_scale = quads.iter().map(|q| q.mean_weight.abs()).filter(|v| v.is_finite()).fold(0.0f32, f32::max);
     let min_weight = layers.iter().filter_map(|l| l.stats).map(|s| s.min).fold(f32::INFINITY, f32::min);
     let max_weight = layers.iter().filter_map(|l| l.stats).map(|s| s.max).fold(f32::NEG_INFINITY, f32::max);
-    reporter.progress("GPU buffers", Some(0.95));
+    reporter.stage("GPU buffers", Some(0.95));
     let geometry = Arc::new(GpuGeometry::build(id, &graph, &layout, edges.as_deref(), &edge_block_scales, &quads));
     let annotations = Annotations::build(&graph, &layout, layers);
     Ok(GraphData {

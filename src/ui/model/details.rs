@@ -10,13 +10,14 @@ use egui::RichText;
 use egui_plot::{Bar, BarChart, Plot};
 
 use crate::checkpoint::TensorStore;
+use crate::jobs::{JobError, JobHandle, Reporter};
 use crate::layout::{MatrixView, matrix_view};
 use crate::text::{shown, shown_message};
-use crate::ui::colormap::Diverging;
-use crate::ui::commands::{Command, CommandQueue};
-use crate::ui::jobs::{JobHandle, Reporter};
-use crate::ui::loader::{LayerSummary, LoadedModel};
-use crate::ui::status_bar::thousands;
+use crate::ui::app::commands::{Command, CommandQueue};
+use crate::ui::app::status_bar::thousands;
+use crate::ui::model::loader::{LayerSummary, LoadedModel};
+use crate::ui::widgets::PanelContext;
+use crate::ui::widgets::colormap::Diverging;
 
 /// Largest heatmap side in cells (bigger matrices are pooled, see `layout::matrix_view`).
 const HEATMAP_SIDE: usize = 512;
@@ -56,7 +57,7 @@ impl HeatmapCache {
                 }
                 Some(Err(e)) => {
                     errors.push(format!("heatmap of {}: {e}", key.1));
-                    *entry = HeatmapEntry::Failed(e);
+                    *entry = HeatmapEntry::Failed(e.to_string());
                 }
             }
         }
@@ -78,13 +79,14 @@ pub fn heatmap_job(
     store: Arc<TensorStore>,
     tensor: String,
     dark: bool,
-) -> impl FnOnce(&Reporter<HeatmapImage>) -> Result<HeatmapImage, String> + Send + 'static {
+) -> impl FnOnce(&Reporter<HeatmapImage>) -> Result<HeatmapImage, JobError> + Send + 'static {
     move |reporter| {
-        let t = store.get(&tensor).ok_or_else(|| format!("no tensor named '{tensor}'"))?;
-        reporter.progress("decoding", None);
+        let t = store.get(&tensor).ok_or_else(|| JobError::Failed(format!("no tensor named '{tensor}'")))?;
+        reporter.stage("decoding", None);
         let values = t.to_f32();
         reporter.check()?;
-        let view = matrix_view(&t.shape, &values, HEATMAP_SIDE).ok_or("tensor is empty")?;
+        let view =
+            matrix_view(&t.shape, &values, HEATMAP_SIDE).ok_or_else(|| JobError::Failed("tensor is empty".into()))?;
         let map = Diverging::for_theme(dark);
         let scale = if view.max_abs > 0.0 { 1.0 / view.max_abs } else { 1.0 };
         let pixels = view.values.iter().map(|&v| map.map(v * scale)).collect();
@@ -100,14 +102,9 @@ pub struct DetailsPanel {
 }
 
 impl DetailsPanel {
-    pub fn ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        model: &LoadedModel,
-        selected: Option<usize>,
-        heatmaps: &HeatmapCache,
-        commands: &mut CommandQueue,
-    ) {
+    pub fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PanelContext<'_>, heatmaps: &HeatmapCache) {
+        let Some(model) = cx.model else { return };
+        let (selected, commands) = (cx.selected_layer, &mut *cx.commands);
         let Some((index, layer)) = selected.and_then(|i| model.layers.get(i).map(|l| (i, l))) else {
             ui.add_space(8.0);
             ui.heading("Layer details");
@@ -301,7 +298,7 @@ fn heatmap_image(ui: &mut egui::Ui, texture: &egui::TextureHandle, view: &Matrix
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ui::loader::TensorSummary;
+    use crate::ui::model::loader::TensorSummary;
 
     fn layer(names: &[&str]) -> LayerSummary {
         LayerSummary {

@@ -1,9 +1,11 @@
 //! The menu bar: File, View, Help. Every item only sends a [`Command`].
 
-use crate::ui::commands::{Command, CommandQueue, shortcuts};
-use crate::ui::state::{AppState, ColourScale, EdgeMode, ThemeChoice};
+use crate::ui::app::commands::{Command, CommandQueue, shortcuts};
+use crate::ui::app::state::{AppState, ColourScale, EdgeMode, ThemeChoice};
+use crate::ui::widgets::PanelContext;
 
-pub fn ui(ui: &mut egui::Ui, state: &mut AppState, has_model: bool, commands: &mut CommandQueue) {
+pub fn ui(ui: &mut egui::Ui, cx: &mut PanelContext<'_>, state: &mut AppState) {
+    let (has_model, commands) = (cx.model.is_some(), &mut *cx.commands);
     egui::MenuBar::new().ui(ui, |ui| {
         ui.menu_button("File", |ui| file_menu(ui, state, has_model, commands));
         ui.menu_button("View", |ui| view_menu(ui, state, commands));

@@ -5,9 +5,10 @@
 use egui::{RichText, collapsing_header::CollapsingState};
 
 use crate::text::{shown, shown_message};
-use crate::ui::commands::{Command, CommandQueue};
-use crate::ui::loader::{LayerSummary, LoadedModel, TensorSummary};
-use crate::ui::status_bar::thousands;
+use crate::ui::app::commands::{Command, CommandQueue};
+use crate::ui::app::status_bar::thousands;
+use crate::ui::model::loader::{LayerSummary, LoadedModel, TensorSummary};
+use crate::ui::widgets::PanelContext;
 
 #[derive(Default)]
 pub struct LayerTree {
@@ -20,7 +21,9 @@ impl LayerTree {
         egui::Id::unique("gmnscope_layer_search")
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, model: &LoadedModel, selected: Option<usize>, commands: &mut CommandQueue) {
+    pub fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PanelContext<'_>) {
+        let Some(model) = cx.model else { return };
+        let (selected, commands) = (cx.selected_layer, &mut *cx.commands);
         let Self { search } = self;
         ui.add_space(4.0);
         ui.horizontal(|ui| {
@@ -50,7 +53,8 @@ impl LayerTree {
                 let Some(prefix) = group.prefix else {
                     for i in group.members {
                         let layer = &model.layers[i];
-                        layer_row(ui, model.id, i, layer, &layer.name, selected == Some(i), open_rows, commands);
+                        let row = Row { model_id: model.id, index: i, layer, label: &layer.name, open: open_rows };
+                        layer_row(ui, row, selected == Some(i), commands);
                     }
                     continue;
                 };
@@ -63,7 +67,8 @@ impl LayerTree {
                         for i in group.members {
                             let layer = &model.layers[i];
                             let short = layer.name.get(prefix.len() + 1..).unwrap_or(&layer.name);
-                            layer_row(ui, model.id, i, layer, short, selected == Some(i), open_rows, commands);
+                            let row = Row { model_id: model.id, index: i, layer, label: short, open: open_rows };
+                            layer_row(ui, row, selected == Some(i), commands);
                         }
                     });
             }
@@ -109,7 +114,7 @@ struct Group<'a> {
 /// `encoder.layer.0.attention.self` -> `encoder.layer.0`, `layer2.0.downsample.0` -> `layer2.0`,
 /// `seq.0` -> none (the index is the layer itself), `/model.2/cv1/conv/Conv` -> `/model.2`.
 fn block_prefix(name: &str) -> Option<&str> {
-    crate::ui::graph_view::captions::group_prefix(name)
+    crate::ui::model::graph_view::captions::group_prefix(name)
 }
 
 fn group_layers<'a>(layers: &'a [LayerSummary], shown: &[usize]) -> Vec<Group<'a>> {
@@ -142,16 +147,18 @@ fn matches(layer: &LayerSummary, needle: &str) -> bool {
         || layer.tensors.iter().any(|t| t.name.to_lowercase().contains(needle))
 }
 
-fn layer_row(
-    ui: &mut egui::Ui,
+/// One layer's row in the tree: which layer, the label shown (its name without the group's
+/// prefix), and whether it starts expanded.
+struct Row<'a> {
     model_id: u64,
     index: usize,
-    layer: &LayerSummary,
-    label: &str,
-    selected: bool,
-    default_open: bool,
-    commands: &mut CommandQueue,
-) {
+    layer: &'a LayerSummary,
+    label: &'a str,
+    open: bool,
+}
+
+fn layer_row(ui: &mut egui::Ui, row: Row<'_>, selected: bool, commands: &mut CommandQueue) {
+    let Row { model_id, index, layer, label, open: default_open } = row;
     let id = ui.make_persistent_id(("layer", model_id, index));
     CollapsingState::load_with_default_open(ui.ctx(), id, default_open)
         .show_header(ui, |ui| {

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use egui::{RichText, Sense, pos2, vec2};
 
 use crate::analysis::node_colouring::ColourRange;
-use crate::ui::colormap::Diverging;
-use crate::ui::commands::{Command, CommandQueue};
+use crate::ui::app::commands::{Command, CommandQueue};
+use crate::ui::widgets::colormap::Diverging;
 
 /// How nodes are coloured by their GMN features.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -3,7 +3,8 @@
 
 use egui::{Align2, RichText};
 
-use crate::ui::commands::{Command, CommandQueue, shortcuts};
+use crate::ui::app::commands::{Command, CommandQueue, shortcuts};
+use crate::ui::widgets::PanelContext;
 
 #[derive(Default)]
 pub struct CkaOpenForm {
@@ -22,7 +23,8 @@ pub struct Dialogs {
 }
 
 impl Dialogs {
-    pub fn ui(&mut self, ctx: &egui::Context, commands: &mut CommandQueue) {
+    pub fn ui(&mut self, ctx: &egui::Context, cx: &mut PanelContext<'_>) {
+        let commands = &mut *cx.commands;
         let Self { open_path, cka_open, about, shortcuts: show_shortcuts } = self;
         cka_open_ui(ctx, cka_open, commands);
         if let Some(text) = open_path {
