@@ -355,7 +355,7 @@ fn bad_zoos_and_edited_runs_get_short_clear_messages() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), bad.join(entry.file_name())).unwrap();
     }
-    let store = gmnscope::checkpoint::open(&bad.join("inr_000003.safetensors")).unwrap();
+    let store = gmnscope::checkpoint::open(bad.join("inr_000003.safetensors")).unwrap();
     let tensors: Vec<gmnscope::checkpoint::writer::OwnedTensor> = store
         .tensors()
         .iter()

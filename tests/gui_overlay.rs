@@ -230,7 +230,12 @@ fn bad_runs_unfit_models_and_no_model_are_error_toasts() {
     h.run_steps(2);
     settle(&mut h);
     let e = errors(&h);
-    assert!(e.iter().any(|t| t.starts_with("demo: resnet") && t.contains("does not fit this GMN")), "{e:?}");
+    assert!(
+        e.iter().any(|t| t.starts_with("demo: resnet")
+            && t.contains("this GMN was trained on INRs")
+            && t.contains("this file has conv layers and BatchNorm")),
+        "{e:?}"
+    );
     assert!(h.state().gmn().trained.inference.is_none());
 
     // No model open.
@@ -309,7 +314,12 @@ fn startup_gmn_failures_are_toasts_and_end_the_sequence() {
     assert!(h.state().startup_finished());
     assert!(h.state().gmn().trained.loaded.is_some(), "the run itself loads");
     let e = errors(&h);
-    assert!(e.iter().any(|t| t.starts_with("demo: resnet") && t.contains("does not fit this GMN")), "{e:?}");
+    assert!(
+        e.iter().any(|t| t.starts_with("demo: resnet")
+            && t.contains("this GMN was trained on INRs")
+            && t.contains("this file has conv layers and BatchNorm")),
+        "{e:?}"
+    );
     assert!(h.state().gmn().trained.inference.is_none());
     assert_eq!(h.state().tab(), Tab::Gmn, "--tab wins");
 }

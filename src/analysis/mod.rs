@@ -5,8 +5,7 @@
 //! Brief overview:
 //! - [`node_colouring`]: one GMN layer's node features (`N x h`) -> one value per node (a
 //!   channel, the L2 norm, or the first principal component) and the colour range they span.
-//! - [`node_alignment`]: proof that GMN node `i` is node `i` of the drawn parameter graph, and
-//!   that the open model has the weight layers the GMN was trained on.
+//! - [`node_alignment`]: proof that GMN node `i` is node `i` of the drawn parameter graph.
 //! - [`softmax`]: class probabilities from a classification head's logits.
 //!
 //! Must not import: `ui`, `models`, `train` (those call in, not the other way round).

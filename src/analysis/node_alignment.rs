@@ -7,9 +7,8 @@
 //! features. [`node_order`] checks the first, [`check_alignment`] the second. An undirected
 //! topology only adds reversed edges, so its nodes, and this check, are unchanged.
 //!
-//! [`check_weight_layers`] checks the other precondition of a meaningful prediction: the open
-//! model has the weight layers of the networks the GMN was trained on (a trained run keeps one
-//! weight scale per edge layer index of its zoo).
+//! Whether the GMN can read the model at all (its kinds of parameters and weight layers) is
+//! `crate::inference::check_fits`.
 
 use crate::graph::ParamGraph;
 
@@ -49,23 +48,6 @@ pub fn check_alignment(gmn_nodes: &[[i64; 3]], drawn_nodes: &[[i64; 3]]) -> Resu
     }
 }
 
-/// Number of edge layer indices (`0..=max`) among a topology's edge layer indices.
-pub fn weight_layer_count(edge_layers: impl IntoIterator<Item = f32>) -> usize {
-    edge_layers.into_iter().filter(|l| l.is_finite() && *l >= 0.0).map(|l| l as usize + 1).max().unwrap_or(0)
-}
-
-/// Checks that a model with `model_layers` edge layer indices fits a GMN trained on networks with
-/// `trained_layers` (the length of its weight scales; 0 = unknown, accepted).
-pub fn check_weight_layers(model_layers: usize, trained_layers: usize) -> Result<(), String> {
-    if trained_layers == 0 || model_layers == trained_layers {
-        return Ok(());
-    }
-    Err(format!(
-        "the open model's architecture does not fit this GMN: its parameter graph has {model_layers} weight layers, \
-         the networks the GMN was trained on had {trained_layers}"
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,16 +81,5 @@ mod tests {
         swapped.swap(0, last);
         let e = check_alignment(&swapped, &order).unwrap_err();
         assert!(e.starts_with("node 0 differs"), "{e}");
-    }
-
-    #[test]
-    fn weight_layers_must_match_the_training_zoo() {
-        assert_eq!(weight_layer_count([0.0, 2.0, 1.0, 2.0]), 3);
-        assert_eq!(weight_layer_count([f32::NAN, -1.0]), 0);
-        assert_eq!(weight_layer_count(std::iter::empty()), 0);
-        check_weight_layers(3, 3).unwrap();
-        check_weight_layers(5, 0).unwrap();
-        let e = check_weight_layers(12, 3).unwrap_err();
-        assert!(e.contains("does not fit") && e.contains("12") && e.contains('3'), "{e}");
     }
 }

@@ -100,7 +100,7 @@ fn polling_applies_the_stage_and_hands_progress_over() {
 
 #[test]
 fn a_cancelled_job_is_cancelled_by_type_and_panics_become_errors() {
-    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::sync_channel::<()>(1);
     let mut job = spawn("cancel", move |r: &Reporter<()>| {
         go_rx.recv().ok();
         Ok(r.check()?)
@@ -156,7 +156,7 @@ fn the_registry_lists_running_jobs_cancels_by_id_and_wakes_on_reports() {
     let registry = Registry::new(Some(Arc::new(move || {
         counter.fetch_add(1, Ordering::Relaxed);
     })));
-    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::sync_channel::<()>(1);
     let mut job = registry
         .spawn("wait for it", move |r: &Reporter<(), u8>| {
             r.stage("waiting", Some(0.25));

@@ -20,6 +20,9 @@ use crate::study::figures::family_colour;
 use crate::study::reader::{self, AccuracyRow, CrossFamily, RunId, SeedCurve, StudyData};
 use crate::ui::cka::data::CkaResult;
 
+/// Row layer names, column layer names and the values (`None` where undefined).
+type LabelledMatrix = (Vec<String>, Vec<String>, Vec<Vec<Option<f64>>>);
+
 /// Which matrix the heatmap shows: rows of family `rows`, columns of family `cols`, and either one
 /// seed pair or (`None`) the mean over seed pairs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,7 +93,7 @@ impl StudyView {
     }
 
     /// The mean matrix over seed pairs of (rows, cols), transposing a stored (cols, rows) summary.
-    fn mean_matrix(&self, rows: &str, cols: &str) -> Option<(Vec<String>, Vec<String>, Vec<Vec<Option<f64>>>)> {
+    fn mean_matrix(&self, rows: &str, cols: &str) -> Option<LabelledMatrix> {
         let pairs = &self.data.results.cka.pairs;
         if let Some(p) = pairs.get(&format!("{rows}-{cols}")) {
             return Some((p.row_layers.clone(), p.col_layers.clone(), p.mean_matrix.clone()));

@@ -17,12 +17,12 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 
-use crate::analysis::node_alignment::{self, check_alignment, check_weight_layers, weight_layer_count};
+use crate::analysis::node_alignment::{self, check_alignment};
 use crate::analysis::node_colouring::{self, ColourRange, NodeFeatures, PrincipalComponent};
 use crate::checkpoint::TensorStore;
 use crate::jobs::{JobError, JobHandle, Registry, Reporter};
-use crate::models::{Gmn, GmnBatch, Topology};
-use crate::train::{RunInfo, Task};
+use crate::models::Gmn;
+use crate::train::RunInfo;
 use crate::ui::model::graph_view::overlay::{NodeOverlay, OverlayMode, OverlaySettings};
 use crate::ui::model::loader::LoadedModel;
 use crate::ui::widgets::toasts::Toasts;
@@ -37,16 +37,8 @@ pub struct LoadedGmn {
     device: Device,
 }
 
-/// What the GMN predicts for a model.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Prediction {
-    Class {
-        class: usize,
-        probabilities: Vec<f32>,
-    },
-    /// Regressed value, in the target's units.
-    Value(f32),
-}
+/// What the GMN predicts for a model (the core's type: `infer` prints the same).
+pub use crate::inference::Prediction;
 
 /// One GMN layer's node features (`nodes x channels`, row-major) and what the overlay derives.
 pub struct LayerFeatures {
@@ -280,57 +272,26 @@ impl InferJob {
         let started = Instant::now();
         let title = &self.model_title;
         r.stage("building the GMN input", Some(0.05));
-        let arch = crate::arch::recover(&self.store);
-        let graph = crate::graph::build(&arch, &self.store)
-            .map_err(|e| format!("{title}: cannot build its parameter graph: {e}"))?;
-        if graph.num_edges() == 0 {
-            return Err(format!("{title}: no parameters the parameter graph can encode").into());
-        }
-        node_alignment::node_order(&graph).map_err(|e| format!("{title}: {e}"))?;
-        // The CLI's limit on GMN features (`infer --max-gmn-bytes`), at its default.
-        crate::limits::check_gmn_on_graph(&graph, &self.info.gmn, crate::limits::GMN_BYTES.default)
-            .map_err(|e| format!("{title}: {e} (gmnscope infer)"))?;
-        let (topology, weights) = Topology::from_graph(&graph, self.info.gmn.undirected)?;
-        let layers = weight_layer_count(topology.edge_features.iter().map(|f| f[0]));
-        check_weight_layers(layers, self.info.gmn.trained_weight_layers()).map_err(|e| format!("{title}: {e}"))?;
-        crate::train::dataset::check_finite(&self.store).map_err(|e| format!("{title}: {e}"))?;
-        check_alignment(&topology.node_features, &self.drawn).map_err(|e| format!("{title}: {e}"))?;
+        // The one pipeline `gmnscope infer` uses: the same checks, the same refusals in words.
+        let input = crate::inference::prepare(&self.store, &self.info, crate::limits::GMN_BYTES.default)
+            .map_err(|e| format!("{title}: {e}"))?;
+        node_alignment::node_order(&input.graph).map_err(|e| format!("{title}: {e}"))?;
+        check_alignment(&input.topology.node_features, &self.drawn).map_err(|e| format!("{title}: {e}"))?;
         r.check()?;
         r.stage("running the GMN", Some(0.2));
-        let batch_topology = self.model.topology(&[&topology], &self.device)?;
-        let weights = self.info.gmn.input_weights(&topology, &weights);
-        let batch = GmnBatch::shared(Arc::new(batch_topology), &[weights.as_ref()], &self.device)?;
-        let out = self.model.forward_states(&batch, true);
-        let raw = crate::train::step::to_vec(out.output);
-        let prediction = match self.info.task {
-            Task::Classification { .. } => {
-                let probabilities = crate::analysis::softmax(&raw);
-                Prediction::Class { class: crate::train::metrics::argmax(&probabilities), probabilities }
-            }
-            Task::Regression => {
-                let v = raw.first().copied().unwrap_or(f32::NAN);
-                Prediction::Value(v * self.info.target_std + self.info.target_mean)
-            }
-        };
-        let (nodes, channels) = (topology.num_nodes(), self.info.gmn.hidden);
+        let out = crate::inference::run(&self.model, &self.info, &self.device, &input)?;
+        let (nodes, channels) = (out.nodes, out.channels);
         let total = out.node_states.len();
         let mut layers = Vec::with_capacity(total);
-        for (l, state) in out.node_states.into_iter().enumerate() {
+        for (l, values) in out.node_states.into_iter().enumerate() {
             r.check()?;
             r.stage(format!("node features, GMN layer {l}"), Some(0.5 + 0.5 * l as f32 / total.max(1) as f32));
-            let dims = state.dims();
-            if dims != [nodes, 1, channels] {
-                return Err(format!(
-                    "GMN layer {l} returned node features of shape {dims:?}, expected [{nodes}, 1, {channels}]"
-                )
-                .into());
-            }
-            let values = crate::train::step::to_vec(state);
             let features = NodeFeatures::new(&values, nodes, channels)?;
             let norms = node_colouring::l2_norms(features);
             let pca = node_colouring::first_principal_component(features);
             layers.push(LayerFeatures { values, norms, pca });
         }
+        let prediction = out.prediction;
         Ok(Inference {
             model_id: self.model_id,
             model_title: self.model_title,
