@@ -47,6 +47,10 @@ enum Command {
     Train(cli::train::TrainArgs),
     /// Run a trained graph metanetwork on a model file.
     Infer(cli::infer::InferArgs),
+    /// Permute B's hidden units onto A's (weight matching) and write B permuted.
+    Align(cli::align::AlignArgs),
+    /// Per-layer differences of two checkpoints, optionally after aligning B to A.
+    Diff(cli::diff::DiffArgs),
     /// The seed study: GMN vs MLP vs CNN representations across seeds (CKA, accuracy, agreement).
     Study(cli::study::StudyArgs),
 }
@@ -67,6 +71,8 @@ fn main() -> ExitCode {
         Some(Command::Train(args)) => cli::train::run(&args),
         Some(Command::Infer(args)) => cli::infer::run(&args),
         Some(Command::Study(args)) => cli::study::run(&args),
+        Some(Command::Align(args)) => cli::align::run(&args),
+        Some(Command::Diff(args)) => cli::diff::run(&args),
         None => cli::gui::run(
             &cli.files,
             cli.screenshot.as_deref(),
