@@ -185,14 +185,19 @@ fn f32s(t: &OwnedTensor) -> Vec<f32> {
     t.bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
 }
 
-/// The net with each group permuted at random.
-fn permuted_copy(net: &Net, rng: &mut SplitMix64) -> Vec<OwnedTensor> {
+/// `tensors` (the net's, possibly scaled) with each of the net's groups permuted at random.
+fn permuted_copy(tensors: &[OwnedTensor], net: &Net, rng: &mut SplitMix64) -> Vec<OwnedTensor> {
     let perms: Vec<Vec<usize>> = net.groups.iter().map(|(n, _)| random_permutation(*n, rng)).collect();
-    net.tensors
+    tensors
         .iter()
         .map(|t| {
             if t.dtype != DType::F32 {
-                return OwnedTensor { name: t.name.clone(), dtype: t.dtype, shape: t.shape.clone(), bytes: t.bytes.clone() };
+                return OwnedTensor {
+                    name: t.name.clone(),
+                    dtype: t.dtype,
+                    shape: t.shape.clone(),
+                    bytes: t.bytes.clone(),
+                };
             }
             let mut v = f32s(t);
             for ((_, axes), perm) in net.groups.iter().zip(&perms) {
@@ -232,7 +237,7 @@ fn check_recovery(label: &str, net: &Net, scale: f32, seed: u64) {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = SplitMix64::new(seed);
     let a_tensors = scaled(&net.tensors, scale);
-    let b_tensors = permuted_copy(&Net { tensors: a_tensors.clone(), groups: net.groups.clone() }, &mut rng);
+    let b_tensors = permuted_copy(&a_tensors, net, &mut rng);
     let (_, a) = save(dir.path(), "a.safetensors", &a_tensors);
     let (_, b) = save(dir.path(), "b.safetensors", &b_tensors);
     let (a_arch, b_arch) = (arch::recover(&a), arch::recover(&b));
@@ -330,7 +335,7 @@ fn align_and_diff_commands_report_equivalence_as_json() {
     let dir = tempfile::tempdir().unwrap();
     let net = resnet();
     let (a, _) = save(dir.path(), "a.safetensors", &net.tensors);
-    let b_tensors = permuted_copy(&net, &mut SplitMix64::new(5));
+    let b_tensors = permuted_copy(&net.tensors, &net, &mut SplitMix64::new(5));
     let (b, _) = save(dir.path(), "b.safetensors", &b_tensors);
     let out = dir.path().join("aligned.safetensors");
     let (a, b, o) = (a.to_str().unwrap(), b.to_str().unwrap(), out.to_str().unwrap());
@@ -406,6 +411,7 @@ fn inspect_spectra_reports_every_linear_layer() {
         v["layers"].as_array().unwrap().iter().filter_map(|l| l["spectrum"]["skipped"].as_str()).collect();
     assert!(!skipped.is_empty() && skipped.iter().all(|s| s.contains("--max-spectrum-work")), "{skipped:?}");
     // Without --spectra inspect reads no weights and reports none.
-    let v: serde_json::Value = serde_json::from_slice(&run(&["inspect", file.to_str().unwrap(), "--json"]).stdout).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&run(&["inspect", file.to_str().unwrap(), "--json"]).stdout).unwrap();
     assert!(v["layers"][0].get("spectrum").is_none());
 }

@@ -67,7 +67,8 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<()> {
         );
     }
     println!("{:<40}  {:>12}", "total", opt(d.relative_change, |v| format!("{v:.6}")));
-    for (what, list) in [("only in A", &d.only_in_a), ("only in B", &d.only_in_b), ("shapes differ", &d.shape_differs)] {
+    for (what, list) in [("only in A", &d.only_in_a), ("only in B", &d.only_in_b), ("shapes differ", &d.shape_differs)]
+    {
         if !list.is_empty() {
             let names: Vec<String> = list.iter().map(|n| shown(n).to_string()).collect();
             println!("{what} ({}): {}", list.len(), names.join(", "));

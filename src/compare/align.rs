@@ -175,15 +175,8 @@ pub fn align(
             permutation: p.clone(),
         })
         .collect();
-    let mut alignment = Alignment {
-        groups,
-        layers: Vec::new(),
-        distance_before: 0.0,
-        distance_after: 0.0,
-        sweeps,
-        converged,
-        spec,
-    };
+    let mut alignment =
+        Alignment { groups, layers: Vec::new(), distance_before: 0.0, distance_after: 0.0, sweeps, converged, spec };
     alignment.layers = layer_distances(a, a_arch, b, b_arch, &alignment);
     alignment.distance_before = alignment.layers.iter().map(|l| l.before * l.before).sum::<f64>().sqrt();
     alignment.distance_after = alignment.layers.iter().map(|l| l.after * l.after).sum::<f64>().sqrt();
@@ -203,7 +196,13 @@ impl Alignment {
     }
 
     /// B's tensor with the alignment applied (values as f64).
-    pub fn permuted_values(&self, b: &TensorStore, b_arch: &Architecture, layer: usize, slot: usize) -> Option<Vec<f64>> {
+    pub fn permuted_values(
+        &self,
+        b: &TensorStore,
+        b_arch: &Architecture,
+        layer: usize,
+        slot: usize,
+    ) -> Option<Vec<f64>> {
         let t = tensor(b, b_arch, layer, slot)?;
         let mut v = t.to_f64();
         for (axis, block, perm) in self.axes_of(layer, slot) {
@@ -355,7 +354,12 @@ fn layer_distances(
                 before += va.iter().zip(&vb).map(|(x, y)| (x - y) * (x - y)).sum::<f64>();
                 after += va.iter().zip(&pb).map(|(x, y)| (x - y) * (x - y)).sum::<f64>();
             }
-            LayerDistance { name: layer.name.clone(), kind: layer.kind.name(), before: before.sqrt(), after: after.sqrt() }
+            LayerDistance {
+                name: layer.name.clone(),
+                kind: layer.kind.name(),
+                before: before.sqrt(),
+                after: after.sqrt(),
+            }
         })
         .collect()
 }

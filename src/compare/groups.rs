@@ -163,7 +163,8 @@ pub fn groups(arch: &Architecture, store: &TensorStore) -> Groups {
         };
         in_group[i] = input;
         let kind_name = layer.kind.name();
-        let unsupported = |b: &mut Builder, g: Option<usize>| b.fix(g, || format!("read by {kind_name} `{}`", layer.name));
+        let unsupported =
+            |b: &mut Builder, g: Option<usize>| b.fix(g, || format!("read by {kind_name} `{}`", layer.name));
         let mut push = |name: &str, axes: Vec<Axis>| {
             if let Some(slot) = slot_of(i, name)
                 && !axes.is_empty()
