@@ -415,3 +415,19 @@ fn inspect_spectra_reports_every_linear_layer() {
         serde_json::from_slice(&run(&["inspect", file.to_str().unwrap(), "--json"]).stdout).unwrap();
     assert!(v["layers"][0].get("spectrum").is_none());
 }
+
+#[test]
+fn non_finite_weights_are_refused_naming_the_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bad = mlp(1, [24, 16]).tensors;
+    let mut v = f32s(&bad[2]);
+    v[5] = f32::NAN;
+    bad[2] = OwnedTensor::f32("fc2.weight", vec![16, 24], &v);
+    let (_, a) = save(dir.path(), "a.safetensors", &mlp(1, [24, 16]).tensors);
+    let (_, b) = save(dir.path(), "b.safetensors", &bad);
+    let err = align(&a, &arch::recover(&a), &b, &arch::recover(&b), &AlignOptions::default()).unwrap_err();
+    assert!(matches!(err, AlignError::NonFinite(ref t) if t == "fc2.weight"), "{err}");
+    // The diff still reports it, as a layer that is not equal.
+    let d = diff(&a, &arch::recover(&a), &b, &arch::recover(&b), None);
+    assert!(!d.layers[1].equal && d.verdict == Verdict::Different);
+}

@@ -280,13 +280,7 @@ fn profit(pairs: &[Pair], g: usize, n: usize, perms: &[Vec<usize>]) -> Vec<f64> 
         let ra = rows_along(&pair.a, &pair.shape, axis.axis, axis.block, n);
         let rb = rows_along(&b, &pair.shape, axis.axis, axis.block, n);
         let width = ra.len() / n;
-        for i in 0..n {
-            let xi = &ra[i * width..(i + 1) * width];
-            for j in 0..n {
-                let yj = &rb[j * width..(j + 1) * width];
-                profit[i * n + j] += xi.iter().zip(yj).map(|(x, y)| x * y).sum::<f64>();
-            }
-        }
+        crate::cka::gemm::a_bt_add(&ra, n, &rb, n, width, &mut profit);
     }
     profit
 }

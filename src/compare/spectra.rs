@@ -208,15 +208,7 @@ fn gram_eigenvalues(rows: usize, cols: usize, at: impl Fn(usize, usize) -> f64) 
         }
     }
     let mut g = vec![0.0; m * m];
-    for i in 0..m {
-        let xi = &x[i * n..(i + 1) * n];
-        for j in 0..=i {
-            let xj = &x[j * n..(j + 1) * n];
-            let dot: f64 = xi.iter().zip(xj).map(|(a, b)| a * b).sum();
-            g[i * m + j] = dot;
-            g[j * m + i] = dot;
-        }
-    }
+    crate::cka::gemm::a_at(&x, m, n, &mut g);
     symmetric_eigenvalues(&mut g, m)
 }
 
