@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use gmnscope::arch::{self, Architecture, Unplaced};
 use gmnscope::checkpoint::{self, TensorStore};
-use gmnscope::compare::spectra::{self, SPECTRUM_WORK, Spectrum, WeightMatrix};
+use gmnscope::compare::spectra::{self, SPECTRUM_WORK, Spectrum};
 use gmnscope::graph::{self, ParamGraph};
 use gmnscope::text::{shown, thousands};
 
@@ -101,8 +101,7 @@ pub fn open_model(file: &Path) -> anyhow::Result<TensorStore> {
 
 /// The spectrum of a Linear or conv layer (`None` for other layers).
 fn layer_spectrum(kind: &arch::LayerKind, store: &TensorStore, max_work: u64) -> Option<LayerSpectrum> {
-    let w = WeightMatrix::of_layer(kind, store)?;
-    Some(match spectra::spectrum(&w, max_work) {
+    Some(match spectra::layer_spectrum(kind, store, max_work)? {
         Ok(s) => LayerSpectrum::Computed(s),
         Err(e) => LayerSpectrum::Skipped { skipped: e.to_string() },
     })

@@ -24,9 +24,10 @@ use crate::arch::{KernelLayout, LayerKind, MatrixLayout};
 use crate::checkpoint::TensorStore;
 use crate::limits::{Limit, OverLimit};
 
-/// Floating-point work of one layer's spectrum: `m^2 n` multiply-adds for the Gram matrix plus
-/// `m^3` for its eigenvalues (`m <= n` the matrix's sides), summed over the kernel positions
-/// for the ESD. 2^34 (about 17 G) is seconds on one core; a 4096 x 4096 matrix needs 2^37.
+/// Floating-point work of one layer's spectrum ([`work`]): `m^2 n` multiply-adds for the Gram
+/// matrix plus `m^3` for its eigenvalues (`m <= n` the matrix's sides), plus the kernel positions'
+/// slices for a conv's ESD. 2^34 (about 17 G) admits a 2048 x 2048 Linear; 4096 x 4096 needs 2^37.
+/// Checked from the shape before any weight value is read ([`layer_spectrum`]).
 pub const SPECTRUM_WORK: Limit = Limit {
     what: "spectrum of one layer (Gram matrix and eigenvalues)",
     unit: "multiply-adds",
@@ -151,13 +152,59 @@ impl WeightMatrix {
 
     /// Multiply-adds of [`spectrum`] on this weight (`None`: overflow).
     pub fn work(&self) -> Option<u64> {
-        let gram = |r: usize, c: usize| -> Option<u64> {
-            let (m, n) = (r.min(c) as u64, r.max(c) as u64);
-            m.checked_mul(m)?.checked_mul(n)?.checked_add(m.checked_mul(m)?.checked_mul(m)?)
-        };
-        let whole = gram(self.out, self.inp.checked_mul(self.positions)?)?;
-        let esd = gram(self.out, self.inp)?.checked_mul(self.positions as u64)?;
-        whole.checked_add(esd)
+        work(self.out, self.inp, self.positions)
+    }
+}
+
+/// Multiply-adds of a spectrum of an `[out, in, positions]` weight: the Gram matrix (`m^2 n`) and
+/// its eigenvalues (`m^3`) of the whole `[out, in * positions]` matrix, plus the same for each
+/// kernel position's `[out, in]` slice when there is more than one (the ESD). `None`: overflow.
+pub fn work(out: usize, inp: usize, positions: usize) -> Option<u64> {
+    let gram = |r: usize, c: usize| -> Option<u64> {
+        let (m, n) = (r.min(c) as u64, r.max(c) as u64);
+        m.checked_mul(m)?.checked_mul(n)?.checked_add(m.checked_mul(m)?.checked_mul(m)?)
+    };
+    let whole = gram(out, inp.checked_mul(positions)?)?;
+    if positions == 1 {
+        return Some(whole);
+    }
+    whole.checked_add(gram(out, inp)?.checked_mul(positions as u64)?)
+}
+
+/// The spectrum of a Linear or conv layer, its work checked against `max_work` before any weight
+/// value is read; `None` for other layers.
+pub fn layer_spectrum(kind: &LayerKind, store: &TensorStore, max_work: u64) -> Option<Result<Spectrum, SpectrumError>> {
+    let (out, inp, positions) = layer_dims(kind, store)?;
+    if let Err(e) = SPECTRUM_WORK.check(work(out, inp, positions), max_work) {
+        return Some(Err(e.into()));
+    }
+    Some(spectrum(&WeightMatrix::of_layer(kind, store)?, max_work))
+}
+
+/// `(out, in, kernel positions)` of a Linear or conv weight, from its shape alone.
+fn layer_dims(kind: &LayerKind, store: &TensorStore) -> Option<(usize, usize, usize)> {
+    match kind {
+        LayerKind::Linear { weight, layout, .. } => {
+            let [a, b] = store.get(weight)?.shape[..] else { return None };
+            Some(match layout {
+                MatrixLayout::OutIn => (a, b, 1),
+                MatrixLayout::InOut => (b, a, 1),
+            })
+        }
+        LayerKind::Conv { weight, layout, kernel, .. } => {
+            let shape = &store.get(weight)?.shape;
+            let k = kernel.len();
+            if shape.len() != k + 2 {
+                return None;
+            }
+            let (out, inp) = match layout {
+                KernelLayout::OutInKernel => (shape[0], shape[1]),
+                KernelLayout::KernelInOut => (shape[k + 1], shape[k]),
+                KernelLayout::InOutKernel => (shape[1], shape[0]),
+            };
+            Some((out, inp, kernel.iter().product()))
+        }
+        _ => None,
     }
 }
 
@@ -174,13 +221,22 @@ pub enum SpectrumError {
 pub fn spectrum(w: &WeightMatrix, max_work: u64) -> Result<Spectrum, SpectrumError> {
     SPECTRUM_WORK.check(w.work(), max_work)?;
     let cols = w.inp * w.positions;
-    let mut eig = gram_eigenvalues(w.out, cols, |r, c| w.values[r * cols + c]).ok_or(SpectrumError::NonFinite)?;
+    let ascending = gram_eigenvalues(w.out, cols, |r, c| w.values[r * cols + c]).ok_or(SpectrumError::NonFinite)?;
+    let mut eig = ascending.clone();
     eig.reverse();
     let singular_values: Vec<f64> = eig.iter().map(|&l| l.max(0.0).sqrt()).collect();
     let frobenius2: f64 = eig.iter().map(|&l| l.max(0.0)).sum();
     let top = eig.first().copied().unwrap_or(0.0);
     let stable_rank = if top > 0.0 { frobenius2 / top } else { 0.0 };
-    let power_law = if w.out.min(w.inp) < MIN_EVALS { None } else { esd(w).and_then(|e| fit_power_law(&e, w)) };
+    let power_law = if w.out.min(w.inp) < MIN_EVALS {
+        None
+    } else if w.positions == 1 {
+        // One kernel position: the ESD is the whole matrix's eigenvalues.
+        let esd: Vec<f64> = ascending.iter().map(|l| l.max(0.0)).collect();
+        fit_power_law(&esd, w)
+    } else {
+        esd(w).and_then(|e| fit_power_law(&e, w))
+    };
     Ok(Spectrum { rows: w.out, cols, singular_values, stable_rank, power_law })
 }
 
