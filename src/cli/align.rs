@@ -95,7 +95,7 @@ pub fn print_alignment(al: &Alignment) {
         if al.converged { " (fixed point)" } else { " (sweep limit reached)" }
     );
     for g in &aligned {
-        println!("  {:<40}  {:>6} units  {:>6} moved", shown(&g.name), g.units, g.moved);
+        println!("  {:<40}  {:>6} units  {:>6} moved", shown(&g.name).to_string(), g.units, g.moved);
     }
     let fixed = al.groups.iter().filter(|g| g.fixed.is_some()).count();
     if fixed > 0 {
@@ -103,7 +103,7 @@ pub fn print_alignment(al: &Alignment) {
         for g in al.groups.iter().filter(|g| g.fixed.is_some()) {
             println!(
                 "  {:<40}  {:>6} units  {}",
-                shown(&g.name),
+                shown(&g.name).to_string(),
                 g.units,
                 shown_message(g.fixed.as_deref().unwrap_or(""))
             );
@@ -112,7 +112,12 @@ pub fn print_alignment(al: &Alignment) {
     println!();
     println!("{:<40}  {:>14}  {:>14}", "layer", "||A-B|| before", "after");
     for l in &al.layers {
-        println!("{:<40}  {:>14.6e}  {:>14.6e}", shown(&format!("{} ({})", l.name, l.kind)), l.before, l.after);
+        println!(
+            "{:<40}  {:>14.6e}  {:>14.6e}",
+            shown(&format!("{} ({})", l.name, l.kind)).to_string(),
+            l.before,
+            l.after
+        );
     }
     println!("{:<40}  {:>14.6e}  {:>14.6e}", "total", al.distance_before, al.distance_after);
 }

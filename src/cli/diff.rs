@@ -60,7 +60,7 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<()> {
     for l in &d.layers {
         println!(
             "{:<40}  {:>12}  {:>9}  {:>12.4e}",
-            shown(&format!("{} ({})", l.name, l.kind)),
+            shown(&format!("{} ({})", l.name, l.kind)).to_string(),
             opt(l.relative_change, |v| format!("{v:.6}")),
             opt(l.cosine, |v| format!("{v:.6}")),
             l.max_abs_difference

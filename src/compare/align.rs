@@ -93,6 +93,7 @@ pub struct LayerDistance {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Alignment {
     pub groups: Vec<GroupReport>,
+    /// Layers with floating-point tensors, in A's order.
     pub layers: Vec<LayerDistance>,
     /// `||A - B||` over every tensor of every layer.
     pub distance_before: f64,
@@ -323,7 +324,8 @@ pub fn permute_axis<T: Copy>(v: &[T], shape: &[usize], axis: usize, block: usize
     out
 }
 
-/// Per-layer `||A - B||` before and after alignment, over the layer's float tensors.
+/// Per-layer `||A - B||` before and after alignment, over the layer's float tensors (layers
+/// without any, such as residuals, are left out).
 fn layer_distances(
     a: &TensorStore,
     a_arch: &Architecture,
@@ -335,8 +337,9 @@ fn layer_distances(
         .layers
         .iter()
         .enumerate()
-        .map(|(l, layer)| {
+        .filter_map(|(l, layer)| {
             let (mut before, mut after) = (0.0, 0.0);
+            let mut compared = false;
             for s in 0..layer.tensors.len() {
                 let (Some(ta), Some(tb)) = (tensor(a, a_arch, l, s), tensor(b, b_arch, l, s)) else { continue };
                 if !ta.dtype.is_float() || ta.shape != tb.shape {
@@ -345,15 +348,16 @@ fn layer_distances(
                 let va = ta.to_f64();
                 let vb = tb.to_f64();
                 let pb = alignment.permuted_values(b, b_arch, l, s).unwrap_or_else(|| vb.clone());
+                compared = true;
                 before += va.iter().zip(&vb).map(|(x, y)| (x - y) * (x - y)).sum::<f64>();
                 after += va.iter().zip(&pb).map(|(x, y)| (x - y) * (x - y)).sum::<f64>();
             }
-            LayerDistance {
+            compared.then(|| LayerDistance {
                 name: layer.name.clone(),
                 kind: layer.kind.name(),
                 before: before.sqrt(),
                 after: after.sqrt(),
-            }
+            })
         })
         .collect()
 }

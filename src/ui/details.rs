@@ -12,7 +12,7 @@ use egui::RichText;
 use egui_plot::{Bar, BarChart, Line, Plot, PlotPoints};
 
 use crate::checkpoint::TensorStore;
-use crate::compare::spectra::{self, SPECTRUM_WORK, Spectrum, WeightMatrix};
+use crate::compare::spectra::{self, SPECTRUM_WORK, Spectrum};
 use crate::layout::{MatrixView, matrix_view};
 use crate::text::{shown, shown_message};
 use crate::ui::colormap::Diverging;
@@ -107,8 +107,7 @@ enum SpectrumEntry {
 fn spectrum_job(store: &TensorStore, layer: &str) -> Result<Option<Spectrum>, String> {
     let arch = crate::arch::recover(store);
     let Some(l) = arch.layers.iter().find(|l| l.name == layer) else { return Ok(None) };
-    let Some(w) = WeightMatrix::of_layer(&l.kind, store) else { return Ok(None) };
-    spectra::spectrum(&w, SPECTRUM_WORK.default).map(Some).map_err(|e| e.to_string())
+    spectra::layer_spectrum(&l.kind, store, SPECTRUM_WORK.default).transpose().map_err(|e| e.to_string())
 }
 
 /// Which tensor of each layer the panel shows (per model and layer); defaults to the first parameter.
@@ -119,6 +118,11 @@ pub struct DetailsPanel {
 }
 
 impl DetailsPanel {
+    /// True while a spectrum job runs (the app is busy until it lands).
+    pub fn spectrum_running(&self) -> bool {
+        self.spectra.values().any(|e| matches!(e, SpectrumEntry::Pending(_)))
+    }
+
     pub fn ui(
         &mut self,
         ui: &mut egui::Ui,
