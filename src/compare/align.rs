@@ -14,26 +14,9 @@ use super::matching::{self, Mismatch};
 use crate::arch::Architecture;
 use crate::checkpoint::TensorStore;
 use crate::checkpoint::writer::OwnedTensor;
-use crate::limits::{Limit, OverLimit};
+use crate::limits::OverLimit;
+pub use crate::limits::{ASSIGNMENT_ENTRIES, SWEEP_WORK};
 use crate::rng::SplitMix64;
-
-/// Entries of the largest dense assignment (units x units of one group, f64): 16M = a group of
-/// 4,096 units, 128 MB.
-pub const ASSIGNMENT_ENTRIES: Limit = Limit {
-    what: "dense assignment of the largest permutation group (units x units)",
-    unit: "entries",
-    default: 1 << 24,
-    flag: "--max-assignment-entries",
-};
-
-/// Multiply-adds of one sweep over all groups (each group: units x elements of every tensor it
-/// indexes). 2^36 (about 69 G) is about a minute on one core.
-pub const SWEEP_WORK: Limit = Limit {
-    what: "one weight-matching sweep (units x tensor elements, summed over groups)",
-    unit: "multiply-adds",
-    default: 1 << 36,
-    flag: "--max-align-work",
-};
 
 #[derive(Clone, Copy, Debug)]
 pub struct AlignOptions {

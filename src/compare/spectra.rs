@@ -22,18 +22,8 @@
 use super::eig::symmetric_eigenvalues;
 use crate::arch::{KernelLayout, LayerKind, MatrixLayout};
 use crate::checkpoint::TensorStore;
-use crate::limits::{Limit, OverLimit};
-
-/// Floating-point work of one layer's spectrum ([`work`]): `m^2 n` multiply-adds for the Gram
-/// matrix plus `m^3` for its eigenvalues (`m <= n` the matrix's sides), plus the kernel positions'
-/// slices for a conv's ESD. 2^34 (about 17 G) admits a 2048 x 2048 Linear; 4096 x 4096 needs 2^37.
-/// Checked from the shape before any weight value is read ([`layer_spectrum`]).
-pub const SPECTRUM_WORK: Limit = Limit {
-    what: "spectrum of one layer (Gram matrix and eigenvalues)",
-    unit: "multiply-adds",
-    default: 1 << 34,
-    flag: "--max-spectrum-work",
-};
+use crate::limits::OverLimit;
+pub use crate::limits::SPECTRUM_WORK;
 
 /// WeightWatcher's `EVALS_THRESH`: eigenvalues of `W^T W` at or below it are not fitted.
 pub const EVALS_THRESHOLD: f64 = 1e-5;
