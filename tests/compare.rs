@@ -52,8 +52,11 @@ fn spectra_match_weightwatcher_and_numpy() {
 /// `compare::groups`): `(tensor, axis, block)` for every axis of one group.
 struct Net {
     tensors: Vec<OwnedTensor>,
-    groups: Vec<(usize, Vec<(String, usize, usize)>)>,
+    groups: Vec<(usize, Axes)>,
 }
+
+/// `(tensor, axis, block)` of every axis one group indexes.
+type Axes = Vec<(String, usize, usize)>;
 
 fn normal_tensor(rng: &mut SplitMix64, name: &str, shape: Vec<usize>, scale: f32) -> OwnedTensor {
     let n = shape.iter().product();
@@ -75,12 +78,12 @@ fn bn(rng: &mut SplitMix64, name: &str, c: usize, out: &mut Vec<OwnedTensor>) {
 }
 
 /// Axes of one group, owned.
-fn axes(list: &[(&str, usize, usize)]) -> Vec<(String, usize, usize)> {
+fn axes(list: &[(&str, usize, usize)]) -> Axes {
     list.iter().map(|&(n, a, b)| (n.to_string(), a, b)).collect()
 }
 
 /// A BatchNorm's four per-channel vectors.
-fn bn_axes(name: &str) -> Vec<(String, usize, usize)> {
+fn bn_axes(name: &str) -> Axes {
     ["weight", "bias", "running_mean", "running_var"].iter().map(|l| (format!("{name}.{l}"), 0, 1)).collect()
 }
 
