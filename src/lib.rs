@@ -5,6 +5,7 @@
 //! - [`arch`]: `TensorStore` -> `Architecture` (ordered layers);
 //! - [`graph`]: `Architecture` -> `ParamGraph` (GMN parameter-graph rules);
 //! - [`cka`]: centred kernel alignment between layer activations; [`activations`]: activation files -> CKA layers;
+//! - [`compare`]: per-layer spectra, neuron alignment (weight matching) and checkpoint diffs;
 //! - [`limits`]: named limits on work derived from a file's contents (refusals name the flag that raises them);
 //! - [`demo`]: the embedded default model the app opens with no files;
 //! - [`analysis`]: GMN outputs over a parameter graph as plain numbers (node colouring, alignment).
@@ -17,6 +18,7 @@ pub mod arch;
 pub mod atomic_write;
 pub mod checkpoint;
 pub mod cka;
+pub mod compare;
 pub mod data;
 pub mod demo;
 pub mod graph;

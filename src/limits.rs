@@ -36,6 +36,36 @@ pub const GMN_BYTES: Limit = Limit {
     flag: "--max-gmn-bytes",
 };
 
+/// Floating-point work of one layer's spectrum (`compare::spectra::work`): `m^2 n` multiply-adds for the Gram
+/// matrix plus `m^3` for its eigenvalues (`m <= n` the matrix's sides), plus the kernel positions'
+/// slices for a conv's ESD. 2^34 (about 17 G) admits a 2048 x 2048 Linear; 4096 x 4096 needs 2^37.
+/// Checked from the shape before any weight value is read (`compare::spectra::layer_spectrum`).
+pub const SPECTRUM_WORK: Limit = Limit {
+    what: "spectrum of one layer (Gram matrix and eigenvalues)",
+    unit: "multiply-adds",
+    default: 1 << 34,
+    flag: "--max-spectrum-work",
+};
+
+/// Entries of the largest dense assignment (units x units of one group, f64): 16M = a group of
+/// 4,096 units, 128 MB.
+pub const ASSIGNMENT_ENTRIES: Limit = Limit {
+    what: "dense assignment of the largest permutation group (units x units)",
+    unit: "entries",
+    default: 1 << 24,
+    flag: "--max-assignment-entries",
+};
+
+/// Multiply-adds of one sweep over all groups (each group: units x elements of every tensor it
+/// indexes; the products run through `gemm`). A 784-1024-1024-10 MLP needs 3 G, 0.7 s per sweep
+/// on the 2-core dev machine; 2^36 (about 69 G) is some 15 s per sweep there.
+pub const SWEEP_WORK: Limit = Limit {
+    what: "one weight-matching sweep (units x tensor elements, summed over groups)",
+    unit: "multiply-adds",
+    default: 1 << 36,
+    flag: "--max-align-work",
+};
+
 /// A refusal: a size over its limit.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(

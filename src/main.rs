@@ -49,6 +49,10 @@ enum Command {
     Infer(cli::infer::InferArgs),
     /// The networks of a zoo nearest to a model by their GMN embedding.
     Retrieve(cli::retrieve::RetrieveArgs),
+    /// Permute B's hidden units onto A's (weight matching) and write B permuted.
+    Align(cli::align::AlignArgs),
+    /// Per-layer differences of two checkpoints, optionally after aligning B to A.
+    Diff(cli::diff::DiffArgs),
     /// The seed study: GMN vs MLP vs CNN representations across seeds (CKA, accuracy, agreement).
     Study(cli::study::StudyArgs),
 }
@@ -70,6 +74,8 @@ fn main() -> ExitCode {
         Some(Command::Infer(args)) => cli::infer::run(&args),
         Some(Command::Retrieve(args)) => cli::retrieve::run(&args),
         Some(Command::Study(args)) => cli::study::run(&args),
+        Some(Command::Align(args)) => cli::align::run(&args),
+        Some(Command::Diff(args)) => cli::diff::run(&args),
         None => cli::gui::run(
             &cli.files,
             cli.screenshot.as_deref(),

@@ -7,6 +7,7 @@ mod cka_properties;
 mod cka_reference;
 mod cli;
 mod common;
+mod compare;
 mod corruption;
 mod data_idx;
 mod data_zoos;

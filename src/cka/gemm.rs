@@ -304,6 +304,43 @@ pub(crate) fn a_at<T: Real>(a: &[T], rows: usize, width: usize, dst: &mut [T]) {
     }
 }
 
+/// `dst += A B^T` for row-major `a` (`rows_a x width`) and `b` (`rows_b x width`), `dst` row-major
+/// `rows_a x rows_b`: every row of A against every row of B (alignment's assignment profits).
+pub(crate) fn a_bt_add<T: Real>(a: &[T], rows_a: usize, b: &[T], rows_b: usize, width: usize, dst: &mut [T]) {
+    assert!(a.len() >= rows_a * width, "A too small");
+    assert!(b.len() >= rows_b * width, "B too small");
+    assert!(dst.len() >= rows_a * rows_b, "destination too small");
+    if rows_a == 0 || rows_b == 0 || width == 0 {
+        return;
+    }
+    let one = T::from_f64(1.0);
+    // SAFETY: lhs (i, kk) = a[i*width + kk], rhs (kk, j) = b[j*width + kk], i < rows_a, j < rows_b,
+    // kk < width, all inside `a` and `b` by the asserts; dst (i, j) = dst[i*rows_b + j] < rows_a*rows_b.
+    unsafe {
+        gemm::gemm(
+            rows_a,
+            rows_b,
+            width,
+            dst.as_mut_ptr(),
+            1,
+            rows_b as isize,
+            true,
+            a.as_ptr(),
+            1,
+            width as isize,
+            b.as_ptr(),
+            width as isize,
+            1,
+            one,
+            one,
+            false,
+            false,
+            false,
+            parallelism(rows_a, rows_b, width),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

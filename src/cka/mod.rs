@@ -28,7 +28,8 @@ mod blas;
 mod centre;
 pub mod csv;
 mod feature;
-mod gemm;
+/// Also used by `compare` (Gram matrices of spectra, assignment profits).
+pub(crate) mod gemm;
 mod hsic;
 pub mod linear;
 mod matrix;

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use gmnscope::arch::{self, Architecture, Unplaced};
 use gmnscope::checkpoint::{self, TensorStore};
+use gmnscope::compare::spectra::{self, SPECTRUM_WORK, Spectrum};
 use gmnscope::graph::{self, ParamGraph};
 use gmnscope::text::{shown, thousands};
 
@@ -21,6 +22,21 @@ pub struct InspectArgs {
     /// Print one JSON object instead of the readable summary.
     #[arg(long)]
     pub json: bool,
+    /// Also compute each Linear/conv layer's spectrum: singular values, stable rank and
+    /// WeightWatcher's power-law alpha (reads the weights; without it inspect reads headers only).
+    #[arg(long)]
+    pub spectra: bool,
+    /// Most multiply-adds spent on one layer's spectrum; larger layers are reported as skipped.
+    #[arg(long, value_name = "N", default_value_t = SPECTRUM_WORK.default)]
+    pub max_spectrum_work: u64,
+}
+
+/// A layer's spectrum, or why it has none.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum LayerSpectrum {
+    Computed(Spectrum),
+    Skipped { skipped: String },
 }
 
 #[derive(Serialize)]
@@ -31,6 +47,9 @@ struct LayerReport<'a> {
     /// Tensor name -> shape, for every tensor the layer owns (parameters and buffers).
     shapes: Vec<(&'a str, &'a [usize])>,
     parameters: usize,
+    /// With `--spectra`, for Linear and conv layers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spectrum: Option<LayerSpectrum>,
 }
 
 #[derive(Serialize)]
@@ -80,7 +99,15 @@ pub fn open_model(file: &Path) -> anyhow::Result<TensorStore> {
     Ok(checkpoint::open(file)?)
 }
 
-fn layer_reports<'a>(store: &'a TensorStore, arch: &'a Architecture) -> Vec<LayerReport<'a>> {
+/// The spectrum of a Linear or conv layer (`None` for other layers).
+fn layer_spectrum(kind: &arch::LayerKind, store: &TensorStore, max_work: u64) -> Option<LayerSpectrum> {
+    Some(match spectra::layer_spectrum(kind, store, max_work)? {
+        Ok(s) => LayerSpectrum::Computed(s),
+        Err(e) => LayerSpectrum::Skipped { skipped: e.to_string() },
+    })
+}
+
+fn layer_reports<'a>(store: &'a TensorStore, arch: &'a Architecture, spectra: Option<u64>) -> Vec<LayerReport<'a>> {
     arch.layers
         .iter()
         .map(|layer| {
@@ -102,6 +129,7 @@ fn layer_reports<'a>(store: &'a TensorStore, arch: &'a Architecture) -> Vec<Laye
                 description: layer.kind.describe(),
                 shapes,
                 parameters,
+                spectrum: spectra.and_then(|max| layer_spectrum(&layer.kind, store, max)),
             }
         })
         .collect()
@@ -145,7 +173,7 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
         format: store.format.name(),
         tensors: store.len(),
         parameters: store.num_parameters(),
-        layers: layer_reports(&store, &arch),
+        layers: layer_reports(&store, &arch, args.spectra.then_some(args.max_spectrum_work)),
         unrecognized: &arch.unrecognized,
         unplaced,
         notes: &arch.notes,
@@ -209,6 +237,27 @@ fn print_text(r: &Report) {
             thousands(l.parameters as u64),
             shapes.join(", ")
         );
+    }
+    if r.layers.iter().any(|l| l.spectrum.is_some()) {
+        println!();
+        println!("spectra (singular values of [out, in x kernel]; alpha: WeightWatcher's power-law fit of the ESD):");
+        for (i, (l, name)) in r.layers.iter().zip(&names).enumerate() {
+            match &l.spectrum {
+                Some(LayerSpectrum::Computed(s)) => {
+                    let alpha = s.power_law.as_ref().map_or("-".to_string(), |p| format!("{:.3}", p.alpha));
+                    println!(
+                        "  {i:>4}  {:<name_width$}  sigma_max {:>10.4}  stable rank {:>8.3}  alpha {alpha:>7}",
+                        name,
+                        s.singular_values.first().copied().unwrap_or(0.0),
+                        s.stable_rank
+                    );
+                }
+                Some(LayerSpectrum::Skipped { skipped }) => {
+                    println!("  {i:>4}  {:<name_width$}  skipped: {}", name, gmnscope::text::shown_message(skipped))
+                }
+                None => {}
+            }
+        }
     }
     if !r.unplaced.is_empty() {
         println!();

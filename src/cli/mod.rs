@@ -1,7 +1,9 @@
 //! Subcommands of the binary: each parses its own arguments (clap) and returns `anyhow::Result`.
 //! Errors are printed once, by `main`, as one line; the exit code is then 2.
 
+pub mod align;
 pub mod cka;
+pub mod diff;
 pub mod fit_inrs;
 pub mod graph;
 #[cfg(feature = "gui")]

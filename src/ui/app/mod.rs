@@ -167,6 +167,7 @@ impl App {
         !self.open_jobs.is_empty()
             || !self.stats_jobs.is_empty()
             || self.heatmaps.running().next().is_some()
+            || self.details.spectrum_running()
             || self.cka.is_busy()
             || self.gmn_busy()
             || !self.startup_finished()

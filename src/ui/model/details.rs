@@ -1,15 +1,18 @@
 //! The right panel: details of the selected layer — description, tensors, weight statistics, a
 //! histogram of its weights (egui_plot) and one parameter tensor as a heatmap texture (conv
 //! kernels flattened to `out x in*k*k`). Heatmaps are computed by a background job
-//! ([`heatmap_job`]) and cached per (model, tensor, theme).
+//! ([`heatmap_job`]) and cached per (model, tensor, theme). Linear and conv layers also show their
+//! spectrum (singular values, stable rank, WeightWatcher's alpha: `compare::spectra`), computed by
+//! a job when the layer is first shown.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use egui::RichText;
-use egui_plot::{Bar, BarChart, Plot};
+use egui_plot::{Bar, BarChart, Line, Plot, PlotPoints};
 
 use crate::checkpoint::TensorStore;
+use crate::compare::spectra::{self, SPECTRUM_WORK, Spectrum};
 use crate::jobs::{JobError, JobHandle, Reporter};
 use crate::layout::{MatrixView, matrix_view};
 use crate::text::{shown, shown_message};
@@ -95,13 +98,33 @@ pub fn heatmap_job(
     }
 }
 
+/// A layer's spectrum: computing, done (`None`: the layer has no weight matrix), or refused.
+enum SpectrumEntry {
+    Pending(JobHandle<Option<Spectrum>>),
+    Ready(Option<Spectrum>),
+    Failed(String),
+}
+
+/// The job body: the spectrum of the layer named `layer` (over [`SPECTRUM_WORK`]: refused).
+fn spectrum_job(store: &TensorStore, layer: &str) -> Result<Option<Spectrum>, String> {
+    let arch = crate::arch::recover(store);
+    let Some(l) = arch.layers.iter().find(|l| l.name == layer) else { return Ok(None) };
+    spectra::layer_spectrum(&l.kind, store, SPECTRUM_WORK.default).transpose().map_err(|e| e.to_string())
+}
+
 /// Which tensor of each layer the panel shows (per model and layer); defaults to the first parameter.
 #[derive(Default)]
 pub struct DetailsPanel {
     chosen_tensor: HashMap<(u64, usize), String>,
+    spectra: HashMap<(u64, usize), SpectrumEntry>,
 }
 
 impl DetailsPanel {
+    /// True while a spectrum job runs (the app is busy until it lands).
+    pub fn spectrum_running(&self) -> bool {
+        self.spectra.values().any(|e| matches!(e, SpectrumEntry::Pending(_)))
+    }
+
     pub fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PanelContext<'_>, heatmaps: &HeatmapCache) {
         let Some(model) = cx.model else { return };
         let (selected, commands) = (cx.selected_layer, &mut *cx.commands);
@@ -134,8 +157,74 @@ impl DetailsPanel {
             ui.add_space(8.0);
             histogram(ui, model.id, index, layer);
             ui.add_space(8.0);
+            self.spectrum(ui, cx.jobs, model, index, layer);
             self.heatmap(ui, model, index, layer, heatmaps, commands);
         });
+    }
+
+    /// Singular values (log scale), stable rank and alpha of a Linear or conv layer.
+    fn spectrum(
+        &mut self,
+        ui: &mut egui::Ui,
+        jobs: &crate::jobs::Registry,
+        model: &LoadedModel,
+        index: usize,
+        layer: &LayerSummary,
+    ) {
+        if !(layer.kind == "linear" || layer.kind.starts_with("conv")) {
+            return;
+        }
+        let entry = self.spectra.entry((model.id, index)).or_insert_with(|| {
+            let (store, name) = (model.store.clone(), layer.name.clone());
+            let job = jobs.spawn(format!("spectrum of {name}"), move |reporter: &Reporter<Option<Spectrum>>| {
+                reporter.stage("computing the spectrum", None);
+                spectrum_job(&store, &name).map_err(JobError::Failed)
+            });
+            job.map_or_else(|e| SpectrumEntry::Failed(e.to_string()), SpectrumEntry::Pending)
+        });
+        if let SpectrumEntry::Pending(job) = entry {
+            match job.poll() {
+                None => {}
+                Some(Ok(s)) => *entry = SpectrumEntry::Ready(s),
+                Some(Err(e)) => *entry = SpectrumEntry::Failed(e.to_string()),
+            }
+        }
+        match entry {
+            SpectrumEntry::Pending(_) => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(RichText::new("computing the spectrum…").weak());
+                });
+            }
+            SpectrumEntry::Failed(e) => {
+                ui.strong("Spectrum");
+                ui.label(RichText::new(shown_message(e).to_string()).small().weak());
+            }
+            SpectrumEntry::Ready(None) => return,
+            SpectrumEntry::Ready(Some(s)) => {
+                ui.strong("Spectrum");
+                let alpha = s.power_law.as_ref().map_or("no power-law fit".to_string(), |p| {
+                    format!("alpha {:.3} (KS {:.3}, tail {} of {})", p.alpha, p.ks_distance, p.tail, p.eigenvalues)
+                });
+                ui.label(RichText::new(format!("stable rank {:.3} · {alpha}", s.stable_rank)).monospace());
+                let points: PlotPoints = s
+                    .singular_values
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| **v > 0.0)
+                    .map(|(i, v)| [i as f64, v.log10()])
+                    .collect();
+                Plot::new(("singular_values", model.id, index))
+                    .height(110.0)
+                    .allow_drag(false)
+                    .allow_zoom(false)
+                    .allow_scroll(false)
+                    .y_axis_label("log10 σ")
+                    .y_axis_min_width(28.0)
+                    .show(ui, |plot| plot.line(Line::new("singular values", points)));
+            }
+        }
+        ui.add_space(8.0);
     }
 
     fn heatmap(
