@@ -65,9 +65,36 @@ pub struct TrainState {
 /// Sums over an epoch's batches (loss over examples, correct predictions, examples).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpochSums {
+    /// Written as a decimal string: serde_json's number parser may round the last bit, and a
+    /// resumed epoch must log exactly what an uninterrupted one logs (`exact_f64`).
+    #[serde(with = "exact_f64")]
     pub loss_sum: f64,
     pub correct: usize,
     pub count: usize,
+}
+
+/// An f64 written as its shortest round-trip decimal string and read back with Rust's correctly
+/// rounded parser (bit-exact); a plain JSON number (states of earlier versions) is read too.
+mod exact_f64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Text(String),
+        Number(f64),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Number(v) => Ok(v),
+            Repr::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 /// Failures reading or writing a run directory; always name the path.
@@ -256,4 +283,23 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     std::io::Write::write_all(&mut w, bytes).map_err(|e| err(path, e))?;
     let f = w.into_inner().map_err(|e| err(path, e.into_error()))?;
     f.sync_all().map_err(|e| err(path, e))
+}
+
+#[cfg(test)]
+mod exact_sum_tests {
+    use super::EpochSums;
+
+    #[test]
+    fn epoch_loss_sums_survive_json_bit_for_bit() {
+        let mut x = 0.6607566525825076f64 * 120.0;
+        for _ in 0..2_000 {
+            let sums = EpochSums { loss_sum: x, correct: 3, count: 7 };
+            let back: EpochSums = serde_json::from_str(&serde_json::to_string(&sums).unwrap()).unwrap();
+            assert_eq!(back.loss_sum.to_bits(), x.to_bits(), "{x:e}");
+            x = x * 1.000_000_7 + 1e-9;
+        }
+        // States written before: a plain number.
+        let old: EpochSums = serde_json::from_str(r#"{"loss_sum": 1.5, "correct": 1, "count": 2}"#).unwrap();
+        assert_eq!(old.loss_sum, 1.5);
+    }
 }
