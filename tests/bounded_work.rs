@@ -349,12 +349,16 @@ fn bad_zoos_and_edited_runs_get_short_clear_messages() {
     };
 
     // A NaN in one network: refused at load, naming the network and the tensor.
-    let bad = tmp.path().join("bad");
-    std::fs::create_dir_all(&bad).unwrap();
-    for entry in std::fs::read_dir(&zoo).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), bad.join(entry.file_name())).unwrap();
-    }
+    let copy_zoo = |name: &str| {
+        let copy = tmp.path().join(name);
+        std::fs::create_dir_all(&copy).unwrap();
+        for entry in std::fs::read_dir(&zoo).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), copy.join(entry.file_name())).unwrap();
+        }
+        copy
+    };
+    let bad = copy_zoo("bad");
     let store = gmnscope::checkpoint::open(bad.join("inr_000003.safetensors")).unwrap();
     let tensors: Vec<gmnscope::checkpoint::writer::OwnedTensor> = store
         .tensors()
@@ -375,12 +379,7 @@ fn bad_zoos_and_edited_runs_get_short_clear_messages() {
     assert!(err.contains("inr_000003") && err.contains("seq.1.weight") && err.contains("not finite"), "{err}");
 
     // Every network in the training split: trains, with a warning about what is missing.
-    let all_train = tmp.path().join("all-train");
-    std::fs::create_dir_all(&all_train).unwrap();
-    for entry in std::fs::read_dir(&zoo).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), all_train.join(entry.file_name())).unwrap();
-    }
+    let all_train = copy_zoo("all-train");
     let index_path = all_train.join("index.json");
     let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
     for e in index["entries"].as_array_mut().unwrap() {

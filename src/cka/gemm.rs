@@ -267,50 +267,27 @@ pub(crate) fn measure_gflops(backend: Backend, k: usize) -> f64 {
 /// `dst = A A^T` for row-major `a` (`rows x width`, row stride `width`): the `rows x rows` Gram
 /// matrix of the examples, written row-major into `dst`.
 pub(crate) fn a_at<T: Real>(a: &[T], rows: usize, width: usize, dst: &mut [T]) {
-    assert!(a.len() >= rows * width, "A too small");
-    assert!(dst.len() >= rows * rows, "destination too small");
-    if rows == 0 {
-        return;
-    }
-    if width == 0 {
-        dst[..rows * rows].fill(T::default());
-        return;
-    }
-    let one = T::from_f64(1.0);
-    // SAFETY: lhs (i, kk) = a[i*width + kk], rhs (kk, j) = a[j*width + kk], i, j < rows,
-    // kk < width, all inside `a` by the assert; dst (i, j) = dst[i*rows + j] < rows^2.
-    unsafe {
-        gemm::gemm(
-            rows,
-            rows,
-            width,
-            dst.as_mut_ptr(),
-            1,
-            rows as isize,
-            false,
-            a.as_ptr(),
-            1,
-            width as isize,
-            a.as_ptr(),
-            width as isize,
-            1,
-            one,
-            one,
-            false,
-            false,
-            false,
-            parallelism(rows, rows, width),
-        );
-    }
+    a_bt(a, rows, a, rows, width, dst, false);
 }
 
 /// `dst += A B^T` for row-major `a` (`rows_a x width`) and `b` (`rows_b x width`), `dst` row-major
 /// `rows_a x rows_b`: every row of A against every row of B (alignment's assignment profits).
 pub(crate) fn a_bt_add<T: Real>(a: &[T], rows_a: usize, b: &[T], rows_b: usize, width: usize, dst: &mut [T]) {
+    a_bt(a, rows_a, b, rows_b, width, dst, true);
+}
+
+/// `dst = A B^T` (or `dst += A B^T` with `accumulate`), shapes as in [`a_bt_add`].
+fn a_bt<T: Real>(a: &[T], rows_a: usize, b: &[T], rows_b: usize, width: usize, dst: &mut [T], accumulate: bool) {
     assert!(a.len() >= rows_a * width, "A too small");
     assert!(b.len() >= rows_b * width, "B too small");
     assert!(dst.len() >= rows_a * rows_b, "destination too small");
-    if rows_a == 0 || rows_b == 0 || width == 0 {
+    if rows_a == 0 || rows_b == 0 {
+        return;
+    }
+    if width == 0 {
+        if !accumulate {
+            dst[..rows_a * rows_b].fill(T::default());
+        }
         return;
     }
     let one = T::from_f64(1.0);
@@ -324,7 +301,7 @@ pub(crate) fn a_bt_add<T: Real>(a: &[T], rows_a: usize, b: &[T], rows_b: usize, 
             dst.as_mut_ptr(),
             1,
             rows_b as isize,
-            true,
+            accumulate,
             a.as_ptr(),
             1,
             width as isize,
